@@ -1,0 +1,1 @@
+"""A tiny MLP classifier on synthetic data (the CUDA-only original)."""

@@ -1,0 +1,139 @@
+"""The engine: byte-faithful reading and writing, errors reported, imports scheduled safely."""
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from torchdevice_migrate.engine import discover, migrate_path, write_atomic
+from torchdevice_migrate.findings import FileState
+from torchdevice_migrate.transform import Options, SourceError, migrate_source, migrate_text
+
+CUDA_LINE = b"x = y.cuda()\n"
+
+
+def test_bom_and_crlf_are_kept():
+    src = b"\xef\xbb\xbfimport torch\r\n" + CUDA_LINE.replace(b"\n", b"\r\n")
+    out = migrate_source(src).new
+    assert out.startswith(b"\xef\xbb\xbf")
+    assert b"\r\n" in out and b"\n" not in out.replace(b"\r\n", b"")
+    assert b"runtime_shim.device()" in out
+
+
+def test_encoding_declaration_is_kept():
+    src = "# -*- coding: latin-1 -*-\nname = 'caf\xe9'\nx = y.cuda()\n".encode("latin-1")
+    out = migrate_source(src).new
+    assert out.startswith(b"# -*- coding: latin-1 -*-\n")
+    assert "caf\xe9".encode("latin-1") in out
+    out.decode("latin-1")
+
+
+def test_trailing_whitespace_at_end_of_file_round_trips():
+    src = b"import torch\nx = y.cuda()\n\t\n  "
+    out = migrate_source(src).new
+    assert out.endswith(b"\n\t\n  ")
+    assert b"runtime_shim.device()" in out
+
+
+def test_file_without_cuda_is_byte_identical():
+    src = b"import torch\n\n\nx = torch.ones(2)  # not on a gpu\n"
+    assert migrate_source(src).new == src
+
+
+def test_syntax_error_is_reported_with_line():
+    with pytest.raises(SourceError) as e:
+        migrate_source(b"import torch\nx = y.cuda(\n\ndef f(:\n")
+    assert e.value.line >= 2
+    assert "syntax" in e.value.reason
+
+
+def test_bad_file_result_is_error_and_untouched(tmp_path: Path):
+    bad = tmp_path / "bad.py"
+    bad.write_bytes(b"x = y.cuda(\n")
+    result = migrate_path(bad, Options())
+    assert result.state is FileState.ERROR
+    assert result.error.startswith(f"{bad}:")
+    assert bad.read_bytes() == b"x = y.cuda(\n"
+
+
+def test_undecodable_file_is_error(tmp_path: Path):
+    bad = tmp_path / "bad.py"
+    bad.write_bytes(b"x = '\xff\xfe'\ny = z.cuda()\n")
+    result = migrate_path(bad, Options())
+    assert result.state is FileState.ERROR
+
+
+def test_atomic_write_keeps_mode(tmp_path: Path):
+    f = tmp_path / "script.py"
+    f.write_bytes(b"old")
+    os.chmod(f, 0o751)
+    write_atomic(f, b"new")
+    assert f.read_bytes() == b"new"
+    assert stat.S_IMODE(f.stat().st_mode) == 0o751
+    assert [p.name for p in tmp_path.iterdir()] == ["script.py"]
+
+
+def test_atomic_write_through_symlink_keeps_link(tmp_path: Path):
+    real = tmp_path / "real.py"
+    real.write_bytes(b"old")
+    link = tmp_path / "link.py"
+    link.symlink_to(real)
+    write_atomic(link, b"new")
+    assert link.is_symlink() and real.read_bytes() == b"new"
+
+
+def test_import_is_not_shadowing_an_existing_name():
+    out = migrate_text("runtime_shim = 3\nx = y.cuda()\n")
+    assert "import runtime_shim as _runtime_shim" in out
+    assert "x = y.to(_runtime_shim.device())" in out
+    assert "runtime_shim = 3" in out
+
+
+def test_import_reused_on_second_run():
+    once = migrate_text("import torch\nx = y.cuda()\n")
+    twice = migrate_text(once + "z = w.cuda()\n")
+    assert twice.count("import runtime_shim") == 1
+    assert "z = w.to(runtime_shim.device())" in twice
+
+
+def test_vendored_shim_module_import():
+    out = migrate_text("x = y.cuda()\n", Options(shim_module="mypkg._vendor.runtime_shim"))
+    assert "from mypkg._vendor import runtime_shim" in out
+    assert "x = y.to(runtime_shim.device())" in out
+
+
+def test_future_import_stays_first():
+    out = migrate_text('"""Doc."""\nfrom __future__ import annotations\nx = y.cuda()\n')
+    lines = out.splitlines()
+    assert lines[0] == '"""Doc."""' and lines[1] == "from __future__ import annotations"
+
+
+def test_unused_from_import_removed_after_rename():
+    out = migrate_text("from torch.cuda import synchronize, Stream\nsynchronize()\ns = Stream\n")
+    assert "from torch.cuda" not in out
+    assert "runtime_shim.synchronize()" in out and "s = runtime_shim.Stream" in out
+
+
+def test_from_import_kept_while_still_used():
+    out = migrate_text("from torch.cuda import synchronize, FooBar\nsynchronize()\ns = FooBar\n")
+    assert "from torch.cuda import FooBar\n" in out
+
+
+def test_suppression_comment():
+    src = "x = y.cuda()  # torchdevice: ignore\nz = w.cuda()  # torchdevice: ignore[TDM999]\n"
+    out = migrate_text(src)
+    assert "x = y.cuda()  # torchdevice: ignore" in out
+    assert "z = w.to(runtime_shim.device())" in out
+
+
+def test_discover_skips_venvs_and_caches(tmp_path: Path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "a.py").write_text("")
+    for d in (".git", "__pycache__", "build", "dist", "node_modules", "myenv"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "b.py").write_text("")
+    (tmp_path / "myenv" / "pyvenv.cfg").write_text("")
+    (tmp_path / "pkg" / "skip_me.py").write_text("")
+    found = [p.relative_to(tmp_path).as_posix() for p in discover([tmp_path], excludes=["*/skip_me.py"])]
+    assert found == ["pkg/a.py"]

@@ -1,0 +1,165 @@
+"""The ``torchdevice-migrate`` command line."""
+
+from __future__ import annotations
+
+import difflib
+import io
+import os
+import sys
+import tokenize
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from . import __version__
+from .engine import RunSummary, copy_tree, discover, run, write_atomic
+from .findings import FileResult, FileState, FindingStatus
+from .transform import Options
+
+EXIT_OK, EXIT_CHANGES, EXIT_ERROR = 0, 1, 2
+
+EPILOG = """\
+[bold]Examples[/bold]
+
+  torchdevice-migrate src/ --diff          show what would change, write nothing
+  torchdevice-migrate src/                 port in place
+  torchdevice-migrate src/ --check         CI: exit 1 if anything would change
+  torchdevice-migrate repo/ --out ported/  write a ported copy of repo/ to ported/
+
+[bold]Exit codes[/bold]
+
+  0  success (nothing to change under --check)
+  1  --check: files would change
+  2  usage error, or files that could not be read or parsed (reported, left untouched)
+"""
+
+app = typer.Typer(add_completion=False, rich_markup_mode="rich", context_settings={"help_option_names": ["-h", "--help"]})
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"torchdevice-migrate {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+def _decode(data: bytes) -> str:
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        return data.decode(encoding)
+    except (SyntaxError, UnicodeDecodeError, LookupError):
+        return data.decode("utf-8", errors="replace")
+
+
+def unified_diff(result: FileResult) -> str:
+    old = _decode(result.original).splitlines(keepends=True)
+    new = _decode(result.new or b"").splitlines(keepends=True)
+    lines = difflib.unified_diff(old, new, fromfile=f"a/{result.path}", tofile=f"b/{result.path}")
+    out = []
+    for line in lines:
+        out.append(line if line.endswith(("\n", "\r")) else line + "\n\\ No newline at end of file\n")
+    return "".join(out)
+
+
+def _print_diff(text: str, console: Console) -> None:
+    if not console.is_terminal:
+        sys.stdout.write(text)
+        return
+    for line in text.splitlines():
+        style = ("bold" if line.startswith(("---", "+++")) else "green" if line.startswith("+")
+                 else "red" if line.startswith("-") else "cyan" if line.startswith("@@") else None)
+        console.print(Text(line, style=style or ""), soft_wrap=True)
+
+
+@app.command(epilog=EPILOG, help="Port CUDA-specific PyTorch code to portable code (CUDA, XPU, MPS or CPU).")
+def migrate(
+    paths: List[Path] = typer.Argument(..., help="Files or folders to port.", show_default=False),
+    diff: bool = typer.Option(False, "--diff", help="Print a unified diff and write nothing."),
+    check: bool = typer.Option(False, "--check", help="Write nothing; exit 1 if anything would change."),
+    out: Optional[Path] = typer.Option(None, "--out", metavar="DEST",
+                                       help="Write a ported copy of one source tree to DEST instead of editing in place."),
+    exclude: List[str] = typer.Option([], "--exclude", metavar="GLOB", help="Skip paths matching GLOB (repeatable)."),
+    shim_module: str = typer.Option("runtime_shim", "--shim-module", metavar="MODULE",
+                                    help="Import path of the runtime shim in migrated code."),
+    jobs: int = typer.Option(0, "--jobs", "-j", help="Worker processes (0: one per CPU for many files)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only errors and the summary."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    console = Console(highlight=False)
+    for p in paths:
+        if not p.exists():
+            err.print(f"error: {p}: no such file or folder", markup=False)
+            raise typer.Exit(EXIT_ERROR)
+    if out is not None:
+        if len(paths) != 1 or not paths[0].is_dir():
+            err.print("error: --out takes exactly one source folder", markup=False)
+            raise typer.Exit(EXIT_ERROR)
+        if out.exists() and any(out.iterdir()):
+            err.print(f"error: --out {out}: folder exists and is not empty", markup=False)
+            raise typer.Exit(EXIT_ERROR)
+        if out.resolve().is_relative_to(paths[0].resolve()):
+            err.print("error: --out must not be inside the source folder", markup=False)
+            raise typer.Exit(EXIT_ERROR)
+
+    options = Options(shim_module=shim_module)
+    files = list(discover(paths, exclude))
+    if jobs <= 0:
+        jobs = min(os.cpu_count() or 1, 8) if len(files) >= 16 else 1
+    summary = run(files, options, jobs=jobs)
+    write = not diff and not check
+
+    if out is not None:
+        copy_tree(paths[0], out)
+    for result in summary.results:
+        if result.state is FileState.ERROR:
+            err.print(f"error: {result.error}", markup=False)
+            continue
+        if not result.changed:
+            continue
+        if diff:
+            _print_diff(unified_diff(result), console)
+        if write:
+            target = out / Path(result.path).relative_to(paths[0]) if out is not None else Path(result.path)
+            write_atomic(target, result.new or b"")
+            result.written = True
+            if not quiet:
+                err.print(f"ported {target}", markup=False)
+
+    _print_review(summary, err, quiet)
+    _print_summary(summary, err, write=write)
+    if summary.errors:
+        raise typer.Exit(EXIT_ERROR)
+    if check and summary.changed:
+        raise typer.Exit(EXIT_CHANGES)
+    raise typer.Exit(EXIT_OK)
+
+
+def _print_review(summary: RunSummary, err: Console, quiet: bool) -> None:
+    left = [f for r in summary.results for f in r.findings if f.status is not FindingStatus.REWRITTEN]
+    if not left or quiet:
+        return
+    err.print(f"\n{len(left)} site(s) left as is, for review:", markup=False)
+    for f in left:
+        err.print(f"  {f.location()}: {f.code} [{f.status.value}] {f.api}: {f.message}", markup=False)
+        if f.hint:
+            err.print(f"      hint: {f.hint}", markup=False)
+
+
+def _print_summary(summary: RunSummary, err: Console, write: bool) -> None:
+    findings = [f for r in summary.results for f in r.findings]
+    rewritten = sum(f.status is FindingStatus.REWRITTEN for f in findings)
+    review = sum(f.status is FindingStatus.REVIEW for f in findings)
+    unsupported = sum(f.status is FindingStatus.UNSUPPORTED for f in findings)
+    verb = "changed" if write else "would change"
+    err.print(
+        f"{summary.scanned} file(s) scanned, {len(summary.changed)} {verb}, {len(summary.errors)} skipped with errors; "
+        f"{rewritten} site(s) rewritten, {review} for review, {unsupported} unsupported.",
+        markup=False,
+    )
+
+
+def main() -> None:
+    app(prog_name="torchdevice-migrate")

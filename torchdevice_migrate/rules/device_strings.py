@@ -1,0 +1,267 @@
+"""``'cuda'`` device strings, where the syntax proves they are devices.
+
+A CUDA device string (``'cuda'``, ``'cuda:1'``, ``f'cuda:{rank}'``, ``'cuda:%d' % i``) is wrapped in
+``runtime_shim.device_string(...)`` (or ``runtime_shim.device_type(...)`` where the position holds a
+device *type*) only in these positions:
+
+* a ``device=`` / ``map_location=`` / ``device_map=`` keyword (``device_type=``: a type), in any call;
+* a device parameter of a known torch callable (``torch.set_default_device``, ``torch.Generator``,
+  ``torch.load``'s ``map_location``, ``torch.autocast``'s ``device_type``) and the first argument of ``.to()``;
+* the values (not the keys) of a ``map_location={...}`` dict;
+* the default of a parameter, the value of an assignment, or a dict entry whose name says device
+  (``device``, ``self.device``, ``*_device``, ``'device'``; ``device_type`` for types);
+* ``parser.add_argument('--device', default='cuda')``;
+* a branch of a conditional expression whose other branch is ``'cpu'`` (``'cuda' if c else 'cpu'``).
+
+The idiom ``'cuda' if torch.cuda.is_available() else 'cpu'`` becomes ``runtime_shim.device_string()``.
+A string stays a string; integers stay integers except where a torch call takes them as a device
+(``x.to(0)``, ``torch.ones(2, device=0)``). Everything else is left alone and listed for review.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+import libcst as cst
+
+from .base import (
+    Rule,
+    RuleContext,
+    device_kind_for_name,
+    is_cpu_string,
+    is_cuda_device_string,
+    is_plain_cuda,
+    string_value,
+    target_name,
+)
+
+# Keyword arguments that hold a device (any callable) and the kind of value they hold.
+DEVICE_KEYWORDS = {"device": "string", "map_location": "string", "device_map": "string", "device_type": "type"}
+
+# Positional device parameters of known callables: qualified name -> {position: kind}.
+DEVICE_POSITIONALS = {
+    "torch.set_default_device": {0: "string"},
+    "torch.Generator": {0: "string"},
+    "torch.load": {1: "string"},
+    "torch.autocast": {0: "type"},
+    "torch.amp.autocast": {0: "type"},
+    "torch.amp.GradScaler": {0: "type"},
+    "torch.get_device_module": {0: "type"},
+}
+
+# Calls that take care of their own device argument (rewritten as a whole elsewhere).
+OWNER_CALLS = {"torch.device"}
+
+_ARGPARSE_DEVICE_OPTION = re.compile(r"--?[\w-]*dev(?:ice)?(?:[_-]type)?")
+
+SHIM_FOR_KIND = {"string": "device_string", "type": "device_type"}
+
+
+def _call_of_arg(ctx: RuleContext, arg: cst.Arg) -> Optional[cst.Call]:
+    call = ctx.parent(arg)
+    return call if isinstance(call, cst.Call) else None
+
+
+def _positional_index(call: cst.Call, arg: cst.Arg) -> Optional[int]:
+    if arg.keyword is not None or arg.star:
+        return None
+    positional = [a for a in call.args if a.keyword is None and not a.star]
+    for i, a in enumerate(positional):
+        if a is arg:
+            return i
+    return None
+
+
+def _is_to_call(call: cst.Call) -> bool:
+    return isinstance(call.func, cst.Attribute) and call.func.attr.value == "to"
+
+
+def call_position_kind(ctx: RuleContext, call: cst.Call, arg: cst.Arg) -> Optional[str]:
+    """The device kind of argument ``arg`` of ``call``, or None if it is not proven a device."""
+    if ctx.is_shim_ref(call.func):
+        return None
+    qual = ctx.qualname(call.func)
+    if qual in OWNER_CALLS:
+        return None
+    if arg.keyword is not None:
+        key = arg.keyword.value
+        if key in DEVICE_KEYWORDS:
+            return DEVICE_KEYWORDS[key]
+        if key == "default" and isinstance(call.func, cst.Attribute) and call.func.attr.value == "add_argument":
+            for a in call.args:
+                option = string_value(a.value) if a.keyword is None else None
+                if option and _ARGPARSE_DEVICE_OPTION.fullmatch(option):
+                    return "type" if "type" in option else "string"
+        return None
+    index = _positional_index(call, arg)
+    if index is None:
+        return None
+    if _is_to_call(call):
+        return "string" if index == 0 else None
+    return DEVICE_POSITIONALS.get(qual or "", {}).get(index)
+
+
+def device_position(ctx: RuleContext, node: cst.CSTNode) -> Optional[str]:
+    """Whether ``node`` (an original node) sits where the syntax proves a device; its kind if so."""
+    parent = ctx.parent(node)
+    if isinstance(parent, cst.Arg) and parent.value is node:
+        call = _call_of_arg(ctx, parent)
+        return call_position_kind(ctx, call, parent) if call is not None else None
+    if isinstance(parent, cst.Param) and parent.default is node:
+        return device_kind_for_name(parent.name.value)
+    if isinstance(parent, cst.Assign) and parent.value is node:
+        kinds = {device_kind_for_name(target_name(t.target)) for t in parent.targets}
+        kinds.discard(None)
+        return kinds.pop() if len(kinds) == 1 else None
+    if isinstance(parent, cst.AnnAssign) and parent.value is node:
+        return device_kind_for_name(target_name(parent.target))
+    if isinstance(parent, cst.DictElement) and parent.value is node:
+        key = string_value(parent.key)
+        if key is not None and not is_cuda_device_string(parent.key):
+            return device_kind_for_name(key)
+        return _map_location_dict(ctx, ctx.parent(parent))
+    if isinstance(parent, cst.IfExp) and node in (parent.body, parent.orelse):
+        other = parent.orelse if node is parent.body else parent.body
+        outer = device_position(ctx, parent)
+        if outer is None and _owner_argument(ctx, parent):
+            outer = "string"
+        if outer is not None:
+            return outer
+        return "string" if is_cpu_string(other) else None
+    return None
+
+
+def _map_location_dict(ctx: RuleContext, dict_node: Optional[cst.CSTNode]) -> Optional[str]:
+    if not isinstance(dict_node, cst.Dict):
+        return None
+    arg = ctx.parent(dict_node)
+    if isinstance(arg, cst.Arg) and arg.keyword is not None and arg.keyword.value == "map_location":
+        return "string"
+    if isinstance(arg, cst.Arg) and arg.keyword is None:
+        call = _call_of_arg(ctx, arg)
+        if call is not None and ctx.qualname(call.func) == "torch.load" and _positional_index(call, arg) == 1:
+            return "string"
+    return None
+
+
+def _owner_argument(ctx: RuleContext, node: cst.CSTNode) -> bool:
+    """True when ``node`` is an argument of a call that is rewritten as a whole (``torch.device``)."""
+    parent = ctx.parent(node)
+    if isinstance(parent, cst.Arg):
+        call = _call_of_arg(ctx, parent)
+        return call is not None and ctx.qualname(call.func) in OWNER_CALLS
+    return False
+
+
+def is_available_test(ctx: RuleContext, test: cst.BaseExpression) -> Optional[bool]:
+    """True for ``torch.cuda.is_available()``, False for its negation, None otherwise."""
+    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        inner = is_available_test(ctx, test.expression)
+        return None if inner is None else not inner
+    if isinstance(test, cst.Call) and not test.args and ctx.qualname(test.func) == "torch.cuda.is_available":
+        return True
+    return None
+
+
+def availability_idiom(ctx: RuleContext, node: cst.IfExp) -> Optional[cst.BaseExpression]:
+    """For ``S if torch.cuda.is_available() else 'cpu'`` (or negated), the CUDA branch ``S``."""
+    polarity = is_available_test(ctx, node.test)
+    if polarity is None:
+        return None
+    cuda_branch, cpu_branch = (node.body, node.orelse) if polarity else (node.orelse, node.body)
+    if is_cpu_string(cpu_branch) and is_cuda_device_string(cuda_branch):
+        return cuda_branch
+    return None
+
+
+def shim_args_for(cuda_string: cst.BaseExpression) -> list:
+    """No argument for plain ``'cuda'`` (the default), else the string itself."""
+    return [] if is_plain_cuda(cuda_string) else [cst.Arg(cuda_string)]
+
+
+class DeviceStrings(Rule):
+    name = "device-strings"
+    VALID = (
+        "x = 'cuda'\n",
+        "print('cuda')\n",
+        "state = {'cuda_rng_state': 1}\n",
+        "def f():\n    '''Runs on cuda.'''\n",
+        "logger.info('moving model to cuda:0')\n",
+        "torch.load(f, map_location='cpu')\n",
+        "device = 0\n",
+        "model.to(self.gpu_id)\n",
+        "name = s.replace('cuda:', '')\n",
+    )
+    INVALID = (
+        ("import torch\nx = torch.ones(2, device='cuda')\n",
+         "import torch\nimport runtime_shim\n\nx = torch.ones(2, device=runtime_shim.device_string('cuda'))\n"),
+        ("def build(device='cuda'):\n    pass\n",
+         "import runtime_shim\n\ndef build(device=runtime_shim.device_string('cuda')):\n    pass\n"),
+        ("import torch\ndevice = 'cuda' if torch.cuda.is_available() else 'cpu'\n",
+         "import torch\nimport runtime_shim\n\ndevice = runtime_shim.device_string()\n"),
+        ("y = x.to(f'cuda:{rank}')\n",
+         "import runtime_shim\n\ny = x.to(runtime_shim.device_string(f'cuda:{rank}'))\n"),
+        ("sd = torch.load(p, map_location={'cuda:0': 'cuda:%d' % rank})\n",
+         "import runtime_shim\n\nsd = torch.load(p, map_location={'cuda:0': runtime_shim.device_string('cuda:%d' % rank)})\n"),
+        ("parser.add_argument('--device', default='cuda')\n",
+         "import runtime_shim\n\nparser.add_argument('--device', default=runtime_shim.device_string('cuda'))\n"),
+        ("import torch\nwith torch.autocast(device_type='cuda'):\n    pass\n",
+         "import torch\nimport runtime_shim\n\nwith torch.autocast(device_type=runtime_shim.device_type('cuda')):\n    pass\n"),
+        ("y = x.to(0)\n", "import runtime_shim\n\ny = x.to(runtime_shim.device(0))\n"),
+    )
+
+    def _wrap(self, ctx: RuleContext, original: cst.BaseExpression, updated: cst.BaseExpression,
+              kind: str) -> Optional[cst.BaseExpression]:
+        new = ctx.shim_call(SHIM_FOR_KIND[kind], updated)
+        return ctx.rewrite(original, new, "literal:'cuda'", "TDM101")
+
+    def _leave_string_like(self, ctx: RuleContext, original, updated):
+        if not is_cuda_device_string(original):
+            return None
+        kind = device_position(ctx, original)
+        if kind is None:
+            return None
+        return self._wrap(ctx, original, updated, kind)
+
+    leave_SimpleString = _leave_string_like
+    leave_ConcatenatedString = _leave_string_like
+    leave_FormattedString = _leave_string_like
+    leave_BinaryOperation = _leave_string_like
+
+    def leave_Call(self, ctx: RuleContext, original: cst.Call, updated: cst.Call):
+        if is_cuda_device_string(original):  # 'cuda:{}'.format(i)
+            return self._leave_string_like(ctx, original, updated)
+        # torch.cuda.current_device() where a torch call expects a device: make it a device.
+        if not original.args and ctx.qualname(original.func) == "torch.cuda.current_device":
+            if self._int_device_position(ctx, original):
+                return ctx.rewrite(original, ctx.shim_call("device", updated), "torch.cuda.current_device", "TDM101")
+        return None
+
+    def leave_Integer(self, ctx: RuleContext, original: cst.Integer, updated: cst.Integer):
+        if self._int_device_position(ctx, original):
+            return ctx.rewrite(original, ctx.shim_call("device", updated), "torch.Tensor.to", "TDM101")
+        return None
+
+    def _int_device_position(self, ctx: RuleContext, node: cst.CSTNode) -> bool:
+        """An int is a device only as ``.to(0)`` or ``device=0`` of a torch call."""
+        parent = ctx.parent(node)
+        if not (isinstance(parent, cst.Arg) and parent.value is node):
+            return False
+        call = _call_of_arg(ctx, parent)
+        if call is None or ctx.is_shim_ref(call.func):
+            return False
+        if _is_to_call(call):
+            return _positional_index(call, parent) == 0 or (parent.keyword is not None and parent.keyword.value == "device")
+        qual = ctx.qualname(call.func) or ""
+        return (qual.startswith("torch.") and qual not in OWNER_CALLS and not qual.startswith("torch.cuda.")
+                and parent.keyword is not None and parent.keyword.value == "device")
+
+    def leave_IfExp(self, ctx: RuleContext, original: cst.IfExp, updated: cst.IfExp):
+        cuda_branch = availability_idiom(ctx, original)
+        if cuda_branch is None:
+            return None
+        kind = device_position(ctx, original) or "string"
+        new = ctx.shim_call(SHIM_FOR_KIND[kind], *shim_args_for(cuda_branch))
+        return ctx.rewrite(original, new.with_changes(lpar=updated.lpar, rpar=updated.rpar), "torch.cuda.is_available", "TDM101",
+                           "The 'cuda if available else cpu' idiom now asks the runtime shim for the device.")

@@ -1,0 +1,88 @@
+"""References to registry entries: renames into the shim, and reports of what is not ported.
+
+For every name or attribute whose qualified name (aliases resolved: ``import torch as th``,
+``from torch import cuda``, ``import torch.cuda as tc``, ``from torch.cuda import Event``) is in
+the registry:
+
+* a ``rename`` entry (``torch.cuda.Event`` -> ``runtime_shim.Event``) is rewritten in place, called
+  or not; a ``from torch.cuda import X`` that becomes unused is removed;
+* an ``UNSUPPORTED`` entry is reported with its reason code, hint and line, and left as is;
+* a ``torch.cuda`` / ``torch.backends.cuda`` name that the registry does not know is reported (TDM303).
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+import libcst as cst
+
+from ..findings import FindingStatus
+from ..registry import Status, is_cuda_namespace, lookup
+from .base import Rule, RuleContext
+
+
+def _skip_reference(ctx: RuleContext, node: cst.CSTNode) -> bool:
+    """Import statements, attribute names, module prefixes of a longer chain, assignment targets."""
+    parent = ctx.parent(node)
+    if isinstance(parent, cst.Attribute):
+        if parent.attr is node or parent.value is node:
+            return True
+    p = parent
+    while isinstance(p, cst.Attribute):
+        p = ctx.parent(p)
+    if isinstance(p, (cst.ImportAlias, cst.ImportFrom)):
+        return True
+    if isinstance(parent, cst.AssignTarget) or (isinstance(parent, (cst.AugAssign, cst.AnnAssign)) and parent.target is node):
+        return True
+    if isinstance(parent, (cst.Del,)):
+        return True
+    return False
+
+
+class RegistryRenames(Rule):
+    name = "registry-renames"
+    VALID = (
+        "torch.backends.cudnn.benchmark = True\n",
+        "import torch\nkey = 'torch.cuda.synchronize'\n",
+        "def synchronize():\n    pass\nsynchronize()\n",
+    )
+    INVALID = (
+        ("import torch\nn = torch.cuda.device_count()\n", "import torch\nimport runtime_shim\n\nn = runtime_shim.device_count()\n"),
+        ("import torch as th\nth.cuda.synchronize()\n", "import torch as th\nimport runtime_shim\n\nruntime_shim.synchronize()\n"),
+        ("from torch import cuda\nok = cuda.is_available()\n", "from torch import cuda\nimport runtime_shim\n\nok = runtime_shim.is_available()\n"),
+        ("import torch.cuda as tc\ntc.set_device(rank)\n", "import torch.cuda as tc\nimport runtime_shim\n\nruntime_shim.set_device(rank)\n"),
+        ("from torch.cuda import Event\ne = Event(enable_timing=True)\n", "import runtime_shim\n\ne = runtime_shim.Event(enable_timing=True)\n"),
+        ("import torch\nwith torch.cuda.device(1):\n    pass\n", "import torch\nimport runtime_shim\n\nwith runtime_shim.device_context(1):\n    pass\n"),
+    )
+
+    def _leave_ref(self, ctx: RuleContext, original: Union[cst.Name, cst.Attribute], updated):
+        if ctx.is_shim_ref(original):
+            return None
+        qual = ctx.qualname(original)
+        if qual is None or not (qual.startswith("torch.") or qual.startswith("literal:")):
+            return None
+        api = lookup(qual)
+        if api is None:
+            if is_cuda_namespace(qual) and not _skip_reference(ctx, original):
+                ctx.report(original, qual, FindingStatus.REVIEW, "TDM303")
+            return None
+        if _skip_reference(ctx, original):
+            return None
+        if api.status is Status.UNSUPPORTED:
+            ctx.report_api(original, api)
+            return None
+        shim_name = api.shim_name
+        if shim_name is None:
+            return None
+        new = ctx.shim(shim_name)
+        if isinstance(updated, (cst.Name, cst.Attribute)):
+            new = new.with_changes(lpar=updated.lpar, rpar=updated.rpar)
+        result = ctx.rewrite(original, new, api.name, api.code)
+        if result is not None and isinstance(original, cst.Name):
+            module, _, obj = api.name.rpartition(".")
+            ctx.removed_from_imports.add((module, obj, original.value if original.value != obj else None))
+        return result
+
+    leave_Name = _leave_ref
+    leave_Attribute = _leave_ref
+

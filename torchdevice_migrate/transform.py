@@ -1,0 +1,188 @@
+"""One file's source in, migrated source and findings out: all rules in one LibCST pass.
+
+No file system here (see ``engine.py``); the same function serves files, notebook cells and tests.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Set, Type
+
+import libcst as cst
+from libcst.codemod import CodemodContext
+from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
+from libcst.metadata import Assignment, ScopeProvider
+
+from .findings import Finding
+from .rules import ALL_RULES, Rule
+from .rules.base import RuleContext
+from .rules.review import report_leftover_device_strings
+
+DEFAULT_SHIM_MODULE = "runtime_shim"
+
+# Cheap pre-filter: a file that mentions none of these cannot use a CUDA API.
+TRIGGER = re.compile(rb"cuda|nccl|nvtx|nvml|apex|cupy|triton|flash_attn|xformers|bitsandbytes|cpp_extension"
+                     rb"|\.to\(\s*\d|device\s*=\s*\d", re.IGNORECASE)
+
+
+class SourceError(Exception):
+    """The source cannot be decoded, parsed or faithfully round-tripped."""
+
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(reason)
+        self.line = line
+        self.reason = reason
+
+
+@dataclass
+class Options:
+    shim_module: str = DEFAULT_SHIM_MODULE
+    select: Optional[Set[str]] = None
+    ignore: Set[str] = field(default_factory=set)
+    rules: Sequence[Type[Rule]] = tuple(ALL_RULES)
+
+
+@dataclass
+class Migration:
+    new: bytes
+    findings: List[Finding]
+
+    def changed_from(self, source: bytes) -> bool:
+        return self.new != source
+
+
+class _Migrator(cst.CSTTransformer):
+    """Dispatches each node, on leave, to every rule's ``leave_<NodeType>`` in rule order."""
+
+    def __init__(self, ctx: RuleContext, rules: Sequence[Rule]) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.handlers: Dict[str, List[Callable]] = defaultdict(list)
+        for rule in rules:
+            for attr in dir(rule):
+                if attr.startswith("leave_"):
+                    self.handlers[attr[len("leave_"):]].append(getattr(rule, attr))
+
+    def on_leave(self, original_node, updated_node):  # type: ignore[override]
+        handlers = self.handlers.get(type(original_node).__name__)
+        if not handlers:
+            return updated_node
+        current = updated_node
+        for handler in handlers:
+            result = handler(self.ctx, original_node, current)
+            if result is not None:
+                current = result
+                if type(current) is not type(original_node):
+                    break
+        return current
+
+
+def parse(source: bytes) -> cst.Module:
+    try:
+        return cst.parse_module(source)
+    except cst.ParserSyntaxError as e:
+        raise SourceError(e.raw_line, f"syntax error: {e.message}") from None
+    except (UnicodeDecodeError, LookupError, SyntaxError) as e:
+        raise SourceError(getattr(e, "lineno", None) or 1, f"cannot decode: {e}") from None
+    except RecursionError:
+        raise SourceError(1, "too deeply nested to parse") from None
+
+
+def _split_unroundtrippable_tail(source: bytes) -> tuple[bytes, bytes]:
+    """LibCST drops some trailing whitespace-only lines; keep them aside and put them back."""
+    stripped = source.rstrip(b" \t\f\r\n")
+    # Keep the newline that ends the last code line with the body.
+    rest = source[len(stripped):]
+    newline = b"\r\n" if rest.startswith(b"\r\n") else rest[:1] if rest[:1] in (b"\n", b"\r") else b""
+    return stripped + newline, rest[len(newline):]
+
+
+def migrate_source(source: bytes, path: str = "<string>", options: Optional[Options] = None) -> Migration:
+    """Migrate one module's bytes. Raises ``SourceError`` if it cannot be handled faithfully."""
+    options = options or Options()
+    if not TRIGGER.search(source):
+        parse(source)  # still report files that do not parse
+        return Migration(source, [])
+    module = parse(source)
+    tail = b""
+    if module.bytes != source:
+        body, tail = _split_unroundtrippable_tail(source)
+        module = parse(body)
+        if module.bytes != body:
+            raise SourceError(1, "LibCST cannot reproduce this file byte for byte; left untouched")
+    new_module, findings = _migrate_module(module, path, options)
+    if new_module is None:
+        return Migration(source, findings)
+    new = new_module.bytes + tail
+    try:
+        cst.parse_module(new)
+    except Exception as e:  # pragma: no cover - a bug in a rule, never a reason to write a broken file
+        raise SourceError(1, f"internal error: the migrated file does not parse ({e}); left untouched") from None
+    return Migration(new, findings)
+
+
+def _migrate_module(module: cst.Module, path: str, options: Options):
+    wrapper = cst.MetadataWrapper(module)
+    shim_parent, _, shim_last = options.shim_module.rpartition(".")
+    alias = _free_alias(wrapper, shim_last, options.shim_module)
+    ctx = RuleContext(wrapper, path, alias, wrapper.module.code.splitlines(), options.select, options.ignore)
+    rules = [r() for r in options.rules]
+    new_module = wrapper.module.visit(_Migrator(ctx, rules))
+    report_leftover_device_strings(ctx)
+    findings = ctx.findings()
+    if not ctx.rewrites:
+        return None, findings
+    context = CodemodContext()
+    if ctx.shim_used:
+        if shim_parent:
+            AddImportsVisitor.add_needed_import(context, shim_parent, shim_last, asname=None if alias == shim_last else alias)
+        else:
+            AddImportsVisitor.add_needed_import(context, shim_last, asname=None if alias == shim_last else alias)
+        new_module = AddImportsVisitor(context).transform_module(new_module)
+    for module_name, obj, asname in sorted(ctx.removed_from_imports, key=str):
+        RemoveImportsVisitor.remove_unused_import(context, module_name, obj, asname)
+    if ctx.removed_from_imports:
+        new_module = RemoveImportsVisitor(context).transform_module(new_module)
+    return new_module, findings
+
+
+def _free_alias(wrapper: cst.MetadataWrapper, wanted: str, shim_module: str) -> str:
+    """``wanted`` unless the module binds that name to something other than the shim import."""
+    scopes = set(wrapper.resolve(ScopeProvider).values())
+    bound: Dict[str, bool] = {}
+    for scope in scopes:
+        if scope is None:
+            continue
+        for assignment in scope.assignments:
+            name = assignment.name
+            is_shim = isinstance(assignment, Assignment) and _imports_shim(assignment.node, name, shim_module)
+            bound[name] = bound.get(name, True) and is_shim
+    candidate, n = wanted, 0
+    while candidate in bound and not bound[candidate]:
+        n += 1
+        candidate = f"_{wanted}" if n == 1 else f"_{wanted}_{n}"
+    return candidate
+
+
+def _imports_shim(node: cst.CSTNode, local: str, shim_module: str) -> bool:
+    parent, _, last = shim_module.rpartition(".")
+    if isinstance(node, cst.Import):
+        for a in node.names:
+            name = cst.helpers.get_full_name_for_node(a.name)
+            asname = a.asname.name.value if a.asname and isinstance(a.asname.name, cst.Name) else None
+            if name == shim_module and (asname or name) == local:
+                return True
+    if isinstance(node, cst.ImportFrom) and node.module is not None and not isinstance(node.names, cst.ImportStar):
+        if cst.helpers.get_full_name_for_node(node.module) == parent:
+            for a in node.names:
+                asname = a.asname.name.value if a.asname and isinstance(a.asname.name, cst.Name) else None
+                if a.name.value == last and (asname or last) == local:
+                    return True
+    return False
+
+
+def migrate_text(code: str, options: Optional[Options] = None) -> str:
+    """Convenience for tests and docs: migrate a UTF-8 string."""
+    return migrate_source(code.encode("utf-8"), "<string>", options).new.decode("utf-8")
