@@ -30,7 +30,7 @@ def test_diff_writes_nothing_and_is_plain_when_piped(tmp_path, cli_env):
     make_tree(tmp_path)
     r = run_cli([tmp_path, "--diff"], env=cli_env)
     assert r.returncode == 0, r.stderr
-    assert "+x = torch.ones(2).to(runtime_shim.device())" in r.stdout
+    assert "+x = torch.ones(2).to(device=runtime_shim.device())" in r.stdout
     assert "\x1b[" not in r.stdout
     assert (tmp_path / "pkg" / "a.py").read_text() == CUDA_SRC
     assert "3 file(s) scanned" not in r.stderr  # data.txt is not Python

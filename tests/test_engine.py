@@ -86,7 +86,7 @@ def test_atomic_write_through_symlink_keeps_link(tmp_path: Path):
 def test_import_is_not_shadowing_an_existing_name():
     out = migrate_text("runtime_shim = 3\nx = y.cuda()\n")
     assert "import runtime_shim as _runtime_shim" in out
-    assert "x = y.to(_runtime_shim.device())" in out
+    assert "x = y.to(device=_runtime_shim.device())" in out
     assert "runtime_shim = 3" in out
 
 
@@ -94,13 +94,13 @@ def test_import_reused_on_second_run():
     once = migrate_text("import torch\nx = y.cuda()\n")
     twice = migrate_text(once + "z = w.cuda()\n")
     assert twice.count("import runtime_shim") == 1
-    assert "z = w.to(runtime_shim.device())" in twice
+    assert "z = w.to(device=runtime_shim.device())" in twice
 
 
 def test_vendored_shim_module_import():
     out = migrate_text("x = y.cuda()\n", Options(shim_module="mypkg._vendor.runtime_shim"))
     assert "from mypkg._vendor import runtime_shim" in out
-    assert "x = y.to(runtime_shim.device())" in out
+    assert "x = y.to(device=runtime_shim.device())" in out
 
 
 def test_future_import_stays_first():
@@ -124,7 +124,7 @@ def test_suppression_comment():
     src = "x = y.cuda()  # torchdevice: ignore\nz = w.cuda()  # torchdevice: ignore[TDM999]\n"
     out = migrate_text(src)
     assert "x = y.cuda()  # torchdevice: ignore" in out
-    assert "z = w.to(runtime_shim.device())" in out
+    assert "z = w.to(device=runtime_shim.device())" in out
 
 
 def test_discover_skips_venvs_and_caches(tmp_path: Path):

@@ -1,6 +1,6 @@
 """``.cuda()`` on tensors and modules, and ``torch.device(...)`` of a CUDA device.
 
-* ``x.cuda()`` -> ``x.to(runtime_shim.device())``; ``x.cuda(i)`` -> ``x.to(runtime_shim.device(i))``;
+* ``x.cuda()`` -> ``x.to(device=runtime_shim.device())``; ``x.cuda(i)`` -> ``x.to(device=runtime_shim.device(i))``;
   ``x.cuda(non_blocking=True)`` keeps ``non_blocking``.
 * ``torch.device('cuda')`` -> ``runtime_shim.device()``; ``torch.device('cuda:1')``,
   ``torch.device('cuda', i)`` and ``torch.device(f'cuda:{r}')`` keep their arguments.
@@ -36,12 +36,15 @@ class DevicePlacement(Rule):
         "device = torch.device(args.device)\n",
         "x = y.to(device)\n",
         "s = stream.cuda_stream\n",
+        "sd = torch.load(f, map_location=lambda storage, loc: storage)\n",
         "ok = self.cuda_config\n",
     )
     INVALID = (
-        ("model = model.cuda()\n", "import runtime_shim\n\nmodel = model.to(runtime_shim.device())\n"),
-        ("x = x.cuda(non_blocking=True)\n", "import runtime_shim\n\nx = x.to(runtime_shim.device(), non_blocking=True)\n"),
-        ("x = x.cuda(rank)\n", "import runtime_shim\n\nx = x.to(runtime_shim.device(rank))\n"),
+        ("model = model.cuda()\n", "import runtime_shim\n\nmodel = model.to(device=runtime_shim.device())\n"),
+        ("x = x.cuda(non_blocking=True)\n", "import runtime_shim\n\nx = x.to(device=runtime_shim.device(), non_blocking=True)\n"),
+        ("x = x.cuda(rank)\n", "import runtime_shim\n\nx = x.to(device=runtime_shim.device(rank))\n"),
+        ("sd = torch.load(f, map_location=lambda s, loc: s.cuda())\n",
+         "import runtime_shim\n\nsd = torch.load(f, map_location=lambda s, loc: s.to(device=runtime_shim.device()))\n"),
         ("import torch\nd = torch.device('cuda:1')\n", "import torch\nimport runtime_shim\n\nd = runtime_shim.device('cuda:1')\n"),
         ("import torch\nd = torch.device('cuda', i)\n", "import torch\nimport runtime_shim\n\nd = runtime_shim.device('cuda', i)\n"),
         ("import torch as th\nd = th.device('cuda' if th.cuda.is_available() else 'cpu')\n",
@@ -75,7 +78,9 @@ class DevicePlacement(Rule):
                                     equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace(""))))
             else:
                 return None
-        new_args = [cst.Arg(ctx.shim_call("device", *device_args))] + rest
+        # ``device=`` as a keyword: tensors and modules accept it, and storages accept nothing else.
+        new_args = [cst.Arg(ctx.shim_call("device", *device_args), keyword=cst.Name("device"),
+                            equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")))] + rest
         new = updated.with_changes(func=updated.func.with_changes(attr=cst.Name("to")), args=new_args)
         return ctx.rewrite(original, new, "torch.Tensor.cuda", "TDM101")
 
