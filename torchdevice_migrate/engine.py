@@ -81,6 +81,11 @@ def migrate_bytes(source: bytes, display: str, options: Options) -> FileResult:
         result = migrate_source(source, display, options)
     except SourceError as e:
         return FileResult(display, FileState.ERROR, original=source, error=f"{display}:{e.line}: {e.reason}")
+    except RecursionError:
+        return FileResult(display, FileState.ERROR, original=source, error=f"{display}:1: too deeply nested to process")
+    except Exception as e:  # a bug in a rule must never cost the user a file or the rest of the run
+        return FileResult(display, FileState.ERROR, original=source,
+                          error=f"{display}:1: internal error ({type(e).__name__}: {e}); file left untouched, please report")
     state = FileState.CHANGED if result.new != source else FileState.UNCHANGED
     return FileResult(display, state, original=source, new=result.new, findings=result.findings)
 

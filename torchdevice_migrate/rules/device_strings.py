@@ -113,9 +113,14 @@ def device_position(ctx: RuleContext, node: cst.CSTNode) -> Optional[str]:
     if isinstance(parent, cst.Assign) and parent.value is node:
         kinds = {device_kind_for_name(target_name(t.target)) for t in parent.targets}
         kinds.discard(None)
-        return kinds.pop() if len(kinds) == 1 else None
+        if len(kinds) == 1:
+            return kinds.pop()
+        return "string" if _indexed_device_string(node) else None
     if isinstance(parent, cst.AnnAssign) and parent.value is node:
-        return device_kind_for_name(target_name(parent.target))
+        kind = device_kind_for_name(target_name(parent.target))
+        return kind or ("string" if _indexed_device_string(node) else None)
+    if isinstance(parent, cst.Return) and parent.value is node:
+        return "string" if _indexed_device_string(node) else None
     if isinstance(parent, cst.DictElement) and parent.value is node:
         key = string_value(parent.key)
         if key is not None and not is_cuda_device_string(parent.key):
@@ -130,6 +135,16 @@ def device_position(ctx: RuleContext, node: cst.CSTNode) -> Optional[str]:
             return outer
         return "string" if is_cpu_string(other) else None
     return None
+
+
+def _indexed_device_string(node: cst.CSTNode) -> bool:
+    """``'cuda:1'``, ``f'cuda:{rank}'``, ``'cuda:%d' % i``: torch's own device syntax, nothing else."""
+    return is_cuda_device_string(node) and not is_plain_cuda(node)
+
+
+# Names of variables that hold a device index or a rank used as one (``.to(self.gpu_id)``).
+RANK_NAME_RE = re.compile(r"(?:.*_)?(?:gpu|gpu_id|gpu_idx|local_rank|rank|device_id|device_idx|dev_id|cuda_id)",
+                          re.IGNORECASE)
 
 
 def _map_location_dict(ctx: RuleContext, dict_node: Optional[cst.CSTNode]) -> Optional[str]:
@@ -190,7 +205,9 @@ class DeviceStrings(Rule):
         "logger.info('moving model to cuda:0')\n",
         "torch.load(f, map_location='cpu')\n",
         "device = 0\n",
-        "model.to(self.gpu_id)\n",
+        "model.to(dtype)\n",
+        "if self.gpu_id == 0:\n    save()\n",
+        "backend = 'cuda'\n",
         "name = s.replace('cuda:', '')\n",
     )
     INVALID = (
@@ -209,6 +226,13 @@ class DeviceStrings(Rule):
         ("import torch\nwith torch.autocast(device_type='cuda'):\n    pass\n",
          "import torch\nimport runtime_shim\n\nwith torch.autocast(device_type=runtime_shim.device_type('cuda')):\n    pass\n"),
         ("y = x.to(0)\n", "import runtime_shim\n\ny = x.to(runtime_shim.device(0))\n"),
+        ("import torch\ntorch.cuda.set_device(self.gpu_id)\nself.model = model.to(self.gpu_id)\n"
+         "t = torch.ones(2, device=local_rank)\n",
+         "import torch\nimport runtime_shim\n\nruntime_shim.set_device(self.gpu_id)\n"
+         "self.model = model.to(runtime_shim.device(self.gpu_id))\nt = torch.ones(2, device=runtime_shim.device(local_rank))\n"),
+        ("def device_for(rank):\n    return f'cuda:{rank}'\n",
+         "import runtime_shim\n\ndef device_for(rank):\n    return runtime_shim.device_string(f'cuda:{rank}')\n"),
+        ("loc = 'cuda:%d' % rank\n", "import runtime_shim\n\nloc = runtime_shim.device_string('cuda:%d' % rank)\n"),
     )
 
     def _wrap(self, ctx: RuleContext, original: cst.BaseExpression, updated: cst.BaseExpression,
@@ -242,6 +266,19 @@ class DeviceStrings(Rule):
         if self._int_device_position(ctx, original):
             return ctx.rewrite(original, ctx.shim_call("device", updated), "torch.Tensor.to", "TDM101")
         return None
+
+    def _leave_rank_name(self, ctx: RuleContext, original, updated):
+        """``x.to(self.gpu_id)``: a rank used as a device index. The variable stays an int."""
+        if target_name(original) is None or not RANK_NAME_RE.fullmatch(target_name(original) or ""):
+            return None
+        parent = ctx.parent(original)
+        if isinstance(parent, cst.Attribute) or not self._int_device_position(ctx, original):
+            return None
+        return ctx.rewrite(original, ctx.shim_call("device", updated), "torch.Tensor.to", "TDM101",
+                           "A rank or GPU index used as a device now names the chosen device; the variable stays an int.")
+
+    leave_Name = _leave_rank_name
+    leave_Attribute = _leave_rank_name
 
     def _int_device_position(self, ctx: RuleContext, node: cst.CSTNode) -> bool:
         """An int is a device only as ``.to(0)`` or ``device=0`` of a torch call."""
