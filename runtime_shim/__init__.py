@@ -102,6 +102,7 @@ def _resolve():
             _log.debug("runtime_shim: torch %s, python %s", torch.__version__,
                        platform.python_version())
             _S = backend
+            globals().update({name: getattr(backend, name) for name in _BOUND_NAMES})
     return _S
 
 
@@ -112,6 +113,7 @@ def _reset():
         _S = None
         for name in _LAZY_NAMES:
             globals().pop(name, None)
+        globals().update(_DISPATCHERS)
 
 
 def _configure_logging():
@@ -180,6 +182,14 @@ def _parse_forced(value):
 # Backends: shared device mapping
 # ---------------------------------------------------------------------------
 
+class _ThreadState(threading.local):
+    """Per-thread state: the current CPU stream and its context stack, open NVTX ranges."""
+
+    stream = None
+    stream_stack = None
+    nvtx = None
+
+
 class _Backend:
     """What every backend shares: its name and the device mapping of docs/device-policy.md.
 
@@ -196,7 +206,7 @@ class _Backend:
         self.reason = reason
         self.devices = {}     # device() cache: spec -> torch.device
         self.strings = {}     # device_string() cache: spec -> str
-        self._local = threading.local()  # per-thread state (CPU streams, NVTX ranges)
+        self._local = _ThreadState()
 
     def map_device(self, spec, index=None):
         """Map a spec to a torch.device (see device()); caches index-less answers."""
@@ -234,7 +244,7 @@ class _Backend:
         return torch.distributed.get_default_backend_for_device(self.type)
 
     def _nvtx_stack(self):
-        stack = getattr(self._local, "nvtx", None)
+        stack = self._local.nvtx
         if stack is None:
             stack = self._local.nvtx = []
         return stack
@@ -655,10 +665,10 @@ class _CpuStream:
 
     def __enter__(self):
         local = (_S or _resolve())._local
-        stack = getattr(local, "stream_stack", None)
+        stack = local.stream_stack
         if stack is None:
             stack = local.stream_stack = []
-        stack.append(getattr(local, "stream", None))
+        stack.append(local.stream)
         local.stream = self
         return self
 
@@ -779,7 +789,7 @@ class _CpuBackend(_Backend):
         return stream if stream is not None else contextlib.nullcontext()
 
     def current_stream(self, device=None):
-        return getattr(self._local, "stream", None) or self._default_stream
+        return self._local.stream or self._default_stream
 
     def default_stream(self, device=None):
         return self._default_stream
@@ -1116,7 +1126,8 @@ def device_context(device):
 # ---------------------------------------------------------------------------
 
 # ``Stream`` and ``Event`` are classes that depend on the backend, so they are looked up
-# on first access through the module __getattr__ below, then kept as module globals.
+# on first access through the module __getattr__ below (which resolves the backend, and
+# resolution makes them module globals).
 #   CUDA: torch.cuda.Stream / torch.cuda.Event.
 #   XPU, MPS: subclasses of torch.Stream / torch.Event for the chosen device.
 #   CPU: an in-order stream and a perf_counter_ns event (see _CpuStream, _CpuEvent).
@@ -1125,9 +1136,7 @@ _LAZY_NAMES = ("Stream", "Event")
 
 def __getattr__(name):
     if name in _LAZY_NAMES:
-        value = getattr(_S or _resolve(), name)
-        globals()[name] = value
-        return value
+        return getattr(_S or _resolve(), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -1363,3 +1372,18 @@ def nvtx_range(msg, *args, **kwargs):
 def nvtx_mark(msg):
     """CUDA: ``torch.cuda.nvtx.mark``. Elsewhere an empty profiler range named ``msg``."""
     return (_S or _resolve()).nvtx_mark(msg)
+
+
+# ---------------------------------------------------------------------------
+# Binding at resolution
+# ---------------------------------------------------------------------------
+
+# The functions above dispatch to the backend. When the backend is resolved, these module
+# names are rebound to the backend's own implementations (on CUDA: the torch.cuda functions
+# and classes themselves), so ``runtime_shim.memory_allocated()`` then costs exactly the
+# call it replaces. ``_reset()`` restores the dispatchers. The module-level wrappers stay
+# correct for anyone who imported a name before resolution.
+_BOUND_NAMES = tuple(sorted(set(__all__) - {
+    "device", "device_string", "device_type", "accelerator_type", "is_accelerator",
+    "OutOfMemoryError", "UnsupportedOnBackend"}))
+_DISPATCHERS = {name: globals()[name] for name in _BOUND_NAMES if name not in _LAZY_NAMES}

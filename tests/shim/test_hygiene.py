@@ -20,6 +20,7 @@ ALLOWED = set(sys.stdlib_module_names) | {"torch", "psutil"}
 DISPATCHED = sorted(set(runtime_shim.__all__) - {
     "device", "device_string", "device_type", "accelerator_type", "is_accelerator",
     "OutOfMemoryError", "UnsupportedOnBackend"})
+assert DISPATCHED == sorted(runtime_shim._BOUND_NAMES)
 
 
 def _imports(tree):
@@ -116,7 +117,7 @@ def _contract_names():
         if line.startswith("| `"):
             names |= set(re.findall(r"`([A-Za-z_]\w*)\(", line.split("|")[1]))
     same = contract.split("Same names and signatures as `torch.cuda`:", 1)[1].split("\n\n", 1)[0]
-    names |= set(re.findall(r"`([A-Za-z_]\w*)`", same))
+    names |= set(re.findall(r"`([A-Za-z_]\w*)[`(]", same))
     return names
 
 
@@ -152,3 +153,18 @@ def test_forked_child_reports_its_own_memory():
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                          text=True, timeout=120)
     assert out.stdout.strip() == "0", out.stderr
+
+
+def test_resolution_binds_torch_cuda_functions_and_reset_restores(simulate):
+    dispatcher = runtime_shim.memory_allocated
+    assert dispatcher is runtime_shim._DISPATCHERS["memory_allocated"]
+    with simulate("cuda"):
+        runtime_shim.device()
+        # after resolution the module name IS torch's function: no added cost on CUDA
+        assert runtime_shim.memory_allocated is torch.cuda.memory_allocated
+        assert runtime_shim.current_device is torch.cuda.current_device
+        assert runtime_shim.Event is torch.cuda.Event
+        # a name imported before resolution still dispatches correctly
+        assert dispatcher("cuda:0") == 0  # torch.cuda.memory_allocated on a CPU build
+    assert runtime_shim.memory_allocated is dispatcher
+    assert "Event" not in vars(runtime_shim)
