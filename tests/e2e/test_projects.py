@@ -43,6 +43,8 @@ def base_env() -> dict:
     env.pop("TORCHDEVICE_DEVICE", None)
     env["PYTHONPATH"] = str(REPO)
     env["PYTHONIOENCODING"] = "utf-8"
+    # 2 shared cores: OpenMP thread spinning under load makes tiny matmuls 100x slower
+    env.setdefault("OMP_NUM_THREADS", "1")
     return env
 
 
