@@ -211,21 +211,22 @@ class _Backend:
     def map_device(self, spec, index=None):
         """Map a spec to a torch.device (see device()); caches index-less answers."""
         if spec is None:
-            cuda_index = index
+            result = self._target(index)
         elif isinstance(spec, int) and not isinstance(spec, bool):
-            cuda_index = torch.device("cuda", spec).index  # validates the index like torch
+            result = self._target(torch.device("cuda", spec).index)  # validates like torch
         else:
-            d = torch.device(spec) if index is None else torch.device(spec, index)
-            if d.type != "cuda":
-                return d
-            cuda_index = d.index
-        if self.keeps_index and cuda_index is not None:
-            result = torch.device(self.type, cuda_index)
-        else:
-            result = torch.device(self.type)
+            result = torch.device(spec) if index is None else torch.device(spec, index)
+            if result.type == "cuda":
+                result = self._target(result.index)
         if index is None:
             self.devices[spec] = result
         return result
+
+    def _target(self, cuda_index):
+        """What CUDA device ``cuda_index`` (None: no index) becomes on this backend."""
+        if self.keeps_index and cuda_index is not None:
+            return torch.device(self.type, cuda_index)
+        return torch.device(self.type)
 
     def device_arg(self, device):
         """Map a device argument of a torch.cuda-style function to this backend's device."""
