@@ -14,11 +14,14 @@ from typing import Callable, Iterable, Iterator, List, Optional, Sequence
 
 from .findings import FileResult, FileState
 from .transform import Options, SourceError, migrate_source
+from .vendor import MARKER as VENDORED_SHIM_MARKER
 
 # Folders never descended into.
 SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", "build", "dist", "node_modules", ".venv", "venv", "env",
              ".tox", ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".eggs", "site-packages"}
 PYTHON_SUFFIXES = (".py", ".pyi")
+NOTEBOOK_SUFFIXES = (".ipynb",)  # ported cell by cell (notebook.py)
+SOURCE_SUFFIXES = PYTHON_SUFFIXES + NOTEBOOK_SUFFIXES
 
 
 def _is_virtualenv(path: Path) -> bool:
@@ -42,8 +45,8 @@ def skip_dir(path: Path) -> bool:
     return path.name in SKIP_DIRS or path.name.endswith(".egg-info") or _is_virtualenv(path)
 
 
-def discover(paths: Iterable[Path], excludes: Sequence[str] = (), suffixes: Sequence[str] = PYTHON_SUFFIXES) -> Iterator[Path]:
-    """Python files under ``paths`` in a stable order. Files named explicitly are always included."""
+def discover(paths: Iterable[Path], excludes: Sequence[str] = (), suffixes: Sequence[str] = SOURCE_SUFFIXES) -> Iterator[Path]:
+    """Python files and notebooks under ``paths`` in a stable order. Files named explicitly are always included."""
     seen = set()
     for root in paths:
         if root.is_file():
@@ -73,6 +76,8 @@ def migrate_path(path: Path, options: Options) -> FileResult:
 
 
 def migrate_bytes(source: bytes, display: str, options: Options) -> FileResult:
+    if source.startswith(VENDORED_SHIM_MARKER):  # a shim written by --vendor: porting it would break it
+        return FileResult(display, FileState.UNCHANGED, original=source, new=source)
     if display.endswith(".ipynb"):
         from .notebook import migrate_notebook  # local import: only notebooks pay for it
 
