@@ -15,9 +15,10 @@ from rich.console import Console
 from rich.text import Text
 
 from . import __version__
+from .config import ConfigError, Settings, load_settings
 from .engine import RunSummary, copy_tree, discover, run, write_atomic
 from .findings import FileResult, FileState, FindingStatus
-from .transform import Options
+from .report import FORMATS, build_report, default_docs_base, render
 
 EXIT_OK, EXIT_CHANGES, EXIT_ERROR = 0, 1, 2
 
@@ -28,10 +29,17 @@ EPILOG = """\
   torchdevice-migrate src/                 port in place
   torchdevice-migrate src/ --check         CI: exit 1 if anything would change
   torchdevice-migrate repo/ --out ported/  write a ported copy of repo/ to ported/
+  torchdevice-migrate src/ --report        what would be ported and what needs a person
+  torchdevice-migrate src/ --report --format sarif --output tdm.sarif   for GitHub code scanning
+
+[bold]Configuration[/bold]
+
+  A [tool.torchdevice-migrate] table in the nearest pyproject.toml above the paths
+  (keys: exclude, select, ignore, shim-module); flags override it.
 
 [bold]Exit codes[/bold]
 
-  0  success (nothing to change under --check)
+  0  success (nothing to change under --check; --report: the report was written)
   1  --check: files would change
   2  usage error, or files that could not be read or parsed (reported, left untouched)
 """
@@ -80,9 +88,21 @@ def migrate(
     check: bool = typer.Option(False, "--check", help="Write nothing; exit 1 if anything would change."),
     out: Optional[Path] = typer.Option(None, "--out", metavar="DEST",
                                        help="Write a ported copy of one source tree to DEST instead of editing in place."),
-    exclude: List[str] = typer.Option([], "--exclude", metavar="GLOB", help="Skip paths matching GLOB (repeatable)."),
-    shim_module: str = typer.Option("runtime_shim", "--shim-module", metavar="MODULE",
-                                    help="Import path of the runtime shim in migrated code."),
+    report: bool = typer.Option(False, "--report", help="Write nothing; print a report of every site (see --format)."),
+    fmt: str = typer.Option("text", "--format", metavar="FORMAT", help=f"Report format: {'|'.join(FORMATS)}."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE",
+                                          help="Write the report to FILE instead of standard output."),
+    exclude: List[str] = typer.Option([], "--exclude", metavar="GLOB",
+                                      help="Skip paths matching GLOB (repeatable; added to the configured ones)."),
+    select: List[str] = typer.Option([], "--select", metavar="CODES",
+                                     help="Only these reason codes or prefixes, e.g. TDM1,TDM201 (repeatable)."),
+    ignore: List[str] = typer.Option([], "--ignore", metavar="CODES",
+                                     help="Leave these reason codes or prefixes alone (repeatable)."),
+    shim_module: Optional[str] = typer.Option(None, "--shim-module", metavar="MODULE", show_default=False,
+                                              help="Import path of the runtime shim in migrated code [default: runtime_shim]."),
+    config: Optional[Path] = typer.Option(None, "--config", metavar="FILE",
+                                          help="Read [tool.torchdevice-migrate] from FILE instead of the nearest pyproject.toml."),
+    no_config: bool = typer.Option(False, "--no-config", help="Ignore configuration files."),
     jobs: int = typer.Option(0, "--jobs", "-j", help="Worker processes (0: one per CPU for many files)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only errors and the summary."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
@@ -104,11 +124,31 @@ def migrate(
             err.print("error: --out must not be inside the source folder", markup=False)
             raise typer.Exit(EXIT_ERROR)
 
-    options = Options(shim_module=shim_module)
-    files = list(discover(paths, exclude))
+    if report and (diff or out is not None):
+        err.print("error: --report cannot be combined with --diff or --out", markup=False)
+        raise typer.Exit(EXIT_ERROR)
+    if not report and (output is not None or fmt != "text"):
+        err.print("error: --format and --output go with --report", markup=False)
+        raise typer.Exit(EXIT_ERROR)
+    if fmt not in FORMATS:
+        err.print(f"error: --format {fmt}: choose one of {', '.join(FORMATS)}", markup=False)
+        raise typer.Exit(EXIT_ERROR)
+    try:
+        settings = load_settings(paths, config=config, no_config=no_config, exclude=exclude, select=select,
+                                 ignore=ignore, shim_module=shim_module)
+    except ConfigError as e:
+        err.print(f"error: {e}", markup=False)
+        raise typer.Exit(EXIT_ERROR)
+    options = settings.options()
+    files = [f for f in discover(paths, settings.cli_exclude) if not settings.excluded(f)]
     if jobs <= 0:
         jobs = min(os.cpu_count() or 1, 8) if len(files) >= 16 else 1
     summary = run(files, options, jobs=jobs)
+    if report:
+        _write_report(summary, settings, fmt, output, console, err, quiet)
+        if check and summary.changed:
+            raise typer.Exit(EXIT_CHANGES)
+        raise typer.Exit(EXIT_ERROR if summary.errors else EXIT_OK)
     write = not diff and not check
 
     if out is not None:
@@ -135,6 +175,26 @@ def migrate(
     if check and summary.changed:
         raise typer.Exit(EXIT_CHANGES)
     raise typer.Exit(EXIT_OK)
+
+
+def _write_report(summary: RunSummary, settings: Settings, fmt: str, output: Optional[Path], console: Console,
+                  err: Console, quiet: bool) -> None:
+    """``--report``: errors on standard error, the report on standard output or in ``output``."""
+    for result in summary.errors:
+        err.print(f"error: {result.error}", markup=False)
+    data = build_report(summary.results, settings.describe(), docs_base=default_docs_base())
+    if output is None:
+        text = render(data, fmt, color=console.is_terminal and not console.no_color, width=console.width,
+                      docs_base=default_docs_base())
+        # Machine formats are UTF-8 whatever the locale; text follows the terminal's encoding.
+        encoding = (sys.stdout.encoding or "utf-8") if fmt == "text" else "utf-8"
+        sys.stdout.flush()
+        sys.stdout.buffer.write(text.encode(encoding, errors="replace"))
+        sys.stdout.buffer.flush()
+        return
+    output.write_text(render(data, fmt, width=120, docs_base=default_docs_base()), encoding="utf-8", newline="")
+    if not quiet:
+        err.print(f"report written to {output}", markup=False)
 
 
 def _print_review(summary: RunSummary, err: Console, quiet: bool) -> None:
