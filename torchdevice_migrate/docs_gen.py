@@ -1,0 +1,162 @@
+"""Render ``docs/api-coverage.md`` and ``docs/reason-codes.md`` from the registry.
+
+Run ``python -m torchdevice_migrate.docs_gen`` after changing ``registry.py``;
+``tests/test_registry.py`` fails when the committed files differ from what this writes.
+``python -m torchdevice_migrate.docs_gen --check`` exits 1 (writing nothing) when they are stale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Dict, List
+
+from .registry import FAMILIES, REASONS, Api, Status, by_family, entries
+
+REPO = Path(__file__).resolve().parent.parent
+API_COVERAGE = Path("docs/api-coverage.md")
+REASON_CODES = Path("docs/reason-codes.md")
+REGENERATE = "python -m torchdevice_migrate.docs_gen"
+
+_HEADER = "<!-- Generated from torchdevice_migrate/registry.py by `{cmd}`. Do not edit by hand. -->\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").strip()
+
+
+def _name(api: Api) -> str:
+    return f"`{api.name}`"
+
+
+def _code_link(code: str) -> str:
+    return f"[{code}](reason-codes.md#{code.lower()})" if code else ""
+
+
+def _what(api: Api) -> str:
+    if api.status is Status.REWRITTEN:
+        text = f"`{api.replacement}`" if api.replacement else ""
+        via = "rename" if api.rename else f"rule `{api.rule}`"
+        out = f"{text} ({via})" if text else f"({via})"
+        return out + (f"; {api.reason}" if api.reason else "")
+    return api.reason
+
+
+def render_api_coverage() -> str:
+    apis = list(entries())
+    counts = Counter(a.status for a in apis)
+    lines: List[str] = [_HEADER.format(cmd=REGENERATE), "# API coverage", ""]
+    lines.append("Every CUDA API torchdevice-migrate classifies, one row each, from "
+                 "`torchdevice_migrate/registry.py`. **rewritten**: ported automatically (to what, and by which "
+                 "rule); **harmless**: left as is because it works on every backend (why); **unsupported**: left "
+                 "in place and reported with a reason code and a hint. Every public name of `torch.cuda` (with its "
+                 "submodules), `torch.cuda.amp`, `torch.cuda.nvtx`, `torch.backends.cuda` and `torch.backends.cudnn` "
+                 "is listed; `tests/test_registry.py` checks that against the installed torch.")
+    lines.append("")
+    lines.append("| status | entries |")
+    lines.append("|---|---|")
+    for status in Status:
+        lines.append(f"| {status.value} | {counts.get(status, 0)} |")
+    lines.append(f"| **total** | **{len(apis)}** |")
+    lines.append("")
+    groups = by_family()
+    lines.append("Families: " + ", ".join(f"[{FAMILIES.get(f, f)}](#{_slug(FAMILIES.get(f, f))})" for f in groups) + ".")
+    lines.append("")
+    for family, group in groups.items():
+        title = FAMILIES.get(family, family)
+        fc = Counter(a.status for a in group)
+        summary = ", ".join(f"{fc[s]} {s.value}" for s in Status if fc.get(s))
+        lines.append(f"## {title}")
+        lines.append("")
+        lines.append(f"{summary}.")
+        lines.append("")
+        lines.append("| API | status | replacement or reason | hint | code | since |")
+        lines.append("|---|---|---|---|---|---|")
+        for api in group:
+            lines.append("| " + " | ".join([
+                _name(api), api.status.value, _cell(_what(api)), _cell(api.hint), _code_link(api.code), api.since,
+            ]) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def render_reason_codes() -> str:
+    by_code: Dict[str, List[Api]] = defaultdict(list)
+    for api in entries():
+        if api.code:
+            by_code[api.code].append(api)
+    lines: List[str] = [_HEADER.format(cmd=REGENERATE), "# Reason codes", ""]
+    lines.append("Every finding carries a stable code. **TDM1xx**: the site was rewritten; **TDM2xx**: unsupported, "
+                 "left in place and reported; **TDM3xx**: left for review. Silence one line with "
+                 "`# torchdevice: ignore[TDMnnn]`. Codes are never renumbered or reused.")
+    lines.append("")
+    lines.append("| code | title |")
+    lines.append("|---|---|")
+    for reason in REASONS.values():
+        lines.append(f"| [{reason.code}](#{reason.code.lower()}) | {_cell(reason.title)} |")
+    lines.append("")
+    for reason in REASONS.values():
+        lines.append(f'<a id="{reason.code.lower()}"></a>')
+        lines.append("")
+        lines.append(f"## {reason.code}: {reason.title}")
+        lines.append("")
+        lines.append(reason.description)
+        lines.append("")
+        if reason.hint:
+            lines.append(f"**Hint:** {reason.hint}")
+            lines.append("")
+        apis = by_code.get(reason.code, [])
+        if apis:
+            lines.append(f"APIs with this code ({len(apis)}):")
+            lines.append("")
+            for api in apis:
+                own = f": {api.reason}" if api.status is Status.UNSUPPORTED and api.reason and api.reason != reason.description else ""
+                lines.append(f"- `{api.name}` ({api.status.value}){own}")
+            lines.append("")
+        else:
+            lines.append("Reported by the rules for source patterns rather than for a registry entry.")
+            lines.append("")
+    return "\n".join(lines)
+
+
+def _slug(title: str) -> str:
+    """GitHub's heading anchor: lower case, punctuation dropped, spaces to hyphens."""
+    out = []
+    for ch in title.lower():
+        if ch.isalnum() or ch in "-_":
+            out.append(ch)
+        elif ch == " ":
+            out.append("-")
+    return "".join(out)
+
+
+def outputs() -> Dict[Path, str]:
+    return {API_COVERAGE: render_api_coverage(), REASON_CODES: render_reason_codes()}
+
+
+def main(argv: List[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m torchdevice_migrate.docs_gen", description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, default=REPO, help="repository root (default: this checkout)")
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a file is out of date")
+    args = parser.parse_args(argv)
+    stale = []
+    for rel, text in outputs().items():
+        path = args.root / rel
+        current = path.read_text(encoding="utf-8") if path.exists() else None
+        if current == text:
+            continue
+        stale.append(rel)
+        if not args.check:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8", newline="\n")
+            print(f"wrote {rel}", file=sys.stderr)
+    if args.check and stale:
+        print("out of date: " + ", ".join(map(str, stale)) + f"; run `{REGENERATE}`", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
