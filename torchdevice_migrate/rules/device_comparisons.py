@@ -26,8 +26,8 @@ class DeviceComparisons(Rule):
         "ok = 'cudnn' in backend\n",
     )
     INVALID = (
-        ("if device_type == 'cuda':\n    x = x.pin_memory()\n",
-         "import runtime_shim\n\nif device_type == runtime_shim.accelerator_type():\n    x = x.pin_memory()\n"),
+        ("if device_type == 'cuda':\n    x = x.half()\n",
+         "import runtime_shim\n\nif device_type == runtime_shim.accelerator_type():\n    x = x.half()\n"),
         ("use = x.device.type != 'cuda'\n", "import runtime_shim\n\nuse = x.device.type != runtime_shim.accelerator_type()\n"),
         ("amp = 'cuda' in device\n", "import runtime_shim\n\namp = runtime_shim.is_accelerator(device)\n"),
         ("cpu = 'cuda' not in str(device)\n", "import runtime_shim\n\ncpu = not runtime_shim.is_accelerator(str(device))\n"),

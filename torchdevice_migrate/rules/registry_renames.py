@@ -21,6 +21,12 @@ from ..registry import Status, is_cuda_namespace, lookup
 from .base import Rule, RuleContext
 
 
+def _is_dotted_name(node: cst.CSTNode) -> bool:
+    while isinstance(node, cst.Attribute):
+        node = node.value
+    return isinstance(node, cst.Name)
+
+
 def _skip_reference(ctx: RuleContext, node: cst.CSTNode) -> bool:
     """Import statements, attribute names, module prefixes of a longer chain, assignment targets."""
     parent = ctx.parent(node)
@@ -45,6 +51,7 @@ class RegistryRenames(Rule):
         "torch.backends.cudnn.benchmark = True\n",
         "import torch\nkey = 'torch.cuda.synchronize'\n",
         "def synchronize():\n    pass\nsynchronize()\n",
+        "import runtime_shim\ntotal = runtime_shim.get_device_properties(0).total_memory\n",
     )
     INVALID = (
         ("import torch\nn = torch.cuda.device_count()\n", "import torch\nimport runtime_shim\n\nn = runtime_shim.device_count()\n"),
@@ -58,6 +65,8 @@ class RegistryRenames(Rule):
     def _leave_ref(self, ctx: RuleContext, original: Union[cst.Name, cst.Attribute], updated):
         if ctx.is_shim_ref(original):
             return None
+        if not _is_dotted_name(original):
+            return None  # an attribute of a call result (``get_device_properties(0).total_memory``)
         qual = ctx.qualname(original)
         if qual is None or not (qual.startswith("torch.") or qual.startswith("literal:")):
             return None
