@@ -19,6 +19,7 @@ from .config import ConfigError, Settings, load_settings
 from .engine import RunSummary, copy_tree, discover, run, write_atomic
 from .findings import FileResult, FileState, FindingStatus
 from .report import FORMATS, build_report, default_docs_base, render
+from . import vendor as vendoring, verify as verifying  # issue 7: --vendor, --verify
 
 EXIT_OK, EXIT_CHANGES, EXIT_ERROR = 0, 1, 2
 
@@ -42,6 +43,7 @@ EPILOG = """\
   0  success (nothing to change under --check; --report: the report was written)
   1  --check: files would change
   2  usage error, or files that could not be read or parsed (reported, left untouched)
+  3  --verify: the command failed on the port (see DEST/torchdevice-migrate-report.md)
 """
 
 app = typer.Typer(add_completion=False, rich_markup_mode="rich", context_settings={"help_option_names": ["-h", "--help"]})
@@ -62,6 +64,9 @@ def _decode(data: bytes) -> str:
 
 
 def unified_diff(result: FileResult) -> str:
+    if result.path.endswith(".ipynb"):  # notebooks: a diff per changed cell, named path[cell N]
+        from .notebook import cell_diff
+        return cell_diff(result.path, result.original, result.new or b"")
     old = _decode(result.original).splitlines(keepends=True)
     new = _decode(result.new or b"").splitlines(keepends=True)
     lines = difflib.unified_diff(old, new, fromfile=f"a/{result.path}", tofile=f"b/{result.path}")
@@ -105,6 +110,11 @@ def migrate(
     no_config: bool = typer.Option(False, "--no-config", help="Ignore configuration files."),
     jobs: int = typer.Option(0, "--jobs", "-j", help="Worker processes (0: one per CPU for many files)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only errors and the summary."),
+    vendor: Optional[Path] = typer.Option(None, "--vendor", metavar="PATH",
+                                          help="Copy the runtime shim to PATH/runtime_shim.py (PATH relative to the project root) and import it from there."),
+    verify: Optional[str] = typer.Option(None, "--verify", metavar="COMMAND",
+                                         help="With --out: run COMMAND (shell) in the port, write DEST/torchdevice-migrate-report.json/.md; exit 3 if it fails."),
+    verify_original: bool = typer.Option(False, "--verify-original", help="With --verify: also run COMMAND on a copy of the original."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
 ) -> None:
     err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -132,6 +142,15 @@ def migrate(
         raise typer.Exit(EXIT_ERROR)
     if fmt not in FORMATS:
         err.print(f"error: --format {fmt}: choose one of {', '.join(FORMATS)}", markup=False)
+        raise typer.Exit(EXIT_ERROR)
+    vendor_plan = None
+    try:
+        verifying.check_usage(verify, verify_original, out, write=not (diff or check or report))
+        if vendor is not None:
+            vendor_plan = vendoring.plan(vendor, paths, out, shim_module)
+            shim_module = vendor_plan.module
+    except (vendoring.VendorError, verifying.VerifyUsageError) as e:
+        err.print(f"error: {e}", markup=False)
         raise typer.Exit(EXIT_ERROR)
     try:
         settings = load_settings(paths, config=config, no_config=no_config, exclude=exclude, select=select,
@@ -168,10 +187,22 @@ def migrate(
             if not quiet:
                 err.print(f"ported {target}", markup=False)
 
+    if vendor_plan is not None and write:
+        vendored = vendor_plan.write()
+        if not quiet:
+            err.print(f"vendored the runtime shim as {vendored.path} (import {vendored.module})", markup=False)
+
     _print_review(summary, err, quiet)
     _print_summary(summary, err, write=write)
+    verify_exit = EXIT_OK
+    if verify is not None and out is not None:
+        verify_exit = verifying.run_and_report(verify, paths[0], out, summary, options.shim_module,
+                                               vendor_plan.dir / "runtime_shim.py" if vendor_plan else None,
+                                               verify_original, log=lambda s: err.print(s, markup=False), quiet=quiet)
     if summary.errors:
         raise typer.Exit(EXIT_ERROR)
+    if verify_exit:
+        raise typer.Exit(verify_exit)
     if check and summary.changed:
         raise typer.Exit(EXIT_CHANGES)
     raise typer.Exit(EXIT_OK)

@@ -5,11 +5,15 @@ key order, ``ensure_ascii``, line endings, trailing newline), so a notebook with
 is returned byte for byte and a ported one differs only in the ``source`` of the cells that
 changed. Outputs, metadata, execution counts and cell ids are kept.
 
-Each code cell is migrated as its own module with :func:`transform.migrate_source`. A cell that
-uses the shim gets its own ``import runtime_shim``: cells can be run in any order, so a cell that
-relies on an import made by another cell breaks when run alone. Line numbers of findings are
-within the cell; ``Finding.cell`` is the 1-based position of the cell in the notebook (markdown
-cells count, as in Jupyter's and VS Code's cell numbering).
+The code cells are migrated together, as one module in notebook order (with a sentinel
+statement between cells), so that ``import torch`` in cell 2 is known in cell 5, as when the notebook
+is run top to bottom; then the module is split back into its cells. The shim import the port needs
+is put once, at the top of the first code cell that uses the shim (every later cell can use it;
+running a cell before it after a restart fails exactly as it would for ``import torch``). Findings
+carry ``Finding.cell``, the 1-based position of the cell in the notebook (markdown cells count, as
+in Jupyter's and VS Code's numbering), and line numbers within the cell. A cell that does not
+parse is left alone if it mentions nothing CUDA-like; otherwise the notebook is an error and is
+left untouched, like a ``.py`` file that does not parse.
 
 IPython syntax is kept exactly: in a cell that does not parse as Python, lines that start with
 ``%``, ``!``, ``?`` (or ``x = !cmd``, ``x = %magic``) and help lines ending with ``?`` are replaced

@@ -229,8 +229,10 @@ def run_and_report(command: str, src: Path, dest: Path, summary, shim_module: st
                 copy = Path(tmp) / src.resolve().name
                 copy_tree(src, copy)
                 log(f"verify: running `{command}` on a copy of the original, {copy}")
-                outcomes.append(run_command(command, copy, "original", extra,
-                                            echo=None if quiet else (lambda s: log("  | " + s))))
+                outcome = run_command(command, copy, "original", extra,
+                                      echo=None if quiet else (lambda s: log("  | " + s)))
+                outcome.cwd = f"{copy} (a temporary copy of {src}, removed afterwards)"
+                outcomes.append(outcome)
     for o in outcomes:
         state = "passed" if o.ok else ("could not start" if o.exit_code is None else f"FAILED with exit code {o.exit_code}")
         log(f"verify ({o.tree}): {state} in {o.duration_s:.1f} s")
