@@ -1,0 +1,364 @@
+"""``torch.cuda.amp`` -> the device-generic ``torch.amp`` API, with the device type from the shim.
+
+* ``torch.cuda.amp.autocast(...)`` -> ``torch.autocast(runtime_shim.device_type(), ...)``. Positional
+  arguments become keywords (``autocast(True)`` -> ``enabled=True``): the old signature is
+  ``(enabled, dtype, cache_enabled)``, ``torch.autocast``'s is ``(device_type, dtype, enabled, cache_enabled)``.
+  No ``dtype`` is added: ``torch.autocast('cuda')`` uses ``torch.get_autocast_dtype('cuda')``, which is
+  ``float16`` (what ``torch.cuda.amp.autocast`` passes) unless the program changed it; on CPU the
+  device's own default (``bfloat16``) applies, where ``float16`` would be slow.
+* ``torch.cuda.amp.GradScaler(...)`` -> ``torch.amp.GradScaler(runtime_shim.device_type(), ...)`` (the
+  old class passes ``'cuda'`` first and keeps the order of the other parameters).
+* ``@torch.cuda.amp.custom_fwd`` / ``custom_bwd``, bare or called (``@custom_fwd(cast_inputs=...)``)
+  -> ``@torch.amp.custom_fwd(device_type=runtime_shim.device_type(), ...)`` (exactly what the old
+  function does with ``'cuda'``). Decorators run at import time; ``device_type()`` resolves the
+  device there, which the shim allows.
+* A name assigned from ``torch.autocast`` (``precision_scope = autocast``, also
+  ``autocast if c else nullcontext``), called with ``'cuda'``: the string is a device type and becomes
+  ``runtime_shim.device_type('cuda')``, as ``torch.autocast('cuda')`` does in rules/device_strings.py.
+
+Aliases are resolved (``from torch.cuda import amp``, ``import torch.cuda.amp as amp``,
+``from torch.cuda.amp import autocast``); a ``from`` import left unused is removed. The new code
+needs the ``torch`` module: it is taken from the reference itself (``th.cuda.amp.autocast`` ->
+``th.autocast``) or from an ``import torch`` in scope; without one, ``import torch`` is added (unless
+the name ``torch`` is bound to something else: then the site is left for review).
+A ``torch.cuda.amp`` name used as a value (``ctx = autocast if amp else nullcontext``) cannot be
+ported safely and is left for review (TDM304).
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Dict, Iterable, List, Optional, Tuple
+
+import libcst as cst
+from libcst.codemod import CodemodContext
+from libcst.codemod.visitors import AddImportsVisitor
+from libcst.metadata import Assignment, MetadataWrapper, ScopeProvider
+
+from ..findings import FindingStatus
+from .base import Rule, RuleContext, string_value
+
+# Review code for references that cannot be ported at their site.
+REVIEW_CODE = "TDM304"
+
+AUTOCAST = {"torch.cuda.amp.autocast", "torch.cuda.amp.autocast_mode.autocast"}
+GRAD_SCALER = {"torch.cuda.amp.GradScaler", "torch.cuda.amp.grad_scaler.GradScaler"}
+CUSTOM_FN = {
+    "torch.cuda.amp.custom_fwd": "custom_fwd", "torch.cuda.amp.autocast_mode.custom_fwd": "custom_fwd",
+    "torch.cuda.amp.custom_bwd": "custom_bwd", "torch.cuda.amp.autocast_mode.custom_bwd": "custom_bwd",
+}
+AMP_NAMES = AUTOCAST | GRAD_SCALER | set(CUSTOM_FN)
+# Registry keys (one name per API).
+API_NAME = {**{q: "torch.cuda.amp.autocast" for q in AUTOCAST}, **{q: "torch.cuda.amp.GradScaler" for q in GRAD_SCALER},
+            **{q: "torch.cuda.amp." + n for q, n in CUSTOM_FN.items()}}
+# The device-generic autocast (its first argument is a device type).
+GENERIC_AUTOCAST = {"torch.autocast", "torch.amp.autocast", "torch.amp.autocast_mode.autocast"}
+AUTOCAST_PARAMS = ("enabled", "dtype", "cache_enabled")
+
+
+# ---- helpers shared by the rule modules of issue 4 ----------------------------------------------
+
+_SCOPES: "weakref.WeakKeyDictionary[RuleContext, Dict]" = weakref.WeakKeyDictionary()
+
+
+def scope_of(ctx: RuleContext, node: cst.CSTNode):
+    """The LibCST scope of an original node (computed once per file, on first use)."""
+    scopes = _SCOPES.get(ctx)
+    if scopes is None:
+        scopes = _SCOPES[ctx] = dict(MetadataWrapper(ctx.module, unsafe_skip_copy=True).resolve(ScopeProvider))
+    return scopes.get(node)
+
+
+def _binds_torch(node: cst.CSTNode, name: str) -> bool:
+    """``import torch`` / ``import torch.cuda`` (binds ``torch``) / ``import torch as name``."""
+    if not isinstance(node, cst.Import):
+        return False
+    for alias in node.names:
+        full = cst.helpers.get_full_name_for_node(alias.name) or ""
+        asname = alias.asname.name.value if alias.asname and isinstance(alias.asname.name, cst.Name) else None
+        if asname is None and (full == "torch" or full.startswith("torch.")) and name == "torch":
+            return True
+        if asname == name and full == "torch":
+            return True
+    return False
+
+
+def _root_name(node: cst.CSTNode) -> Optional[cst.Name]:
+    while isinstance(node, cst.Attribute):
+        node = node.value
+    return node if isinstance(node, cst.Name) else None
+
+
+def torch_name(ctx: RuleContext, at: cst.CSTNode, ref: Optional[cst.CSTNode] = None) -> Optional[str]:
+    """The local name of the ``torch`` module usable at ``at`` (an original node), or None.
+
+    Taken from ``ref`` when it is an attribute chain rooted at torch (``th.cuda.amp.autocast``),
+    else from an ``import torch [as th]`` visible in the scope of ``at`` and not rebound there.
+    """
+    if isinstance(ref, cst.Attribute):
+        root = _root_name(ref)
+        if root is not None and ctx.qualname(root) == "torch":
+            return root.value
+    scope = scope_of(ctx, at)
+    if scope is None:
+        return None
+    candidates: List[str] = ["torch"]
+    for assignment in scope.globals.assignments:
+        node = getattr(assignment, "node", None)
+        if isinstance(node, cst.Import) and assignment.name not in candidates:
+            candidates.append(assignment.name)
+    for name in candidates:
+        assignments = scope[name]
+        if assignments and all(isinstance(a, Assignment) and _binds_torch(a.node, name) for a in assignments):
+            return name
+    return None
+
+
+_NEEDS_TORCH: "weakref.WeakKeyDictionary[RuleContext, bool]" = weakref.WeakKeyDictionary()
+
+
+def torch_name_or_import(ctx: RuleContext, at: cst.CSTNode, ref: Optional[cst.CSTNode] = None) -> Optional[str]:
+    """Like ``torch_name``; when the module does not import torch and nothing in scope is called
+    ``torch``, answers ``'torch'`` and schedules ``import torch`` (see ``add_torch_import``)."""
+    name = torch_name(ctx, at, ref)
+    if name is not None:
+        return name
+    scope = scope_of(ctx, at)
+    if scope is None or scope["torch"] or scope.globals["torch"]:
+        return None
+    _NEEDS_TORCH[ctx] = True
+    return "torch"
+
+
+def add_torch_import(ctx: RuleContext, module: cst.Module) -> Optional[cst.Module]:
+    """``leave_Module`` of the rules that may call ``torch_name_or_import``: add ``import torch``."""
+    if not _NEEDS_TORCH.pop(ctx, False):
+        return None
+    context = CodemodContext()
+    AddImportsVisitor.add_needed_import(context, "torch")
+    return AddImportsVisitor(context).transform_module(module)
+
+
+def dotted(*parts: str) -> cst.BaseExpression:
+    node: cst.BaseExpression = cst.Name(parts[0])
+    for p in parts[1:]:
+        node = cst.Attribute(node, cst.Name(p))
+    return node
+
+
+def keyword_arg(name: str, value: cst.BaseExpression, like: Optional[cst.Arg] = None) -> cst.Arg:
+    """``name=value``; keeps the comma and whitespace of ``like`` (the argument it replaces)."""
+    arg = cst.Arg(value, keyword=cst.Name(name), equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")))
+    if like is not None:
+        arg = arg.with_changes(comma=like.comma, whitespace_after_arg=like.whitespace_after_arg)
+    return arg
+
+
+def is_reference_site(ctx: RuleContext, node: cst.CSTNode) -> bool:
+    """False for import statements, the prefix of a longer attribute chain, and assignment targets."""
+    from .registry_renames import _skip_reference
+    return not _skip_reference(ctx, node)
+
+
+def forget_import(ctx: RuleContext, ref: cst.CSTNode, qual: str) -> None:
+    """Schedule removal of the import that bound ``ref``'s root name, if it becomes unused.
+
+    ``from torch.cuda.amp import autocast [as ac]``, ``from torch.cuda import amp``,
+    ``import torch.cuda.amp as amp``; never ``import torch``.
+    """
+    root = _root_name(ref)
+    if root is None:
+        return
+    scope = scope_of(ctx, root)
+    if scope is None:
+        return
+    for a in scope[root.value]:
+        node = getattr(a, "node", None)
+        if isinstance(node, cst.ImportFrom) and node.module is not None and not isinstance(node.names, cst.ImportStar):
+            module = cst.helpers.get_full_name_for_node(node.module) or ""
+            for alias in node.names:
+                asname = alias.asname.name.value if alias.asname and isinstance(alias.asname.name, cst.Name) else None
+                if (asname or alias.name.value) == root.value:
+                    ctx.removed_from_imports.add((module, alias.name.value, asname))
+        elif isinstance(node, cst.Import):
+            for alias in node.names:
+                full = cst.helpers.get_full_name_for_node(alias.name) or ""
+                asname = alias.asname.name.value if alias.asname and isinstance(alias.asname.name, cst.Name) else None
+                if asname == root.value and full != "torch":
+                    ctx.removed_from_imports.add((full, None, asname))  # type: ignore[arg-type]
+
+
+def split_args(call: cst.Call) -> Optional[Tuple[List[cst.Arg], Dict[str, cst.Arg]]]:
+    """Positional and keyword arguments, or None when ``*args``/``**kw`` make the shape unknown."""
+    positional: List[cst.Arg] = []
+    keywords: Dict[str, cst.Arg] = {}
+    for a in call.args:
+        if a.star:
+            return None
+        if a.keyword is None:
+            positional.append(a)
+        else:
+            keywords[a.keyword.value] = a
+    return positional, keywords
+
+
+def with_commas(args: Iterable[cst.Arg]) -> List[cst.Arg]:
+    """Arguments with a comma after each but the last (the last keeps its own trailing comma)."""
+    args = list(args)
+    out = []
+    for i, a in enumerate(args):
+        if i < len(args) - 1 and not isinstance(a.comma, cst.Comma):
+            a = a.with_changes(comma=cst.MaybeSentinel.DEFAULT)
+        out.append(a)
+    return out
+
+
+# ---- the rule ------------------------------------------------------------------------------------
+
+class Amp(Rule):
+    name = "amp"
+    VALID = (
+        "def autocast(enabled=True):\n    pass\nwith autocast(True):\n    pass\n",
+        "import torch\nwith torch.autocast('cpu'):\n    pass\n",
+        "import torch\nscaler = torch.amp.GradScaler('cpu')\n",
+        "from mylib import custom_fwd\n@custom_fwd\ndef f(x):\n    return x\n",
+    )
+    INVALID = (
+        ("import torch\nwith torch.cuda.amp.autocast():\n    pass\n",
+         "import torch\nimport runtime_shim\n\nwith torch.autocast(runtime_shim.device_type()):\n    pass\n"),
+        ("import torch\nwith torch.cuda.amp.autocast(True, torch.bfloat16):\n    pass\n",
+         "import torch\nimport runtime_shim\n\nwith torch.autocast(runtime_shim.device_type(), enabled=True, dtype=torch.bfloat16):\n    pass\n"),
+        ("import torch\nfrom torch.cuda.amp import autocast, GradScaler\nscaler = GradScaler(enabled=use_amp)\nwith autocast(dtype=torch.float16):\n    pass\n",
+         "import torch\nimport runtime_shim\n\nscaler = torch.amp.GradScaler(runtime_shim.device_type(), enabled=use_amp)\n"
+         "with torch.autocast(runtime_shim.device_type(), dtype=torch.float16):\n    pass\n"),
+        ("import torch\nfrom torch.cuda import amp\nwith amp.autocast(enabled=False):\n    pass\n",
+         "import torch\nimport runtime_shim\n\nwith torch.autocast(runtime_shim.device_type(), enabled=False):\n    pass\n"),
+        ("import torch\n@torch.cuda.amp.custom_fwd(cast_inputs=torch.float32)\ndef forward(ctx, x):\n    return x\n",
+         "import torch\nimport runtime_shim\n\n@torch.amp.custom_fwd(device_type=runtime_shim.device_type(), cast_inputs=torch.float32)\n"
+         "def forward(ctx, x):\n    return x\n"),
+        ("import torch\n@torch.cuda.amp.custom_bwd\ndef backward(ctx, g):\n    return g\n",
+         "import torch\nimport runtime_shim\n\n@torch.amp.custom_bwd(device_type=runtime_shim.device_type())\ndef backward(ctx, g):\n    return g\n"),
+        ("from torch import autocast\nprecision_scope = autocast\nwith precision_scope('cuda'):\n    pass\n",
+         "from torch import autocast\nimport runtime_shim\n\nprecision_scope = autocast\nwith precision_scope(runtime_shim.device_type('cuda')):\n    pass\n"),
+    )
+
+    # -- calls: autocast(...), GradScaler(...), custom_fwd(...), aliases of torch.autocast ----------
+    def leave_Call(self, ctx: RuleContext, original: cst.Call, updated: cst.Call):
+        if ctx.is_shim_ref(original.func):
+            return None
+        qual = ctx.qualname(original.func)
+        if qual in AMP_NAMES:
+            return self._amp_call(ctx, original, updated, qual)
+        if isinstance(original.func, cst.Name) and qual not in GENERIC_AUTOCAST and self._generic_autocast_alias(ctx, original.func):
+            return self._alias_call(ctx, original, updated)
+        return None
+
+    def _new_func(self, ctx: RuleContext, original: cst.CSTNode, ref: cst.CSTNode, qual: str) -> Optional[cst.BaseExpression]:
+        th = torch_name_or_import(ctx, original, ref)
+        if th is None:
+            ctx.report(original, API_NAME[qual], FindingStatus.REVIEW, REVIEW_CODE,
+                       "torch.cuda.amp is used where the name `torch` means something else, so torch.amp cannot be written here.",
+                       "Port this call by hand.")
+            return None
+        if qual in AUTOCAST:
+            return dotted(th, "autocast")
+        if qual in GRAD_SCALER:
+            return dotted(th, "amp", "GradScaler")
+        return dotted(th, "amp", CUSTOM_FN[qual])
+
+    def _record(self, ctx: RuleContext, original: cst.CSTNode, ref: cst.BaseExpression, new_func: cst.BaseExpression, qual: str) -> bool:
+        if ctx.rewrite(ref, new_func, API_NAME[qual], "TDM108") is None:
+            return False
+        if isinstance(ref, cst.Name) or (isinstance(ref, cst.Attribute) and ctx.qualname(_root_name(ref)) != "torch"):
+            forget_import(ctx, ref, qual)
+        return True
+
+    def _amp_call(self, ctx: RuleContext, original: cst.Call, updated: cst.Call, qual: str):
+        shape = split_args(updated)
+        if shape is None:
+            ctx.report(original, API_NAME[qual], FindingStatus.REVIEW, REVIEW_CODE,
+                       "`*args`/`**kwargs` hide which torch.cuda.amp arguments are passed.", "Port this call by hand.")
+            return None
+        positional, keywords = shape
+        if qual in AUTOCAST and len(positional) > len(AUTOCAST_PARAMS):
+            return None
+        new_func = self._new_func(ctx, original, original.func, qual)
+        if new_func is None:
+            return None
+        device = ctx.shim_call("device_type")
+        if qual in AUTOCAST:
+            args = [cst.Arg(device)] + [keyword_arg(AUTOCAST_PARAMS[i], a.value, a) for i, a in enumerate(positional)]
+            args += [a for a in updated.args if a.keyword is not None]
+        elif qual in GRAD_SCALER:
+            args = [cst.Arg(device)] + list(updated.args)
+        else:  # custom_fwd / custom_bwd: (fn=None, *, cast_inputs=None) -> (fn=None, *, device_type, cast_inputs=None)
+            args = list(positional) + [keyword_arg("device_type", device)] + [a for a in updated.args if a.keyword is not None]
+        if not self._record(ctx, original, original.func, new_func, qual):
+            return None
+        return updated.with_changes(func=new_func, args=with_commas(args))
+
+    # -- bare decorators: @torch.cuda.amp.custom_fwd ------------------------------------------------
+    def leave_Decorator(self, ctx: RuleContext, original: cst.Decorator, updated: cst.Decorator):
+        ref = original.decorator
+        if not isinstance(ref, (cst.Name, cst.Attribute)):
+            return None
+        qual = ctx.qualname(ref)
+        if qual not in CUSTOM_FN:
+            return None
+        new_func = self._new_func(ctx, original, ref, qual)
+        if new_func is None or not self._record(ctx, original, ref, new_func, qual):
+            return None
+        call = cst.Call(new_func, [keyword_arg("device_type", ctx.shim_call("device_type"))])
+        return updated.with_changes(decorator=call)
+
+    def leave_Module(self, ctx: RuleContext, original: cst.Module, updated: cst.Module):
+        return add_torch_import(ctx, updated)
+
+    # -- references used as values -------------------------------------------------------------------
+    def _leave_ref(self, ctx: RuleContext, original, updated):
+        qual = ctx.qualname(original)
+        if qual not in AMP_NAMES or not is_reference_site(ctx, original):
+            return None
+        parent = ctx.parent(original)
+        if isinstance(parent, cst.Call) and parent.func is original:
+            return None
+        if isinstance(parent, cst.Decorator) and qual in CUSTOM_FN:
+            return None
+        ctx.report(original, API_NAME[qual], FindingStatus.REVIEW, REVIEW_CODE)
+        return None
+
+    leave_Name = _leave_ref
+    leave_Attribute = _leave_ref
+
+    # -- precision_scope = autocast; precision_scope('cuda') -------------------------------------------
+    def _generic_autocast_alias(self, ctx: RuleContext, func: cst.Name) -> bool:
+        """True when every assignment of ``func``'s name in its scope is ``name = <torch.autocast>``
+        (or a conditional expression with ``torch.autocast`` as a branch)."""
+        scope = scope_of(ctx, func)
+        if scope is None:
+            return False
+        assignments = scope[func.value]
+        if not assignments:
+            return False
+        for a in assignments:
+            target = getattr(a, "node", None)
+            assign_target = ctx.parent(target) if target is not None else None
+            assign = ctx.parent(assign_target) if assign_target is not None else None
+            if not (isinstance(assign_target, cst.AssignTarget) and isinstance(assign, cst.Assign)
+                    and assign_target.target is target):
+                return False
+            value = assign.value
+            branches = [value.body, value.orelse] if isinstance(value, cst.IfExp) else [value]
+            if not any(isinstance(b, (cst.Name, cst.Attribute)) and ctx.qualname(b) in GENERIC_AUTOCAST for b in branches):
+                return False
+        return True
+
+    def _alias_call(self, ctx: RuleContext, original: cst.Call, updated: cst.Call):
+        if not original.args or original.args[0].keyword is not None or original.args[0].star:
+            return None
+        if string_value(original.args[0].value) != "cuda":
+            return None
+        new_value = ctx.shim_call("device_type", updated.args[0].value)
+        if ctx.rewrite(original.args[0].value, new_value, "literal:'cuda'", "TDM101") is None:
+            return None
+        return updated.with_changes(args=[updated.args[0].with_changes(value=new_value)] + list(updated.args[1:]))

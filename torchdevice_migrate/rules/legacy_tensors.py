@@ -1,0 +1,279 @@
+"""Legacy CUDA tensor types (``torch.cuda.HalfTensor``...) -> a dtype plus the shim's device.
+
+``torch.cuda.XTensor`` exists only in CUDA builds. Each use becomes the dtype and the device:
+
+* ``torch.cuda.LongTensor(...)`` -> ``torch.LongTensor(...).to(runtime_shim.device())``: the CPU type
+  has the same constructor (sizes or data), then the tensor moves to the current device, as the CUDA
+  constructor puts it there.
+* ``x.type(torch.cuda.HalfTensor)`` (or ``'torch.cuda.HalfTensor'``) ->
+  ``x.to(device=runtime_shim.device(), dtype=torch.half)`` (``non_blocking`` kept). Both return ``x``
+  itself when nothing changes.
+* ``isinstance(x, torch.cuda.FloatTensor)`` -> ``(isinstance(x, torch.Tensor) and x.dtype ==
+  torch.float and x.layout == torch.strided and runtime_shim.is_accelerator(x.device))``: torch's
+  check is "a dense tensor of this dtype on a CUDA device", which this spells out (``x`` must be a
+  plain name or attribute, since it is evaluated more than once).
+* ``torch.set_default_tensor_type(torch.cuda.HalfTensor)`` sets the dtype *and* the device
+  (FIELD_NOTES trap 5), so the statement becomes two: ``torch.set_default_dtype(torch.half)`` and
+  ``torch.set_default_device(runtime_shim.device())`` (floating types only, as torch requires).
+
+Anything else (a legacy type stored in a variable, chosen by a conditional expression, compared
+with ``type(x)``) is left for review (TDM304).
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional, Sequence
+
+import libcst as cst
+
+from ..findings import FindingStatus
+from .amp import REVIEW_CODE, dotted, forget_import, keyword_arg, split_args, torch_name_or_import as torch_name, with_commas, add_torch_import
+from .base import Rule, RuleContext, string_value
+
+# torch.cuda.<Name>Tensor -> dtype attribute of torch.
+DTYPES = {
+    "LongTensor": "long", "FloatTensor": "float", "HalfTensor": "half", "BFloat16Tensor": "bfloat16",
+    "ByteTensor": "uint8", "IntTensor": "int", "DoubleTensor": "double", "BoolTensor": "bool",
+    "CharTensor": "int8", "ShortTensor": "short",
+}
+FLOATING = {"FloatTensor", "HalfTensor", "BFloat16Tensor", "DoubleTensor"}
+LEGACY = {f"torch.cuda.{n}": n for n in DTYPES}
+SET_DEFAULT = {"torch.set_default_tensor_type"}
+ISINSTANCE = {"builtins.isinstance", "isinstance"}
+
+
+def legacy_type(ctx: RuleContext, node: cst.CSTNode) -> Optional[str]:
+    """``'HalfTensor'`` for a reference to ``torch.cuda.HalfTensor`` or the string ``'torch.cuda.HalfTensor'``."""
+    if isinstance(node, (cst.Name, cst.Attribute)):
+        return LEGACY.get(ctx.qualname(node) or "")
+    value = string_value(node)
+    return LEGACY.get(value) if value else None
+
+
+def _simple(node: cst.CSTNode) -> bool:
+    """A name or attribute chain: evaluating it twice is safe."""
+    while isinstance(node, cst.Attribute):
+        node = node.value
+    return isinstance(node, cst.Name)
+
+
+def _torch_ref(node: cst.CSTNode) -> bool:
+    return isinstance(node, (cst.Name, cst.Attribute))
+
+
+class LegacyTensors(Rule):
+    name = "legacy-tensors"
+    VALID = (
+        "import torch\nx = torch.LongTensor([1, 2])\n",
+        "import torch\ntorch.set_default_tensor_type(torch.FloatTensor)\n",
+        "y = x.type(torch.float16)\n",
+        "ok = isinstance(x, torch.Tensor)\n",
+    )
+    INVALID = (
+        ("import torch\nidx = torch.cuda.LongTensor([1, 2])\n",
+         "import torch\nimport runtime_shim\n\nidx = torch.LongTensor([1, 2]).to(runtime_shim.device())\n"),
+        ("import torch\ny = x.type(torch.cuda.HalfTensor)\n",
+         "import torch\nimport runtime_shim\n\ny = x.to(device=runtime_shim.device(), dtype=torch.half)\n"),
+        ("import torch\nif isinstance(x, torch.cuda.FloatTensor):\n    pass\n",
+         "import torch\nimport runtime_shim\n\nif isinstance(x, torch.Tensor) and x.dtype == torch.float and x.layout == torch.strided"
+         " and runtime_shim.is_accelerator(x.device):\n    pass\n"),
+        ("import torch\ntorch.set_default_tensor_type(torch.cuda.HalfTensor)  # fp16\n",
+         "import torch\nimport runtime_shim\n\ntorch.set_default_dtype(torch.half)  # fp16\ntorch.set_default_device(runtime_shim.device())\n"),
+        ("import torch as th\nm = th.cuda.ByteTensor(2, 3).zero_()\n",
+         "import torch as th\nimport runtime_shim\n\nm = th.ByteTensor(2, 3).to(runtime_shim.device()).zero_()\n"),
+    )
+
+    # -- references: report those no handler below ports ----------------------------------------
+    def _leave_ref(self, ctx: RuleContext, original, updated):
+        name = LEGACY.get(ctx.qualname(original) or "")
+        if name is None:
+            return None
+        from .amp import is_reference_site
+        if not is_reference_site(ctx, original) or self._handled_position(ctx, original):
+            return None
+        ctx.report(original, f"torch.cuda.{name}", FindingStatus.REVIEW, REVIEW_CODE)
+        return None
+
+    def leave_Module(self, ctx: RuleContext, original: cst.Module, updated: cst.Module):
+        return add_torch_import(ctx, updated)
+
+    leave_Name = _leave_ref
+    leave_Attribute = _leave_ref
+
+    def _handled_position(self, ctx: RuleContext, node: cst.CSTNode) -> bool:
+        parent = ctx.parent(node)
+        if isinstance(parent, cst.Call) and parent.func is node:
+            return True
+        if not isinstance(parent, cst.Arg):
+            return False
+        call = ctx.parent(parent)
+        if not isinstance(call, cst.Call):
+            return False
+        if isinstance(call.func, cst.Attribute) and call.func.attr.value == "type":
+            return True
+        return ctx.qualname(call.func) in ISINSTANCE | SET_DEFAULT
+
+    # -- calls ----------------------------------------------------------------------------------
+    def leave_Call(self, ctx: RuleContext, original: cst.Call, updated: cst.Call):
+        if ctx.is_shim_ref(original.func):
+            return None
+        name = LEGACY.get(ctx.qualname(original.func) or "") if _torch_ref(original.func) else None
+        if name is not None:
+            return self._constructor(ctx, original, updated, name)
+        if isinstance(original.func, cst.Attribute) and original.func.attr.value == "type" and original.args:
+            return self._dot_type(ctx, original, updated)
+        qual = ctx.qualname(original.func) if _torch_ref(original.func) else None
+        if qual in ISINSTANCE and len(original.args) == 2:
+            return self._isinstance(ctx, original, updated)
+        if qual in SET_DEFAULT and original.args and legacy_type(ctx, original.args[0].value):
+            if not self._in_statement(ctx, original):
+                self._review(ctx, original, "torch.set_default_tensor_type",
+                             "set_default_tensor_type of a CUDA type is used as a value; it sets dtype and device.")
+        return None
+
+    def _review(self, ctx: RuleContext, node: cst.CSTNode, api: str, message: str) -> None:
+        ctx.report(node, api, FindingStatus.REVIEW, REVIEW_CODE, message,
+                   "Set the dtype with torch.set_default_dtype and the device with "
+                   "torch.set_default_device(runtime_shim.device()), or use .to(device=..., dtype=...).")
+
+    def _constructor(self, ctx: RuleContext, original: cst.Call, updated: cst.Call, name: str):
+        th = torch_name(ctx, original, original.func)
+        if th is None:
+            self._review(ctx, original, f"torch.cuda.{name}", "The module does not import torch, so the CPU type cannot be named here.")
+            return None
+        inner = updated.with_changes(func=dotted(th, name), lpar=[], rpar=[])
+        new = cst.Call(cst.Attribute(inner, cst.Name("to")), [cst.Arg(ctx.shim_call("device"))],
+                       lpar=updated.lpar, rpar=updated.rpar)
+        return _done(ctx, ctx.rewrite(original, new, f"torch.cuda.{name}", "TDM109"), original.func)
+
+    def _dot_type(self, ctx: RuleContext, original: cst.Call, updated: cst.Call):
+        receiver = original.func.value  # type: ignore[union-attr]
+        if _torch_ref(receiver) and (ctx.qualname(receiver) or "").startswith("torch"):
+            return None  # torch.Tensor.type(x, T): not a method call on a value
+        shape = split_args(original)
+        if shape is None:
+            return None
+        positional, keywords = shape
+        type_arg = positional[0] if positional else keywords.get("dtype")
+        if type_arg is None or set(keywords) - {"dtype", "non_blocking"} or len(positional) > 2:
+            return None
+        name = legacy_type(ctx, type_arg.value)
+        if name is None:
+            return None
+        th = torch_name(ctx, original, type_arg.value)
+        if th is None:
+            self._review(ctx, original, f"torch.cuda.{name}", "The module does not import torch, so the dtype cannot be named here.")
+            return None
+        upd_shape = split_args(updated)
+        assert upd_shape is not None
+        upd_pos, upd_kw = upd_shape
+        args = [keyword_arg("device", ctx.shim_call("device")), keyword_arg("dtype", dotted(th, DTYPES[name]))]
+        if len(upd_pos) == 2:
+            args.append(keyword_arg("non_blocking", upd_pos[1].value, upd_pos[1]))
+        elif "non_blocking" in upd_kw:
+            args.append(upd_kw["non_blocking"])
+        new = updated.with_changes(func=updated.func.with_changes(attr=cst.Name("to")), args=with_commas(args))  # type: ignore[union-attr]
+        return _done(ctx, ctx.rewrite(original, new, f"torch.cuda.{name}", "TDM109"), type_arg.value)
+
+    def _isinstance(self, ctx: RuleContext, original: cst.Call, updated: cst.Call):
+        obj_arg, type_arg = original.args
+        name = legacy_type(ctx, type_arg.value) if _torch_ref(type_arg.value) else None
+        if name is None:
+            return None
+        if obj_arg.keyword or obj_arg.star or type_arg.keyword or type_arg.star or not _simple(obj_arg.value):
+            self._review(ctx, original, f"torch.cuda.{name}",
+                         "isinstance with a legacy CUDA type on an expression that cannot be evaluated twice.")
+            return None
+        th = torch_name(ctx, original, type_arg.value)
+        if th is None:
+            self._review(ctx, original, f"torch.cuda.{name}", "The module does not import torch, so the dtype cannot be named here.")
+            return None
+        x = updated.args[0].value.with_changes(lpar=[], rpar=[])
+
+        def attr(n: str) -> cst.Attribute:
+            return cst.Attribute(x, cst.Name(n))
+
+        parts: List[cst.BaseExpression] = [
+            updated.with_changes(args=[cst.Arg(x, comma=cst.MaybeSentinel.DEFAULT), cst.Arg(dotted(th, "Tensor"))], lpar=[], rpar=[]),
+            _eq(attr("dtype"), dotted(th, DTYPES[name])),
+            _eq(attr("layout"), dotted(th, "strided")),
+            ctx.shim_call("is_accelerator", attr("device")),
+        ]
+        new: cst.BaseExpression = parts[0]
+        for p in parts[1:]:
+            new = cst.BooleanOperation(new, cst.And(), p)
+        if updated.lpar or not self._bare_context(ctx, original):
+            new = new.with_changes(lpar=updated.lpar or [cst.LeftParen()], rpar=updated.rpar or [cst.RightParen()])
+        return _done(ctx, ctx.rewrite(original, new, f"torch.cuda.{name}", "TDM109"), type_arg.value)
+
+    @staticmethod
+    def _bare_context(ctx: RuleContext, node: cst.CSTNode) -> bool:
+        """Where an ``a and b`` needs no parentheses: a whole condition, value or argument."""
+        parent = ctx.parent(node)
+        if isinstance(parent, (cst.If, cst.While, cst.Assert)) and parent.test is node:
+            return True
+        if isinstance(parent, (cst.Assign, cst.AnnAssign, cst.Return)) and parent.value is node:
+            return True
+        return isinstance(parent, cst.Arg) and parent.value is node
+
+    # -- set_default_tensor_type(torch.cuda.HalfTensor) as a statement ---------------------------
+    @staticmethod
+    def _in_statement(ctx: RuleContext, call: cst.Call) -> bool:
+        return isinstance(ctx.parent(call), cst.Expr)
+
+    def _split_statement(self, ctx: RuleContext, expr: cst.Expr) -> Optional[Sequence[cst.BaseSmallStatement]]:
+        """For ``torch.set_default_tensor_type(<CUDA floating type>)``, the two statements replacing it."""
+        call = expr.value
+        if not (isinstance(call, cst.Call) and _torch_ref(call.func) and ctx.qualname(call.func) in SET_DEFAULT):
+            return None
+        if len(call.args) != 1 or call.args[0].star:
+            return None
+        name = legacy_type(ctx, call.args[0].value)
+        if name is None:
+            return None
+        if name not in FLOATING:
+            self._review(ctx, call, "torch.set_default_tensor_type", "Only floating-point types can be the default tensor type.")
+            return None
+        th = torch_name(ctx, call, call.func)
+        if th is None:
+            self._review(ctx, call, "torch.set_default_tensor_type", "The module does not import torch.")
+            return None
+        dtype_stmt = cst.Expr(cst.Call(dotted(th, "set_default_dtype"), [cst.Arg(dotted(th, DTYPES[name]))]))
+        device_stmt = cst.Expr(cst.Call(dotted(th, "set_default_device"), [cst.Arg(ctx.shim_call("device"))]),
+                               semicolon=expr.semicolon)
+        shown = cst.SimpleStatementLine([dtype_stmt, device_stmt.with_changes(semicolon=cst.MaybeSentinel.DEFAULT)])
+        if _done(ctx, ctx.rewrite(call, shown, "torch.set_default_tensor_type", "TDM109"), call.args[0].value) is None:
+            return None
+        return [dtype_stmt, device_stmt]
+
+    def _leave_small_statements(self, ctx: RuleContext, original, updated):
+        new_body: List[cst.BaseSmallStatement] = []
+        changed = False
+        for orig, upd in zip(original.body, updated.body):
+            pair = self._split_statement(ctx, orig) if isinstance(orig, cst.Expr) else None
+            if pair is None:
+                new_body.append(upd)
+            else:
+                changed = True
+                new_body.extend(pair)
+        if not changed:
+            return None
+        if isinstance(original, cst.SimpleStatementLine) and len(original.body) == 1:
+            first = updated.with_changes(body=[new_body[0]])
+            second = cst.SimpleStatementLine([new_body[1]])
+            return cst.FlattenSentinel([first, second])
+        return updated.with_changes(body=new_body)
+
+    leave_SimpleStatementLine = _leave_small_statements
+    leave_SimpleStatementSuite = _leave_small_statements
+
+
+def _done(ctx: RuleContext, result, ref: cst.CSTNode):
+    """After a rewrite: schedule removal of ``from torch.cuda import XTensor`` if now unused."""
+    if result is not None and isinstance(ref, (cst.Name, cst.Attribute)):
+        forget_import(ctx, ref, "")
+    return result
+
+
+def _eq(left: cst.BaseExpression, right: cst.BaseExpression) -> cst.Comparison:
+    return cst.Comparison(left, [cst.ComparisonTarget(cst.Equal(), right)])

@@ -1,0 +1,161 @@
+"""Tensor methods and flags that assume CUDA: ``is_cuda``, ``pin_memory``, ``record_stream``.
+
+* ``x.is_cuda`` (read) -> ``runtime_shim.is_accelerator(x.device)``: on CUDA, true exactly for CUDA
+  tensors; elsewhere true for tensors on the chosen accelerator, so ``if x.is_cuda: x = x.pin_memory()``
+  keeps working. Assignment targets (``self.is_cuda = True``) and calls (``m.is_cuda()``) are user
+  attributes and stay; in a file that defines its own ``is_cuda`` (a ``def`` or an assignment), reads on
+  ``self`` and on the receivers it assigns stay too.
+* ``x.pin_memory()`` -> ``runtime_shim.pin_memory(x)``: pinned on CUDA/XPU, ``x`` itself elsewhere
+  (``pin_memory()`` raises without CUDA).
+* ``t.record_stream(s)`` -> ``runtime_shim.record_stream(t, s)``: the real call on CUDA/XPU, nothing on
+  the single in-order queue of MPS and the CPU.
+* ``DataLoader(..., pin_memory=True)`` and torch factories (``torch.empty(..., pin_memory=True)``, which
+  raise without an accelerator) -> ``pin_memory=runtime_shim.pin_memory_enabled(True)``, and the
+  same for a value that mentions CUDA (``pin_memory=torch.cuda.is_available()``, ``args.device == 'cuda'``).
+  Decision: ported although the CPU build only warns ("pin_memory ... no accelerator is found"):
+  on CUDA the value is returned unchanged, on CPU/MPS it removes the warning and the pinning thread
+  that the loader would start for nothing. Values that are already portable
+  (``pin_memory=device.type != 'cpu'``, a variable, ``False``) stay, so portable code stays byte-identical.
+
+``non_blocking=True`` is left as it is: every backend accepts it, and where no asynchronous copy
+exists (CPU to CPU, CPU to MPS) the copy is simply synchronous, which is what the program waits for.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Set, Tuple
+
+import libcst as cst
+
+from .base import Rule, RuleContext
+
+DATALOADERS = {"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader"}
+
+
+def _torch_receiver(ctx: RuleContext, node: cst.CSTNode) -> bool:
+    """``torch.Tensor.pin_memory(x)`` and the like: the receiver is torch itself, not a value."""
+    if not isinstance(node, (cst.Name, cst.Attribute)):
+        return False
+    qual = ctx.qualname(node) or ""
+    return qual == "torch" or qual.startswith("torch.")
+
+
+class _OwnIsCuda(cst.CSTVisitor):
+    """Receivers (as code) of ``<recv>.is_cuda = ...``, and whether a ``def is_cuda`` exists."""
+
+    def __init__(self, module: cst.Module) -> None:
+        self.module = module
+        self.receivers: Set[str] = set()
+        self.defined = False
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        if node.name.value == "is_cuda":
+            self.defined = True
+
+    def _target(self, target: cst.CSTNode) -> None:
+        if isinstance(target, cst.Attribute) and target.attr.value == "is_cuda":
+            self.receivers.add(self.module.code_for_node(target.value))
+        elif isinstance(target, (cst.Tuple, cst.List)):
+            for e in target.elements:
+                self._target(e.value)
+
+    def visit_AssignTarget(self, node: cst.AssignTarget) -> None:
+        self._target(node.target)
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        self._target(node.target)
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        self._target(node.target)
+
+
+class TensorMethods(Rule):
+    name = "tensor-methods"
+    VALID = (
+        "class M:\n    def __init__(self):\n        self.is_cuda = True\n    def go(self):\n        return self.is_cuda\n",
+        "ok = model.is_cuda()\n",
+        "x = x.to(device, non_blocking=True)\n",
+        "from torch.utils.data import DataLoader\nloader = DataLoader(ds, pin_memory=False)\n",
+    )
+    INVALID = (
+        ("if x.is_cuda:\n    pass\n", "import runtime_shim\n\nif runtime_shim.is_accelerator(x.device):\n    pass\n"),
+        ("x = x.pin_memory().cuda(non_blocking=True)\n",
+         "import runtime_shim\n\nx = runtime_shim.pin_memory(x).to(device=runtime_shim.device(), non_blocking=True)\n"),
+        ("import torch\nout.record_stream(torch.cuda.current_stream())\n",
+         "import torch\nimport runtime_shim\n\nruntime_shim.record_stream(out, runtime_shim.current_stream())\n"),
+        ("import torch\nloader = torch.utils.data.DataLoader(ds, batch_size=8, pin_memory=torch.cuda.is_available())\n",
+         "import torch\nimport runtime_shim\n\n"
+         "loader = torch.utils.data.DataLoader(ds, batch_size=8, pin_memory=runtime_shim.pin_memory_enabled(runtime_shim.is_available()))\n"),
+    )
+
+    def __init__(self) -> None:
+        self._own: Optional[Tuple[Set[str], bool]] = None
+
+    def _own_is_cuda(self, ctx: RuleContext) -> Tuple[Set[str], bool]:
+        if self._own is None:
+            v = _OwnIsCuda(ctx.module)
+            ctx.module.visit(v)
+            self._own = (v.receivers, v.defined)
+        return self._own
+
+    # -- x.is_cuda ---------------------------------------------------------------------------------
+    def leave_Attribute(self, ctx: RuleContext, original: cst.Attribute, updated: cst.Attribute):
+        if original.attr.value != "is_cuda" or _torch_receiver(ctx, original.value) or ctx.is_shim_ref(original):
+            return None
+        parent = ctx.parent(original)
+        if isinstance(parent, cst.Call) and parent.func is original:
+            return None
+        if isinstance(parent, cst.AssignTarget) or isinstance(parent, cst.Del) or (
+                isinstance(parent, (cst.AugAssign, cst.AnnAssign)) and parent.target is original):
+            return None
+        if isinstance(parent, (cst.Tuple, cst.List, cst.Element)) or isinstance(parent, cst.StarredElement):
+            # possibly a tuple assignment target: check the enclosing target
+            p = parent
+            while isinstance(p, (cst.Tuple, cst.List, cst.Element, cst.StarredElement)):
+                p = ctx.parent(p)
+            if isinstance(p, (cst.AssignTarget, cst.For, cst.CompFor)):
+                return None
+        receivers, defined = self._own_is_cuda(ctx)
+        receiver = ctx.code(original.value)
+        if receiver in receivers or (defined and receiver == "self"):
+            return None
+        device = cst.Attribute(updated.value, cst.Name("device"))
+        new = ctx.shim_call("is_accelerator", device).with_changes(lpar=updated.lpar, rpar=updated.rpar)
+        return ctx.rewrite(original, new, "torch.Tensor.is_cuda", "TDM103")
+
+    # -- x.pin_memory(), t.record_stream(s), DataLoader(pin_memory=...) ----------------------------
+    def leave_Call(self, ctx: RuleContext, original: cst.Call, updated: cst.Call):
+        func = original.func
+        if isinstance(func, cst.Attribute) and isinstance(updated.func, cst.Attribute) and not _torch_receiver(ctx, func.value):
+            method = func.attr.value
+            if method == "pin_memory" and not original.args and not ctx.is_shim_ref(func):
+                new = ctx.shim_call("pin_memory", updated.func.value).with_changes(lpar=updated.lpar, rpar=updated.rpar)
+                return ctx.rewrite(original, new, "torch.Tensor.pin_memory", "TDM111")
+            if (method == "record_stream" and len(original.args) == 1 and original.args[0].keyword is None
+                    and not original.args[0].star and not ctx.is_shim_ref(func)):
+                new = ctx.shim_call("record_stream", updated.func.value, updated.args[0].value).with_changes(
+                    lpar=updated.lpar, rpar=updated.rpar)
+                return ctx.rewrite(original, new, "torch.Tensor.record_stream", "TDM104")
+        if isinstance(func, (cst.Name, cst.Attribute)) and any(a.keyword is not None and a.keyword.value == "pin_memory"
+                                                                for a in original.args):
+            qual = ctx.qualname(func) or ""
+            if qual in DATALOADERS or (qual.startswith("torch.") and not qual.startswith("torch.cuda.")):
+                return self._pin_memory_keyword(ctx, original, updated, qual)
+        return None
+
+    def _pin_memory_keyword(self, ctx: RuleContext, original: cst.Call, updated: cst.Call, qual: str):
+        new_args = list(updated.args)
+        for i, (orig, upd) in enumerate(zip(original.args, updated.args)):
+            if orig.keyword is None or orig.keyword.value != "pin_memory":
+                continue
+            value = orig.value
+            literal_true = isinstance(value, cst.Name) and value.value == "True"
+            if not (literal_true or "cuda" in ctx.code(value).lower()) or ctx.code(value).startswith(ctx.shim_alias + "."):
+                return None
+            new_value = ctx.shim_call("pin_memory_enabled", upd.value)
+            api = "torch.utils.data.DataLoader.pin_memory" if qual in DATALOADERS else "torch.Tensor.pin_memory"
+            if ctx.rewrite(value, new_value, api, "TDM111") is None:
+                return None
+            new_args[i] = upd.with_changes(value=new_value)
+            return updated.with_changes(args=new_args)
+        return None
