@@ -136,11 +136,14 @@ def _migrate_module(module: cst.Module, path: str, options: Options):
     if not ctx.rewrites:
         return None, findings
     context = CodemodContext()
+    for module_name, obj in sorted(ctx.imports, key=str):
+        AddImportsVisitor.add_needed_import(context, module_name, obj)
     if ctx.shim_used:
         if shim_parent:
             AddImportsVisitor.add_needed_import(context, shim_parent, shim_last, asname=None if alias == shim_last else alias)
         else:
             AddImportsVisitor.add_needed_import(context, shim_last, asname=None if alias == shim_last else alias)
+    if ctx.shim_used or ctx.imports:
         new_module = AddImportsVisitor(context).transform_module(new_module)
     for module_name, obj, asname in sorted(ctx.removed_from_imports, key=str):
         RemoveImportsVisitor.remove_unused_import(context, module_name, obj, asname)

@@ -174,7 +174,7 @@ def _relative(path: str, root: Path) -> str:
 
 
 def render_markdown(data: Dict) -> str:
-    lines = [f"# torchdevice-migrate report", "",
+    lines = ["# torchdevice-migrate report", "",
              f"Ported `{data['source']}` to `{data['dest']}` with torchdevice-migrate {data['version']}.", ""]
     shim = f"`{data['shim_module']}`"
     lines.append(f"Runtime shim: {shim}" + (f", vendored at `{data['vendored_shim']}`." if data["vendored_shim"] else

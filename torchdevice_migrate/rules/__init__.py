@@ -5,7 +5,7 @@ module ports it (``Api.rule``), or why it is left alone.
 
 Order: ``RegistryRenames`` first (pure renames of references); then the rules that replace a whole
 call or statement (AMP, attention, legacy tensor types, distributed, tensor methods), so that they
-see calls before the device rules touch their arguments; then the device rules.
+see calls before the device rules touch their arguments; then the device rules; last, ``Unsupported``, which only reports.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from .distributed import Distributed
 from .legacy_tensors import LegacyTensors
 from .registry_renames import RegistryRenames
 from .tensor_methods import TensorMethods
+from .unsupported import Unsupported
 
 ALL_RULES: List[Type[Rule]] = [
     RegistryRenames,
@@ -33,6 +34,7 @@ ALL_RULES: List[Type[Rule]] = [
     DeviceStrings,
     DevicePlacement,
     DeviceComparisons,
+    Unsupported,
 ]
 
 __all__ = ["ALL_RULES", "Rule"]

@@ -27,13 +27,10 @@ ported safely and is left for review (TDM304).
 
 from __future__ import annotations
 
-import weakref
 from typing import Dict, Iterable, List, Optional, Tuple
 
 import libcst as cst
-from libcst.codemod import CodemodContext
-from libcst.codemod.visitors import AddImportsVisitor
-from libcst.metadata import Assignment, MetadataWrapper, ScopeProvider
+from libcst.metadata import Assignment
 
 from ..findings import FindingStatus
 from .base import Rule, RuleContext, string_value
@@ -58,15 +55,9 @@ AUTOCAST_PARAMS = ("enabled", "dtype", "cache_enabled")
 
 # ---- helpers shared by the rule modules of issue 4 ----------------------------------------------
 
-_SCOPES: "weakref.WeakKeyDictionary[RuleContext, Dict]" = weakref.WeakKeyDictionary()
-
-
 def scope_of(ctx: RuleContext, node: cst.CSTNode):
-    """The LibCST scope of an original node (computed once per file, on first use)."""
-    scopes = _SCOPES.get(ctx)
-    if scopes is None:
-        scopes = _SCOPES[ctx] = dict(MetadataWrapper(ctx.module, unsafe_skip_copy=True).resolve(ScopeProvider))
-    return scopes.get(node)
+    """The LibCST scope of an original node."""
+    return ctx.scope(node)
 
 
 def _binds_torch(node: cst.CSTNode, name: str) -> bool:
@@ -114,29 +105,17 @@ def torch_name(ctx: RuleContext, at: cst.CSTNode, ref: Optional[cst.CSTNode] = N
     return None
 
 
-_NEEDS_TORCH: "weakref.WeakKeyDictionary[RuleContext, bool]" = weakref.WeakKeyDictionary()
-
-
 def torch_name_or_import(ctx: RuleContext, at: cst.CSTNode, ref: Optional[cst.CSTNode] = None) -> Optional[str]:
     """Like ``torch_name``; when the module does not import torch and nothing in scope is called
-    ``torch``, answers ``'torch'`` and schedules ``import torch`` (see ``add_torch_import``)."""
+    ``torch``, answers ``'torch'`` and schedules ``import torch`` (through ``ctx.add_import``)."""
     name = torch_name(ctx, at, ref)
     if name is not None:
         return name
     scope = scope_of(ctx, at)
     if scope is None or scope["torch"] or scope.globals["torch"]:
         return None
-    _NEEDS_TORCH[ctx] = True
+    ctx.add_import("torch")
     return "torch"
-
-
-def add_torch_import(ctx: RuleContext, module: cst.Module) -> Optional[cst.Module]:
-    """``leave_Module`` of the rules that may call ``torch_name_or_import``: add ``import torch``."""
-    if not _NEEDS_TORCH.pop(ctx, False):
-        return None
-    context = CodemodContext()
-    AddImportsVisitor.add_needed_import(context, "torch")
-    return AddImportsVisitor(context).transform_module(module)
 
 
 def dotted(*parts: str) -> cst.BaseExpression:
@@ -310,9 +289,6 @@ class Amp(Rule):
             return None
         call = cst.Call(new_func, [keyword_arg("device_type", ctx.shim_call("device_type"))])
         return updated.with_changes(decorator=call)
-
-    def leave_Module(self, ctx: RuleContext, original: cst.Module, updated: cst.Module):
-        return add_torch_import(ctx, updated)
 
     # -- references used as values -------------------------------------------------------------------
     def _leave_ref(self, ctx: RuleContext, original, updated):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import libcst as cst
 
 from ..findings import FindingStatus
-from .amp import REVIEW_CODE, dotted, forget_import, is_reference_site, split_args, torch_name_or_import as torch_name, with_commas, add_torch_import
+from .amp import REVIEW_CODE, dotted, forget_import, is_reference_site, split_args, torch_name_or_import as torch_name, with_commas
 from .base import Rule, RuleContext
 
 SDP_KERNEL = {"torch.backends.cuda.sdp_kernel"}
@@ -91,9 +91,6 @@ class Attention(Rule):
             return None
         ctx.report(original, API, FindingStatus.REVIEW, REVIEW_CODE)
         return None
-
-    def leave_Module(self, ctx: RuleContext, original: cst.Module, updated: cst.Module):
-        return add_torch_import(ctx, updated)
 
     leave_Name = _leave_ref
     leave_Attribute = _leave_ref

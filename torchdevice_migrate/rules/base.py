@@ -19,6 +19,7 @@ from libcst.metadata import (
     ParentNodeProvider,
     PositionProvider,
     QualifiedNameProvider,
+    ScopeProvider,
 )
 
 from ..findings import Finding, FindingStatus
@@ -54,7 +55,9 @@ class RuleContext:
         self._qualnames = wrapper.resolve(QualifiedNameProvider)
         self._positions = wrapper.resolve(PositionProvider)
         self._parents = wrapper.resolve(ParentNodeProvider)
+        self._scopes = wrapper.resolve(ScopeProvider)
         self.shim_used = False
+        self.imports: Set[Tuple[str, Optional[str]]] = set()
         self.rewrites: List[_Rewrite] = []
         self.other_findings: List[Finding] = []
         self.removed_from_imports: Set[Tuple[str, str, Optional[str]]] = set()
@@ -84,6 +87,10 @@ class RuleContext:
     def parent(self, node: cst.CSTNode) -> Optional[cst.CSTNode]:
         return self._parents.get(node)
 
+    def scope(self, node: cst.CSTNode):
+        """The LibCST scope of an original node (None for nodes outside any scope)."""
+        return self._scopes.get(node)
+
     def position(self, node: cst.CSTNode) -> Optional[CodeRange]:
         return self._positions.get(node)
 
@@ -95,6 +102,10 @@ class RuleContext:
         """``runtime_shim.<name>`` (under the alias chosen for this file); schedules the import."""
         self.shim_used = True
         return cst.Attribute(cst.Name(self.shim_alias), cst.Name(name))
+
+    def add_import(self, module: str, obj: Optional[str] = None) -> None:
+        """Schedule ``import module`` / ``from module import obj`` (added once, after the rules ran)."""
+        self.imports.add((module, obj))
 
     def shim_call(self, name: str, *args: cst.BaseExpression | cst.Arg) -> cst.Call:
         return cst.Call(self.shim(name), [a if isinstance(a, cst.Arg) else cst.Arg(a) for a in args])

@@ -27,7 +27,7 @@ from typing import List, Optional, Sequence
 import libcst as cst
 
 from ..findings import FindingStatus
-from .amp import REVIEW_CODE, dotted, forget_import, keyword_arg, split_args, torch_name_or_import as torch_name, with_commas, add_torch_import
+from .amp import REVIEW_CODE, dotted, forget_import, keyword_arg, split_args, torch_name_or_import as torch_name, with_commas
 from .base import Rule, RuleContext, string_value
 
 # torch.cuda.<Name>Tensor -> dtype attribute of torch.
@@ -93,9 +93,6 @@ class LegacyTensors(Rule):
             return None
         ctx.report(original, f"torch.cuda.{name}", FindingStatus.REVIEW, REVIEW_CODE)
         return None
-
-    def leave_Module(self, ctx: RuleContext, original: cst.Module, updated: cst.Module):
-        return add_torch_import(ctx, updated)
 
     leave_Name = _leave_ref
     leave_Attribute = _leave_ref
