@@ -276,13 +276,11 @@ def test_unsupported_rule_is_report_only():
 @pytest.mark.parametrize("name", sorted(n[len("module:"):] for n in API if n.startswith("module:")))
 def test_prefilter_lets_reported_imports_through(name):
     """transform.TRIGGER skips files that mention no CUDA word; an import it misses is never reported."""
-    if not TRIGGER.search(f"import {name}\n".encode()):
-        pytest.xfail(f"transform.TRIGGER does not match {name!r}: files importing only it are skipped")
+    assert TRIGGER.search(f"import {name}\n".encode()), f"transform.TRIGGER does not match {name!r}"
 
 
 def test_prefilter_lets_cuda_sources_through():
-    if not TRIGGER.search(b"Extension('k', ['k.cpp', 'k.cu'])\n"):
-        pytest.xfail("transform.TRIGGER does not match '.cu' paths: a setup.py naming only .cu sources is skipped")
+    assert TRIGGER.search(b"Extension('k', ['k.cpp', 'k.cu'])\n")
 
 
 # ---- generated docs ----------------------------------------------------------------------------

@@ -25,6 +25,7 @@ DEFAULT_SHIM_MODULE = "runtime_shim"
 # Cheap pre-filter: a file that mentions none of these cannot use a CUDA API.
 TRIGGER = re.compile(rb"cuda|nccl|nvtx|nvml|apex|cupy|triton|flash_attn|xformers|bitsandbytes|cpp_extension"
                      rb"|tensorrt|transformer_engine|gputil|amp_c|nvidia_smi|\.cuh?\b"
+                     rb"|pin_memory|record_stream|device_ids|output_device"
                      rb"|\.to\(\s*\d|device\s*=\s*\d", re.IGNORECASE)
 
 
