@@ -69,7 +69,8 @@ def unified_diff(result: FileResult) -> str:
         return cell_diff(result.path, result.original, result.new or b"")
     old = _decode(result.original).splitlines(keepends=True)
     new = _decode(result.new or b"").splitlines(keepends=True)
-    lines = difflib.unified_diff(old, new, fromfile=f"a/{result.path}", tofile=f"b/{result.path}")
+    name = result.path.lstrip("/")
+    lines = difflib.unified_diff(old, new, fromfile=f"a/{name}", tofile=f"b/{name}")
     out = []
     for line in lines:
         out.append(line if line.endswith(("\n", "\r")) else line + "\n\\ No newline at end of file\n")

@@ -382,7 +382,7 @@ def cell_diff(path: str, original: bytes, new: bytes) -> str:
     for i, (old, now) in enumerate(zip(old_cells, new_cells)):
         if old == now:
             continue
-        name = f"{path}[cell {i + 1}]"
+        name = f"{path.lstrip('/')}[cell {i + 1}]"
         # A cell's last line has no newline as a rule: no "No newline at end" marker for that.
         old_lines = [x if x.endswith("\n") else x + "\n" for x in (old or "").splitlines(keepends=True)]
         new_lines = [x if x.endswith("\n") else x + "\n" for x in (now or "").splitlines(keepends=True)]
