@@ -185,7 +185,8 @@ def test_cli_diff_and_report_show_cell_numbers(tmp_path, cli_env):
     target.write_bytes((NB / "cuda_train.ipynb").read_bytes())
     r = run_cli([target, "--diff"], env=cli_env)
     assert r.returncode == 0, r.stderr
-    assert f"--- a/{target}[cell 3]" in r.stdout and f"+++ b/{target}[cell 4]" in r.stdout
+    name = str(target).lstrip("/")
+    assert f"--- a/{name}[cell 3]" in r.stdout and f"+++ b/{name}[cell 4]" in r.stdout
     assert '-model = nn.Linear(4, 2).cuda()' in r.stdout
     r = run_cli([target, "--report"], env=cli_env)
     assert r.returncode == 0, r.stderr
