@@ -298,12 +298,12 @@ def test_report_counts_equal_the_changes_of_a_rewrite(tmp_path, cli_env):
     removed = _diff_removed_lines(d.stdout)
     rewritten = [f for f in data["findings"] if f["status"] == "rewritten"]
     site_lines = {}
-    for f in rewritten:
-        site_lines.setdefault(f["path"], set()).update(range(f["line"], max(f["end_line"], f["line"]) + 1))
-    assert set(removed) == set(site_lines) == {x["path"] for x in data["files"] if x["state"] == "changed"}
+    for f in rewritten:  # diff headers name a/<path> without a leading slash, as git does
+        site_lines.setdefault(f["path"].lstrip("/"), set()).update(range(f["line"], max(f["end_line"], f["line"]) + 1))
+    assert set(removed) == set(site_lines) == {x["path"].lstrip("/") for x in data["files"] if x["state"] == "changed"}
     for path, lines in removed.items():
         assert site_lines[path] <= lines, path
-        src = before[Path(path)].decode("utf-8").splitlines()
+        src = before[Path("/" + path)].decode("utf-8").splitlines()
         assert all(src[n - 1].lstrip().startswith(("import ", "from ")) for n in lines - site_lines[path]), path
     assert len({(f["path"], f["line"], f["column"]) for f in rewritten}) == s["rewritten"]
 

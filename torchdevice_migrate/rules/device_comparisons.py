@@ -24,6 +24,7 @@ class DeviceComparisons(Rule):
         "if device.type != 'cpu':\n    pass\n",
         "if name == 'cuda_rng_state':\n    pass\n",
         "ok = 'cudnn' in backend\n",
+        "import runtime_shim\non_cuda = runtime_shim.accelerator_type() == 'cuda'\n",
     )
     INVALID = (
         ("if device_type == 'cuda':\n    x = x.half()\n",
@@ -50,6 +51,8 @@ class DeviceComparisons(Rule):
         operands = [original.left] + [t.comparator for t in original.comparisons]
         if not any(is_plain_cuda(o) for o in operands):
             return None
+        if any(isinstance(o, cst.Call) and ctx.is_shim_ref(o.func) for o in operands):
+            return None  # ``runtime_shim.accelerator_type() == "cuda"`` is already the ported form
         # Replace each 'cuda' operand that sits next to an == / != operator.
         accel = ctx.shim_call("accelerator_type")
         left = updated.left

@@ -8,11 +8,17 @@ the registry:
   or not; a ``from torch.cuda import X`` that becomes unused is removed;
 * an ``UNSUPPORTED`` entry is reported with its reason code, hint and line, and left as is;
 * a ``torch.cuda`` / ``torch.backends.cuda`` name that the registry does not know is reported (TDM303).
+
+``torch.cuda.is_available()`` becomes ``runtime_shim.is_available()`` (true on every machine: the
+CPU counts), except in the test of an ``if`` whose body uses something reported as unsupported
+(a CUDA extension, CUDA graphs, NVML...): there it guards CUDA-only code and becomes
+``runtime_shim.accelerator_type() == "cuda"``, equal to the original on a CUDA machine and false
+elsewhere, so the CUDA-only branch stays off where it cannot work.
 """
 
 from __future__ import annotations
 
-from typing import Union
+from typing import List, Union
 
 import libcst as cst
 
@@ -60,6 +66,9 @@ class RegistryRenames(Rule):
         ("import torch.cuda as tc\ntc.set_device(rank)\n", "import torch.cuda as tc\nimport runtime_shim\n\nruntime_shim.set_device(rank)\n"),
         ("from torch.cuda import Event\ne = Event(enable_timing=True)\n", "import runtime_shim\n\ne = runtime_shim.Event(enable_timing=True)\n"),
         ("import torch\nwith torch.cuda.device(1):\n    pass\n", "import torch\nimport runtime_shim\n\nwith runtime_shim.device_context(1):\n    pass\n"),
+        ("import torch\nfrom torch.utils.cpp_extension import load\nif torch.cuda.is_available():\n    ext = load('k', ['k.cu'])\n",
+         "import torch\nfrom torch.utils.cpp_extension import load\nimport runtime_shim\n\n"
+         "if runtime_shim.accelerator_type() == \"cuda\":\n    ext = load('k', ['k.cu'])\n"),
     )
 
     def _leave_ref(self, ctx: RuleContext, original: Union[cst.Name, cst.Attribute], updated):
@@ -95,3 +104,57 @@ class RegistryRenames(Rule):
     leave_Name = _leave_ref
     leave_Attribute = _leave_ref
 
+    def leave_If(self, ctx: RuleContext, original: cst.If, updated: cst.If):
+        calls = _availability_calls(ctx, original.test)
+        if not calls or not _guards_unsupported(ctx, original.body):
+            return None
+        replacer = _GuardReplacer(ctx, calls)
+        new_test = updated.test.visit(replacer)
+        return updated.with_changes(test=new_test) if replacer.done else None
+
+
+def _availability_calls(ctx: RuleContext, test: cst.BaseExpression) -> List[cst.Call]:
+    """``torch.cuda.is_available()`` calls in an ``if`` test, in source order."""
+    found: List[cst.Call] = []
+
+    class _Find(cst.CSTVisitor):
+        def visit_Call(self, node: cst.Call) -> bool:
+            if not node.args and ctx.qualname(node.func) == "torch.cuda.is_available":
+                found.append(node)
+            return True
+
+    test.visit(_Find())
+    return found
+
+
+def _guards_unsupported(ctx: RuleContext, body: cst.CSTNode) -> bool:
+    pos = ctx.position(body)
+    if pos is None:
+        return False
+    return any(f.status is FindingStatus.UNSUPPORTED and pos.start.line <= f.line <= pos.end.line
+               for f in ctx.other_findings)
+
+
+class _GuardReplacer(cst.CSTTransformer):
+    """Turns the (already renamed) ``runtime_shim.is_available()`` calls into a CUDA check."""
+
+    def __init__(self, ctx: RuleContext, originals: List[cst.Call]) -> None:
+        super().__init__()
+        self.ctx, self.originals, self.index, self.done = ctx, originals, 0, False
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        func = updated.func
+        if not (self.ctx.is_shim_ref(func) and func.attr.value == "is_available" and not updated.args  # type: ignore[union-attr]
+                and self.index < len(self.originals)):
+            return updated
+        source = self.originals[self.index]
+        self.index += 1
+        check = cst.Comparison(self.ctx.shim_call("accelerator_type"),
+                               [cst.ComparisonTarget(cst.Equal(), cst.SimpleString('"cuda"'))],
+                               lpar=updated.lpar, rpar=updated.rpar)
+        new = self.ctx.rewrite(source, check, "torch.cuda.is_available", "TDM102",
+                               "Guards CUDA-only code: true only when the chosen device is a CUDA GPU.")
+        if new is None:
+            return updated
+        self.done = True
+        return new  # type: ignore[return-value]
