@@ -509,10 +509,8 @@ class _XpuBackend(_AcceleratorBackend):
         return tensor.pin_memory()
 
 
-class _MpsBackend(_AcceleratorBackend):
-    """Apple MPS: one device; torch.mps for memory and random numbers."""
-
-    type = accelerator = "mps"
+class _SingleDevice:
+    """A backend with exactly one device (MPS, CPU): always available, index 0, nothing to select."""
 
     def is_available(self):
         return True
@@ -528,6 +526,12 @@ class _MpsBackend(_AcceleratorBackend):
 
     def device_context(self, device):
         return contextlib.nullcontext()
+
+
+class _MpsBackend(_SingleDevice, _AcceleratorBackend):
+    """Apple MPS: one device; torch.mps for memory and random numbers."""
+
+    type = accelerator = "mps"
 
     def record_stream(self, tensor, stream):
         pass  # one in-order command queue: memory is never reused ahead of pending work
@@ -757,7 +761,7 @@ def _clear_os_peak():
         return False
 
 
-class _CpuBackend(_Backend):
+class _CpuBackend(_SingleDevice, _Backend):
     """CPU: one device; the process's memory figures from psutil and the kernel."""
 
     type = "cpu"
@@ -769,21 +773,6 @@ class _CpuBackend(_Backend):
         self._proc = None           # psutil.Process, created on first memory call
         self._observed_peak = None  # set when the OS peak could not be reset
         self._default_stream = _CpuStream()
-
-    def is_available(self):
-        return True
-
-    def device_count(self):
-        return 1
-
-    def current_device(self):
-        return 0
-
-    def set_device(self, device):
-        pass
-
-    def device_context(self, device):
-        return contextlib.nullcontext()
 
     # streams
     def stream(self, stream):
