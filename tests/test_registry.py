@@ -285,7 +285,7 @@ def test_prefilter_lets_cuda_sources_through():
 
 # ---- generated docs ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("rel", [docs_gen.API_COVERAGE, docs_gen.REASON_CODES], ids=str)
+@pytest.mark.parametrize("rel", [docs_gen.API_COVERAGE, docs_gen.REASON_CODES, docs_gen.RULES_DOC], ids=str)
 def test_generated_docs_are_up_to_date(rel):
     want = docs_gen.outputs()[rel]
     path = REPO / rel

@@ -1,4 +1,5 @@
-"""Render ``docs/api-coverage.md`` and ``docs/reason-codes.md`` from the registry.
+"""Render ``docs/api-coverage.md`` and ``docs/reason-codes.md`` from the registry, and
+``docs/rules.md`` from the rules' own docstrings and VALID/INVALID examples.
 
 Run ``python -m torchdevice_migrate.docs_gen`` after changing ``registry.py``;
 ``tests/test_registry.py`` fails when the committed files differ from what this writes.
@@ -18,6 +19,7 @@ from .registry import FAMILIES, REASONS, Api, Status, by_family, entries
 REPO = Path(__file__).resolve().parent.parent
 API_COVERAGE = Path("docs/api-coverage.md")
 REASON_CODES = Path("docs/reason-codes.md")
+RULES_DOC = Path("docs/rules.md")
 REGENERATE = "python -m torchdevice_migrate.docs_gen"
 
 _HEADER = "<!-- Generated from torchdevice_migrate/registry.py by `{cmd}`. Do not edit by hand. -->\n"
@@ -132,8 +134,42 @@ def _slug(title: str) -> str:
     return "".join(out)
 
 
+def render_rules() -> str:
+    import inspect
+
+    from .rules import ALL_RULES
+
+    lines: List[str] = [_HEADER.format(cmd=REGENERATE).replace("registry.py", "rules/"), "# Rules", ""]
+    lines.append("Each rule family is one module in `torchdevice_migrate/rules/`, run in this order in one pass. "
+                 "Its examples are its tests (`tests/test_rule_examples.py`): **ported** pairs show the input and "
+                 "exactly what the tool writes; **left alone** examples must come out byte-identical.")
+    lines.append("")
+    for rule in ALL_RULES:
+        module = inspect.getmodule(rule)
+        lines.append(f"## `{rule.name}`")
+        lines.append("")
+        lines.append(f"`{module.__name__}.{rule.__name__}`" if module else f"`{rule.__name__}`")
+        lines.append("")
+        doc = inspect.cleandoc(module.__doc__ or "") if module else ""
+        if doc:
+            lines.extend([doc, ""])
+        for before, after in rule.INVALID:
+            lines.extend(["Ported:", "", "```python", before.rstrip("\n"), "```", "", "```python", after.rstrip("\n"),
+                          "```", ""])
+        for code, codes in getattr(rule, "REPORTS", ()):
+            lines.extend([f"Reported ({', '.join(codes)}), left as is:", "", "```python", code.rstrip("\n"), "```", ""])
+        if rule.VALID:
+            lines.extend(["Left alone:", "", "```python"])
+            for i, code in enumerate(rule.VALID):
+                if i:
+                    lines.append("# ---")
+                lines.append(code.rstrip("\n"))
+            lines.extend(["```", ""])
+    return "\n".join(lines)
+
+
 def outputs() -> Dict[Path, str]:
-    return {API_COVERAGE: render_api_coverage(), REASON_CODES: render_reason_codes()}
+    return {API_COVERAGE: render_api_coverage(), REASON_CODES: render_reason_codes(), RULES_DOC: render_rules()}
 
 
 def main(argv: List[str] | None = None) -> int:
