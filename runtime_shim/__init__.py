@@ -46,7 +46,7 @@ __all__ = [
     # errors
     "OutOfMemoryError", "UnsupportedOnBackend",
     # beyond torch.cuda
-    "distributed_backend", "ddp_device_ids", "pin_memory_enabled", "pin_memory",
+    "distributed_backend", "ddp_device_ids", "pin_memory_enabled", "pin_memory", "load_location",
     "nvtx_range_push", "nvtx_range_pop", "nvtx_range", "nvtx_mark",
 ]
 
@@ -235,6 +235,18 @@ class _Backend:
         return self.map_device(device)
 
     # Helpers of the "beyond torch.cuda" group shared by the non-CUDA backends.
+    def load_location(self):
+        """A ``torch.load`` map_location that moves storages saved on CUDA to this backend's
+        device and leaves every other storage where it was saved."""
+        target = self._target(None)
+        if target.type == "cpu":
+            return _restore_cuda_to_cpu
+
+        def restore(storage, location):
+            return storage.to(device=target) if str(location).startswith("cuda") else None
+
+        return restore
+
     def distributed_backend(self, requested="nccl"):
         if str(requested).lower() != "nccl":
             return requested
@@ -310,6 +322,10 @@ class _CudaBackend(_Backend):
 
     def distributed_backend(self, requested="nccl"):
         return requested
+
+    @staticmethod
+    def load_location():
+        return None  # torch.load's own default: restore each storage where it was saved
 
     @staticmethod
     def record_stream(tensor, stream):
@@ -1318,6 +1334,18 @@ def is_bf16_supported(including_emulation=True):
 # ---------------------------------------------------------------------------
 # Public API: beyond torch.cuda (issue 4)
 # ---------------------------------------------------------------------------
+
+def _restore_cuda_to_cpu(storage, location):
+    """map_location for CPU: the initial deserialization is already on the CPU; keep it."""
+    return storage
+
+
+def load_location():
+    """``map_location`` for a ``torch.load`` that had none: None on CUDA (torch restores each
+    storage where it was saved, as before); elsewhere storages saved on CUDA land on the chosen
+    device and the others stay where they were saved (None from a callable means "default")."""
+    return (_S or _resolve()).load_location()
+
 
 def distributed_backend(requested="nccl"):
     """``'nccl'`` in init_process_group, ported: unchanged on CUDA; elsewhere
