@@ -188,6 +188,7 @@ def _unsupported(family: str, code: str, *names: str, reason: str = "", hint: st
 _rule("torch.Tensor.cuda", "device", "TDM101", "device_placement", "x.to(runtime_shim.device(...))")
 _rule("torch.nn.Module.cuda", "device", "TDM101", "device_placement", "m.to(runtime_shim.device(...))")
 _rule("torch.device", "device", "TDM101", "device_placement", "runtime_shim.device(...) when the argument is a CUDA device")
+_rule("torch.load", "device", "TDM101", "checkpoints", "torch.load(..., map_location=runtime_shim.load_location()) where no map_location is given")
 _rule("literal:'cuda'", "device", "TDM101", "device_strings", "runtime_shim.device_string('cuda') where the syntax proves a device")
 _shim("device", "TDM102", "is_available", "device_count", "current_device", "set_device")
 _shim("device", "TDM102", "current_device", "device_count", module="torch.cuda.random")  # re-exported there

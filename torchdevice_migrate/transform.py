@@ -133,6 +133,8 @@ def _migrate_module(module: cst.Module, path: str, options: Options):
     rules = [r() for r in options.rules]
     new_module = wrapper.module.visit(_Migrator(ctx, rules))
     report_leftover_device_strings(ctx)
+    if not any(r.alone for r in ctx.rewrites):
+        ctx.rewrites = []  # only rewrites that do not make a file CUDA-using: leave it byte-identical
     findings = ctx.findings()
     if not ctx.rewrites:
         return None, findings

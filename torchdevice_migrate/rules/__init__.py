@@ -15,6 +15,7 @@ from typing import List, Type
 from .amp import Amp
 from .attention import Attention
 from .base import Rule
+from .checkpoints import Checkpoints
 from .device_comparisons import DeviceComparisons
 from .device_placement import DevicePlacement
 from .device_strings import DeviceStrings
@@ -34,6 +35,7 @@ ALL_RULES: List[Type[Rule]] = [
     DeviceStrings,
     DevicePlacement,
     DeviceComparisons,
+    Checkpoints,
     Unsupported,
 ]
 

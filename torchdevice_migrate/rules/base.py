@@ -42,6 +42,7 @@ class _Rewrite:
     start: Tuple[int, int]
     end: Tuple[int, int]
     finding: Finding
+    alone: bool = True  # False: this rewrite alone does not make a file one that uses CUDA
 
 
 class RuleContext:
@@ -129,8 +130,11 @@ class RuleContext:
         return True
 
     def rewrite(self, original: cst.CSTNode, new: cst.CSTNode, api: str, code: str,
-                message: str = "") -> Optional[cst.CSTNode]:
-        """Record a rewrite of ``original`` into ``new``; returns ``new`` (or None when suppressed)."""
+                message: str = "", alone: bool = True) -> Optional[cst.CSTNode]:
+        """Record a rewrite of ``original`` into ``new``; returns ``new`` (or None when suppressed).
+
+        ``alone=False`` marks a rewrite that is kept only when the file has other CUDA rewrites
+        (a file with no CUDA use is never rewritten)."""
         if not self.allowed(original, code):
             return None
         pos = self.position(original)
@@ -143,7 +147,7 @@ class RuleContext:
             code=code, message=message or REASONS[code].title, original=self.code(original),
             replacement=self.module.code_for_node(new), end_line=end[0], end_column=end[1] + 1,
         )
-        self.rewrites.append(_Rewrite(start, end, finding))
+        self.rewrites.append(_Rewrite(start, end, finding, alone))
         return new
 
     def report(self, original: cst.CSTNode, api: str, status: FindingStatus, code: str,

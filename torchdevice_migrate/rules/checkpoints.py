@@ -1,0 +1,54 @@
+"""``torch.load`` without ``map_location`` in code that uses CUDA.
+
+A checkpoint written by a GPU run holds storages tagged ``cuda:N``; ``torch.load(path)`` restores
+them there and fails on a machine without CUDA. In a file that uses CUDA, such a call gets
+``map_location=runtime_shim.load_location()``: ``None`` on CUDA (torch's own default, so nothing
+changes there), elsewhere a callable that puts storages saved on CUDA on the chosen device and
+leaves the others where they were saved. Calls that pass ``map_location`` (by keyword or as the
+second argument), ``*args`` or ``**kwargs`` are left alone, and so is a file whose only change
+would be this one (it shows no CUDA use).
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from .base import Rule, RuleContext
+
+
+class Checkpoints(Rule):
+    name = "checkpoints"
+    VALID = (
+        "import torch\nsd = torch.load(path)\n",
+        "import pickle\nsd = pickle.load(f)  # from a cuda run\n",
+    )
+    INVALID = (
+        # map_location given (keyword or second argument) or hidden in *args/**kwargs: only .cuda() changes
+        ("import torch\nx = y.cuda()\na = torch.load(p, map_location='cpu')\nb = torch.load(p, 'cpu')\n"
+         "c = torch.load(*args, **kwargs)\n",
+         "import torch\nimport runtime_shim\n\nx = y.to(device=runtime_shim.device())\na = torch.load(p, map_location='cpu')\n"
+         "b = torch.load(p, 'cpu')\nc = torch.load(*args, **kwargs)\n"),
+        ("import torch\nmodel = model.cuda()\nsd = torch.load(path)\n",
+         "import torch\nimport runtime_shim\n\nmodel = model.to(device=runtime_shim.device())\n"
+         "sd = torch.load(path, map_location=runtime_shim.load_location())\n"),
+        ("import torch as th\nth.cuda.synchronize()\nsd = th.load(path, weights_only=True)\n",
+         "import torch as th\nimport runtime_shim\n\nruntime_shim.synchronize()\n"
+         "sd = th.load(path, weights_only=True, map_location=runtime_shim.load_location())\n"),
+    )
+
+    def leave_Call(self, ctx: RuleContext, original: cst.Call, updated: cst.Call):
+        if ctx.qualname(original.func) != "torch.load":
+            return None
+        if any(a.star for a in original.args) or any(a.keyword is not None and a.keyword.value == "map_location"
+                                                     for a in original.args):
+            return None
+        if sum(1 for a in original.args if a.keyword is None) >= 2:
+            return None
+        args = list(updated.args)
+        if args and not isinstance(args[-1].comma, cst.Comma):
+            args[-1] = args[-1].with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+        args.append(cst.Arg(ctx.shim_call("load_location"), keyword=cst.Name("map_location"),
+                            equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace(""))))
+        return ctx.rewrite(original, updated.with_changes(args=args), "torch.load", "TDM101",
+                           "torch.load now maps storages saved on CUDA to the chosen device (unchanged on CUDA).",
+                           alone=False)
