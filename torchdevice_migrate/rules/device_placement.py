@@ -43,6 +43,8 @@ class DevicePlacement(Rule):
         ("model = model.cuda()\n", "import runtime_shim\n\nmodel = model.to(device=runtime_shim.device())\n"),
         ("x = x.cuda(non_blocking=True)\n", "import runtime_shim\n\nx = x.to(device=runtime_shim.device(), non_blocking=True)\n"),
         ("x = x.cuda(rank)\n", "import runtime_shim\n\nx = x.to(device=runtime_shim.device(rank))\n"),
+        ("import torch\ny = torch.zeros(3).cuda(device=args.gpu)\n",
+         "import torch\nimport runtime_shim\n\ny = torch.zeros(3).to(device=runtime_shim.device(args.gpu))\n"),
         ("sd = torch.load(f, map_location=lambda s, loc: s.cuda())\n",
          "import runtime_shim\n\nsd = torch.load(f, map_location=lambda s, loc: s.to(device=runtime_shim.device()))\n"),
         ("import torch\nd = torch.device('cuda:1')\n", "import torch\nimport runtime_shim\n\nd = runtime_shim.device('cuda:1')\n"),
@@ -72,7 +74,12 @@ class DevicePlacement(Rule):
         for i, a in enumerate(updated.args):
             key = a.keyword.value if a.keyword else None
             if key == "device" or (key is None and i == 0):
-                device_args.append(cst.Arg(a.value))
+                value = a.value
+                if isinstance(value, cst.Call) and ctx.is_shim_ref(value.func) and value.func.attr.value == "device":  # type: ignore[union-attr]
+                    # ``.cuda(device=gpu)``: another rule already made the argument a shim device.
+                    device_args.extend(cst.Arg(v.value, keyword=v.keyword, equal=v.equal) for v in value.args)
+                else:
+                    device_args.append(cst.Arg(value))
             elif key in ("non_blocking", None):
                 rest.append(cst.Arg(a.value, keyword=cst.Name("non_blocking"),
                                     equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace(""))))

@@ -11,7 +11,14 @@ device *type*) only in these positions:
 * the default of a parameter, the value of an assignment, or a dict entry whose name says device
   (``device``, ``self.device``, ``*_device``, ``'device'``; ``device_type`` for types);
 * ``parser.add_argument('--device', default='cuda')``;
-* a branch of a conditional expression whose other branch is ``'cpu'`` (``'cuda' if c else 'cpu'``).
+* a branch of a conditional expression whose other branch is ``'cpu'`` (``'cuda' if c else 'cpu'``);
+* an operand of ``or`` (either side) or the right operand of ``and`` in any of these places
+  (``device = device or 'cuda'``, ``x.to(device or 'cuda')``): the operand is the value there;
+* the fallback of ``<x>.get(key, 'cuda')`` / ``.pop`` / ``.setdefault`` and of ``getattr(obj, key, 'cuda')``
+  when the key names a device (``kwargs.get('device', 'cuda')``, ``os.environ.get('DEVICE', 'cuda')``);
+* ``return 'cuda'`` in a function that also returns ``'cpu'`` or ``'mps'``, and ``x = 'cuda'`` where the same
+  scope also assigns ``'cpu'`` or ``'mps'`` to ``x`` (the ``if``/``else`` form of the availability idiom:
+  the sibling value proves ``x`` holds a device name).
 
 The idiom ``'cuda' if torch.cuda.is_available() else 'cpu'`` becomes ``runtime_shim.device_string()``.
 A string stays a string; integers stay integers except where a torch call takes them as a device
@@ -99,6 +106,9 @@ def call_position_kind(ctx: RuleContext, call: cst.Call, arg: cst.Arg) -> Option
         return None
     if _is_to_call(call):
         return "string" if index == 0 else None
+    fallback = _lookup_fallback_kind(ctx, call, index)
+    if fallback is not None:
+        return fallback
     return DEVICE_POSITIONALS.get(qual or "", {}).get(index)
 
 
@@ -115,12 +125,17 @@ def device_position(ctx: RuleContext, node: cst.CSTNode) -> Optional[str]:
         kinds.discard(None)
         if len(kinds) == 1:
             return kinds.pop()
-        return "string" if _indexed_device_string(node) else None
+        if _indexed_device_string(node) or _assigned_device_name_elsewhere(ctx, parent):
+            return "string"
+        return None
     if isinstance(parent, cst.AnnAssign) and parent.value is node:
         kind = device_kind_for_name(target_name(parent.target))
         return kind or ("string" if _indexed_device_string(node) else None)
     if isinstance(parent, cst.Return) and parent.value is node:
-        return "string" if _indexed_device_string(node) else None
+        return "string" if _indexed_device_string(node) or _returns_device_name_elsewhere(ctx, parent) else None
+    if isinstance(parent, cst.BooleanOperation) and (node is parent.right or isinstance(parent.operator, cst.Or)):
+        # ``device or 'cuda'``: the operand is the value of the whole expression.
+        return device_position(ctx, parent) or ("string" if _owner_argument(ctx, parent) else None)
     if isinstance(parent, cst.DictElement) and parent.value is node:
         key = string_value(parent.key)
         if key is not None and not is_cuda_device_string(parent.key):
@@ -135,6 +150,89 @@ def device_position(ctx: RuleContext, node: cst.CSTNode) -> Optional[str]:
             return outer
         return "string" if is_cpu_string(other) else None
     return None
+
+
+# ``<mapping>.get(key, default)`` and friends: the default is the value when the key is missing.
+_LOOKUP_METHODS = {"get", "pop", "setdefault"}
+
+
+def _lookup_fallback_kind(ctx: RuleContext, call: cst.Call, index: int) -> Optional[str]:
+    """``kwargs.get('device', 'cuda')`` / ``getattr(args, 'device', 'cuda')``: the kind the key names."""
+    positional = [a for a in call.args if a.keyword is None and not a.star]
+    if isinstance(call.func, cst.Attribute) and call.func.attr.value in _LOOKUP_METHODS:
+        key_index = 0
+    elif isinstance(call.func, cst.Name) and call.func.value == "getattr" and ctx.qualname(call.func) in ("builtins.getattr", "getattr"):
+        key_index = 1
+    else:
+        return None
+    if index != key_index + 1 or len(positional) != key_index + 2:
+        return None
+    return device_kind_for_name(string_value(positional[key_index].value))
+
+
+# Device names whose presence next to ``'cuda'`` proves a variable or a function holds a device name.
+_SIBLING_DEVICE_NAMES = {"cpu", "mps"}
+
+
+def _scope_root(ctx: RuleContext, node: cst.CSTNode) -> Optional[cst.CSTNode]:
+    """The innermost function, lambda, class or module around ``node``."""
+    p = ctx.parent(node)
+    while p is not None and not isinstance(p, (cst.FunctionDef, cst.Lambda, cst.ClassDef, cst.Module)):
+        p = ctx.parent(p)
+    return p
+
+
+class _OwnStatements(cst.CSTVisitor):
+    """Returns and assignments of one function (or module/class body), not of nested scopes."""
+
+    def __init__(self, root: cst.CSTNode) -> None:
+        self.root = root
+        self.returns: list = []
+        self.assigns: list = []
+
+    def _enter(self, node: cst.CSTNode) -> bool:
+        return node is self.root
+
+    visit_FunctionDef = visit_ClassDef = visit_Lambda = _enter  # type: ignore[assignment]
+
+    def visit_Return(self, node: cst.Return) -> None:
+        self.returns.append(node)
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        self.assigns.append(node)
+
+
+def _own_statements(ctx: RuleContext, node: cst.CSTNode) -> Optional[_OwnStatements]:
+    root = _scope_root(ctx, node)
+    if root is None:
+        return None
+    v = _OwnStatements(root)
+    root.visit(v)
+    return v
+
+
+def _is_sibling_device_name(node: Optional[cst.CSTNode]) -> bool:
+    return node is not None and string_value(node) in _SIBLING_DEVICE_NAMES
+
+
+def _returns_device_name_elsewhere(ctx: RuleContext, ret: cst.Return) -> bool:
+    """``return 'cuda'`` in a function that also has ``return 'cpu'`` (or ``'mps'``)."""
+    if not is_plain_cuda(ret.value) or not isinstance(_scope_root(ctx, ret), cst.FunctionDef):
+        return False
+    own = _own_statements(ctx, ret)
+    return own is not None and any(_is_sibling_device_name(r.value) for r in own.returns)
+
+
+def _assigned_device_name_elsewhere(ctx: RuleContext, assign: cst.Assign) -> bool:
+    """``x = 'cuda'`` where the same scope also has ``x = 'cpu'`` (or ``'mps'``)."""
+    if not is_plain_cuda(assign.value) or len(assign.targets) != 1:
+        return False
+    target = ctx.code(assign.targets[0].target)
+    own = _own_statements(ctx, assign)
+    if own is None:
+        return False
+    return any(len(a.targets) == 1 and ctx.code(a.targets[0].target) == target and _is_sibling_device_name(a.value)
+               for a in own.assigns)
 
 
 def _indexed_device_string(node: cst.CSTNode) -> bool:
@@ -209,6 +307,10 @@ class DeviceStrings(Rule):
         "if self.gpu_id == 0:\n    save()\n",
         "backend = 'cuda'\n",
         "name = s.replace('cuda:', '')\n",
+        # No sibling device name: a function returning 'cuda' may name a backend, not a device.
+        "def backend():\n    return 'cuda'\n",
+        "name = opts.get('backend', 'cuda')\n",
+        "def f(ok):\n    if ok:\n        kind = 'cuda'\n    return kind\n",
     )
     INVALID = (
         ("import torch\nx = torch.ones(2, device='cuda')\n",
@@ -233,6 +335,16 @@ class DeviceStrings(Rule):
         ("def device_for(rank):\n    return f'cuda:{rank}'\n",
          "import runtime_shim\n\ndef device_for(rank):\n    return runtime_shim.device_string(f'cuda:{rank}')\n"),
         ("loc = 'cuda:%d' % rank\n", "import runtime_shim\n\nloc = runtime_shim.device_string('cuda:%d' % rank)\n"),
+        ("def load(device=None):\n    device = device or 'cuda'\n    return m.to(device or 'cuda')\n",
+         "import runtime_shim\n\ndef load(device=None):\n    device = device or runtime_shim.device_string('cuda')\n"
+         "    return m.to(device or runtime_shim.device_string('cuda'))\n"),
+        ("dev = kwargs.get('device', 'cuda')\nd = getattr(args, 'device', 'cuda')\n",
+         "import runtime_shim\n\ndev = kwargs.get('device', runtime_shim.device_string('cuda'))\n"
+         "d = getattr(args, 'device', runtime_shim.device_string('cuda'))\n"),
+        ("def pick(ok):\n    if ok:\n        return 'cuda'\n    return 'cpu'\n",
+         "import runtime_shim\n\ndef pick(ok):\n    if ok:\n        return runtime_shim.device_string('cuda')\n    return 'cpu'\n"),
+        ("if ok:\n    accel = 'cuda'\nelse:\n    accel = 'mps'\n",
+         "import runtime_shim\n\nif ok:\n    accel = runtime_shim.device_string('cuda')\nelse:\n    accel = 'mps'\n"),
     )
 
     def _wrap(self, ctx: RuleContext, original: cst.BaseExpression, updated: cst.BaseExpression,

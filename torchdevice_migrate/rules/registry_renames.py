@@ -10,10 +10,13 @@ the registry:
 * a ``torch.cuda`` / ``torch.backends.cuda`` name that the registry does not know is reported (TDM303).
 
 ``torch.cuda.is_available()`` becomes ``runtime_shim.is_available()`` (true on every machine: the
-CPU counts), except in the test of an ``if`` whose body uses something reported as unsupported
-(a CUDA extension, CUDA graphs, NVML...): there it guards CUDA-only code and becomes
-``runtime_shim.accelerator_type() == "cuda"``, equal to the original on a CUDA machine and false
-elsewhere, so the CUDA-only branch stays off where it cannot work.
+CPU counts), except in the test of an ``if`` or of a conditional expression (``A if c else B``)
+one of whose branches keeps CUDA code that is not ported: something reported as unsupported (a CUDA
+extension, CUDA graphs, NVML...), something left for review (``torch.cuda.HalfTensor`` used as a
+value, an unknown ``torch.cuda`` name, a ``'nccl'`` or ``'cuda'`` string not proven a device). There
+it guards CUDA-only code and becomes ``runtime_shim.accelerator_type() == "cuda"``: equal to the
+original on every machine (true exactly on CUDA), so a branch that would fail elsewhere stays off
+there, and the other branch runs as it did in the original.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import libcst as cst
 from ..findings import FindingStatus
 from ..registry import Status, is_cuda_namespace, lookup
 from .base import Rule, RuleContext
+from .review import has_leftover_device_strings
 
 
 def _is_dotted_name(node: cst.CSTNode) -> bool:
@@ -58,6 +62,8 @@ class RegistryRenames(Rule):
         "import torch\nkey = 'torch.cuda.synchronize'\n",
         "def synchronize():\n    pass\nsynchronize()\n",
         "import runtime_shim\ntotal = runtime_shim.get_device_properties(0).total_memory\n",
+        # A guard written by a previous run is left alone (and not listed for review).
+        "import runtime_shim\nif runtime_shim.accelerator_type() == 'cuda':\n    import pynvml\n",
     )
     INVALID = (
         ("import torch\nn = torch.cuda.device_count()\n", "import torch\nimport runtime_shim\n\nn = runtime_shim.device_count()\n"),
@@ -69,6 +75,12 @@ class RegistryRenames(Rule):
         ("import torch\nfrom torch.utils.cpp_extension import load\nif torch.cuda.is_available():\n    ext = load('k', ['k.cu'])\n",
          "import torch\nfrom torch.utils.cpp_extension import load\nimport runtime_shim\n\n"
          "if runtime_shim.accelerator_type() == \"cuda\":\n    ext = load('k', ['k.cu'])\n"),
+        # The CUDA branch keeps a legacy type used as a value (left for review): CUDA only.
+        ("import torch\nT = torch.cuda.FloatTensor if torch.cuda.is_available() else torch.FloatTensor\n",
+         "import torch\nimport runtime_shim\n\nT = torch.cuda.FloatTensor if runtime_shim.accelerator_type() == \"cuda\" else torch.FloatTensor\n"),
+        # A negated test guarding an unported string in the else branch.
+        ("import torch\nif not torch.cuda.is_available():\n    name = 'cpu'\nelse:\n    name = run('cuda')\n",
+         "import torch\nimport runtime_shim\n\nif not runtime_shim.accelerator_type() == \"cuda\":\n    name = 'cpu'\nelse:\n    name = run('cuda')\n"),
     )
 
     def _leave_ref(self, ctx: RuleContext, original: Union[cst.Name, cst.Attribute], updated):
@@ -105,8 +117,14 @@ class RegistryRenames(Rule):
     leave_Attribute = _leave_ref
 
     def leave_If(self, ctx: RuleContext, original: cst.If, updated: cst.If):
+        return self._cuda_only_guard(ctx, original, updated, [original.body, original.orelse])
+
+    def leave_IfExp(self, ctx: RuleContext, original: cst.IfExp, updated: cst.IfExp):
+        return self._cuda_only_guard(ctx, original, updated, [original.body, original.orelse])
+
+    def _cuda_only_guard(self, ctx: RuleContext, original, updated, branches):
         calls = _availability_calls(ctx, original.test)
-        if not calls or not _guards_unsupported(ctx, original.body):
+        if not calls or not any(b is not None and _keeps_unported_cuda(ctx, b) for b in branches):
             return None
         replacer = _GuardReplacer(ctx, calls)
         new_test = updated.test.visit(replacer)
@@ -127,12 +145,16 @@ def _availability_calls(ctx: RuleContext, test: cst.BaseExpression) -> List[cst.
     return found
 
 
-def _guards_unsupported(ctx: RuleContext, body: cst.CSTNode) -> bool:
-    pos = ctx.position(body)
+def _keeps_unported_cuda(ctx: RuleContext, branch: cst.CSTNode) -> bool:
+    """Whether a finished branch holds a site reported as unsupported or for review, or a CUDA
+    device string that no rule ported (it will be listed for review after the rules ran)."""
+    pos = ctx.position(branch)
     if pos is None:
         return False
-    return any(f.status is FindingStatus.UNSUPPORTED and pos.start.line <= f.line <= pos.end.line
-               for f in ctx.other_findings)
+    start, end = (pos.start.line, pos.start.column), (pos.end.line, pos.end.column)
+    if any(start <= (f.line, f.column - 1) < end for f in ctx.other_findings):
+        return True
+    return has_leftover_device_strings(ctx, branch)
 
 
 class _GuardReplacer(cst.CSTTransformer):

@@ -1,4 +1,9 @@
-"""After the rules ran: CUDA device strings that no rule could prove to be devices are listed for review."""
+"""After the rules ran: CUDA device strings that no rule could prove to be devices are listed for review.
+
+Comparisons (``x == 'cuda:0'``, ``x in ('cuda', 'mps')``) get TDM302, anything else TDM301. Arguments
+of ``torch.cuda`` functions renamed into the shim (``set_device('cuda:1')``) are not listed: the shim
+maps CUDA device arguments itself.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +12,18 @@ from typing import List, Tuple
 import libcst as cst
 
 from ..findings import FindingStatus
+from ..registry import lookup
 from .base import RuleContext, is_cuda_device_string
 
 Range = Tuple[Tuple[int, int], Tuple[int, int]]
 
 
 class _LeftoverStrings(cst.CSTVisitor):
-    def __init__(self, ctx: RuleContext, ranges: List[Range]) -> None:
+    def __init__(self, ctx: RuleContext, ranges: List[Range], report: bool = True) -> None:
         self.ctx = ctx
         self.ranges = ranges
+        self.report = report
+        self.found = False
 
     def _covered(self, node: cst.CSTNode) -> bool:
         pos = self.ctx.position(node)
@@ -42,14 +50,41 @@ class _LeftoverStrings(cst.CSTVisitor):
 
     def _check(self, node: cst.CSTNode) -> bool:
         if is_cuda_device_string(node):
-            if not self._covered(node):
-                parent = self.ctx.parent(node)
-                in_comparison = isinstance(parent, (cst.ComparisonTarget, cst.Comparison)) or isinstance(
-                    self.ctx.parent(parent) if parent is not None else None, (cst.ComparisonTarget, cst.Comparison))
-                code = "TDM302" if in_comparison else "TDM301"
-                self.ctx.report(node, "literal:'cuda'", FindingStatus.REVIEW, code)
+            if not self._covered(node) and not self._shim_device_argument(node) and not self._compared_with_shim(node):
+                self.found = True
+                if self.report:
+                    code = "TDM302" if self._in_comparison(node) else "TDM301"
+                    self.ctx.report(node, "literal:'cuda'", FindingStatus.REVIEW, code)
             return False
         return True
+
+    def _in_comparison(self, node: cst.CSTNode) -> bool:
+        """An operand of a comparison, or an element of a collection that is one (``x in ('cuda', 'mps')``)."""
+        parent = self.ctx.parent(node)
+        if isinstance(parent, cst.Element):
+            parent = self.ctx.parent(parent)
+            if isinstance(parent, (cst.Tuple, cst.List, cst.Set)):
+                parent = self.ctx.parent(parent)
+        return isinstance(parent, (cst.ComparisonTarget, cst.Comparison))
+
+    def _compared_with_shim(self, node: cst.CSTNode) -> bool:
+        """``runtime_shim.accelerator_type() == 'cuda'``: a guard this tool wrote (or one written by hand)."""
+        parent = self.ctx.parent(node)
+        comparison = self.ctx.parent(parent) if isinstance(parent, cst.ComparisonTarget) else parent
+        if not isinstance(comparison, cst.Comparison):
+            return False
+        operands = [comparison.left] + [t.comparator for t in comparison.comparisons]
+        return any(isinstance(o, cst.Call) and self.ctx.is_shim_ref(o.func) for o in operands)
+
+    def _shim_device_argument(self, node: cst.CSTNode) -> bool:
+        """An argument of a ``torch.cuda`` function renamed into the shim (``set_device(f'cuda:{r}')``):
+        the shim maps CUDA device arguments to the chosen device itself."""
+        arg = self.ctx.parent(node)
+        call = self.ctx.parent(arg) if isinstance(arg, cst.Arg) else None
+        if not isinstance(call, cst.Call) or not isinstance(call.func, (cst.Name, cst.Attribute)):
+            return False
+        api = lookup(self.ctx.qualname(call.func) or "")
+        return api is not None and api.shim_name is not None and self._covered(call.func)
 
     visit_SimpleString = _check
     visit_FormattedString = _check
@@ -59,3 +94,11 @@ class _LeftoverStrings(cst.CSTVisitor):
 
 def report_leftover_device_strings(ctx: RuleContext) -> None:
     ctx.module.visit(_LeftoverStrings(ctx, ctx.rewritten_ranges()))
+
+
+def has_leftover_device_strings(ctx: RuleContext, node: cst.CSTNode) -> bool:
+    """Whether ``node`` (an original node) holds a CUDA device string that no rewrite so far covers,
+    i.e. one that will be listed for review (used while the rules still run, on finished subtrees)."""
+    visitor = _LeftoverStrings(ctx, ctx.rewritten_ranges(), report=False)
+    node.visit(visitor)
+    return visitor.found
