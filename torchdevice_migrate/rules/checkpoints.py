@@ -45,10 +45,29 @@ class Checkpoints(Rule):
         if sum(1 for a in original.args if a.keyword is None) >= 2:
             return None
         args = list(updated.args)
-        if args and not isinstance(args[-1].comma, cst.Comma):
-            args[-1] = args[-1].with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
-        args.append(cst.Arg(ctx.shim_call("load_location"), keyword=cst.Name("map_location"),
-                            equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace(""))))
+        new_arg = cst.Arg(ctx.shim_call("load_location"), keyword=cst.Name("map_location"),
+                          equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")))
+        if args:
+            # The new argument goes last; comments stay where they are, and a call laid out one
+            # argument per line stays so (trailing comma kept).
+            last = args[-1]
+            before = updated.whitespace_before_args
+            if isinstance(last.comma, cst.Comma):
+                after = last.comma.whitespace_after
+                if isinstance(after, cst.ParenthesizedWhitespace) and isinstance(before, cst.ParenthesizedWhitespace):
+                    args[-1] = last.with_changes(comma=last.comma.with_changes(
+                        whitespace_after=after.with_changes(indent=before.indent, last_line=before.last_line)))
+                    new_arg = new_arg.with_changes(comma=cst.Comma(whitespace_after=cst.ParenthesizedWhitespace(
+                        indent=after.indent, last_line=after.last_line)))
+                else:
+                    args[-1] = last.with_changes(comma=last.comma.with_changes(whitespace_after=cst.SimpleWhitespace(" ")))
+                    new_arg = new_arg.with_changes(comma=cst.Comma(whitespace_after=after))
+            else:
+                # ``load(f  # note)``: the comment after the last argument now follows the new one.
+                args[-1] = last.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")),
+                                             whitespace_after_arg=cst.SimpleWhitespace(""))
+                new_arg = new_arg.with_changes(whitespace_after_arg=last.whitespace_after_arg)
+        args.append(new_arg)
         return ctx.rewrite(original, updated.with_changes(args=args), "torch.load", "TDM101",
                            "torch.load now maps storages saved on CUDA to the chosen device (unchanged on CUDA).",
                            alone=False)

@@ -70,24 +70,33 @@ class DevicePlacement(Rule):
             return None  # torch.cuda itself, torch.Tensor.cuda(x) etc.: not a method call on a value
         if len(updated.args) > 2 or any(a.star for a in updated.args):
             return None
-        device_args, rest = [], []
+        # Each argument is changed in place, so its comma and the comments around it stay.
+        no_space = cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace(""))
+        new_args, has_device = [], False
         for i, a in enumerate(updated.args):
             key = a.keyword.value if a.keyword else None
             if key == "device" or (key is None and i == 0):
+                if has_device:
+                    return None  # ``.cuda(0, device=1)`` fails in the original; leave it as it is
                 value = a.value
                 if isinstance(value, cst.Call) and ctx.is_shim_ref(value.func) and value.func.attr.value == "device":  # type: ignore[union-attr]
                     # ``.cuda(device=gpu)``: another rule already made the argument a shim device.
-                    device_args.extend(cst.Arg(v.value, keyword=v.keyword, equal=v.equal) for v in value.args)
+                    device_args = [cst.Arg(v.value, keyword=v.keyword, equal=v.equal) for v in value.args]
                 else:
-                    device_args.append(cst.Arg(value))
-            elif key in ("non_blocking", None):
-                rest.append(cst.Arg(a.value, keyword=cst.Name("non_blocking"),
-                                    equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace(""))))
-            else:
+                    device_args = [cst.Arg(value)]
+                a = a.with_changes(value=ctx.shim_call("device", *device_args))
+                has_device = True
+            elif key not in ("non_blocking", None):
                 return None
-        # ``device=`` as a keyword: tensors and modules accept it, and storages accept nothing else.
-        new_args = [cst.Arg(ctx.shim_call("device", *device_args), keyword=cst.Name("device"),
-                            equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")))] + rest
+            # ``device=`` as a keyword: tensors and modules accept it, and storages accept nothing else.
+            if key is None:
+                a = a.with_changes(keyword=cst.Name("device" if i == 0 else "non_blocking"), equal=no_space)
+            new_args.append(a)
+        if not has_device:
+            device = cst.Arg(ctx.shim_call("device"), keyword=cst.Name("device"), equal=no_space)
+            if new_args:
+                device = device.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+            new_args.insert(0, device)
         new = updated.with_changes(func=updated.func.with_changes(attr=cst.Name("to")), args=new_args)
         return ctx.rewrite(original, new, "torch.Tensor.cuda", "TDM101")
 

@@ -10,18 +10,20 @@ the registry:
 * a ``torch.cuda`` / ``torch.backends.cuda`` name that the registry does not know is reported (TDM303).
 
 ``torch.cuda.is_available()`` becomes ``runtime_shim.is_available()`` (true on every machine: the
-CPU counts), except in the test of an ``if`` or of a conditional expression (``A if c else B``)
+CPU counts), except in the test of an ``if``, a ``while`` or a conditional expression (``A if c else B``)
 one of whose branches keeps CUDA code that is not ported: something reported as unsupported (a CUDA
 extension, CUDA graphs, NVML...), something left for review (``torch.cuda.HalfTensor`` used as a
 value, an unknown ``torch.cuda`` name, a ``'nccl'`` or ``'cuda'`` string not proven a device). There
 it guards CUDA-only code and becomes ``runtime_shim.accelerator_type() == "cuda"``: equal to the
 original on every machine (true exactly on CUDA), so a branch that would fail elsewhere stays off
-there, and the other branch runs as it did in the original.
+there, and the other branch runs as it did in the original. The same holds for the left operand of
+``and`` / ``or`` whose right operand keeps such code (``torch.cuda.is_available() and
+torch.cuda.CUDAGraph()``): the right operand runs only where it did.
 """
 
 from __future__ import annotations
 
-from typing import List, Union
+from typing import List, Optional, Union
 
 import libcst as cst
 
@@ -78,6 +80,9 @@ class RegistryRenames(Rule):
         # The CUDA branch keeps a legacy type used as a value (left for review): CUDA only.
         ("import torch\nT = torch.cuda.FloatTensor if torch.cuda.is_available() else torch.FloatTensor\n",
          "import torch\nimport runtime_shim\n\nT = torch.cuda.FloatTensor if runtime_shim.accelerator_type() == \"cuda\" else torch.FloatTensor\n"),
+        # The left operand of `and` guards the right one; so does the test of a `while` loop.
+        ("import torch\ng = torch.cuda.is_available() and torch.cuda.CUDAGraph()\n",
+         "import torch\nimport runtime_shim\n\ng = runtime_shim.accelerator_type() == \"cuda\" and torch.cuda.CUDAGraph()\n"),
         # A negated test guarding an unported string in the else branch.
         ("import torch\nif not torch.cuda.is_available():\n    name = 'cpu'\nelse:\n    name = run('cuda')\n",
          "import torch\nimport runtime_shim\n\nif not runtime_shim.accelerator_type() == \"cuda\":\n    name = 'cpu'\nelse:\n    name = run('cuda')\n"),
@@ -122,13 +127,20 @@ class RegistryRenames(Rule):
     def leave_IfExp(self, ctx: RuleContext, original: cst.IfExp, updated: cst.IfExp):
         return self._cuda_only_guard(ctx, original, updated, [original.body, original.orelse])
 
-    def _cuda_only_guard(self, ctx: RuleContext, original, updated, branches):
-        calls = _availability_calls(ctx, original.test)
+    def leave_While(self, ctx: RuleContext, original: cst.While, updated: cst.While):
+        return self._cuda_only_guard(ctx, original, updated, [original.body, original.orelse])
+
+    def leave_BooleanOperation(self, ctx: RuleContext, original: cst.BooleanOperation, updated: cst.BooleanOperation):
+        """``torch.cuda.is_available() and <unported CUDA>``: the left operand guards the right one."""
+        return self._cuda_only_guard(ctx, original, updated, [original.right], test="left")
+
+    def _cuda_only_guard(self, ctx: RuleContext, original, updated, branches, test: str = "test"):
+        calls = _availability_calls(ctx, getattr(original, test))
         if not calls or not any(b is not None and _keeps_unported_cuda(ctx, b) for b in branches):
             return None
         replacer = _GuardReplacer(ctx, calls)
-        new_test = updated.test.visit(replacer)
-        return updated.with_changes(test=new_test) if replacer.done else None
+        new_test = getattr(updated, test).visit(replacer)
+        return updated.with_changes(**{test: new_test}) if replacer.done else None
 
 
 def _availability_calls(ctx: RuleContext, test: cst.BaseExpression) -> List[cst.Call]:
@@ -171,8 +183,11 @@ class _GuardReplacer(cst.CSTTransformer):
             return updated
         source = self.originals[self.index]
         self.index += 1
+        quote = _free_quote(self.ctx, source)
+        if quote is None:
+            return updated
         check = cst.Comparison(self.ctx.shim_call("accelerator_type"),
-                               [cst.ComparisonTarget(cst.Equal(), cst.SimpleString('"cuda"'))],
+                               [cst.ComparisonTarget(cst.Equal(), cst.SimpleString(f"{quote}cuda{quote}"))],
                                lpar=updated.lpar, rpar=updated.rpar)
         new = self.ctx.rewrite(source, check, "torch.cuda.is_available", "TDM102",
                                "Guards CUDA-only code: true only when the chosen device is a CUDA GPU.")
@@ -180,3 +195,15 @@ class _GuardReplacer(cst.CSTTransformer):
             return updated
         self.done = True
         return new  # type: ignore[return-value]
+
+
+def _free_quote(ctx: RuleContext, node: cst.CSTNode) -> Optional[str]:
+    """A quote character that may be written at ``node``: before Python 3.12, an expression inside
+    an f-string cannot use the quote that delimits it (``f"{c == "cuda"}"`` does not compile)."""
+    used = set()
+    p = ctx.parent(node)
+    while p is not None:
+        if isinstance(p, cst.FormattedString):
+            used.add(p.start[-1])
+        p = ctx.parent(p)
+    return next((q for q in ('"', "'") if q not in used), None)

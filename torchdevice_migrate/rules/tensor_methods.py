@@ -2,8 +2,9 @@
 
 * ``x.is_cuda`` (read) -> ``runtime_shim.is_accelerator(x.device)``: on CUDA, true exactly for CUDA
   tensors; elsewhere true for tensors on the chosen accelerator, so ``if x.is_cuda: x = x.pin_memory()``
-  keeps working. Assignment targets (``self.is_cuda = True``) and calls (``m.is_cuda()``) are user
-  attributes and stay; in a file that defines its own ``is_cuda`` (a ``def`` or an assignment), reads on
+  keeps working. Assignment, loop and ``with`` targets (``self.is_cuda = True``) and calls
+  (``m.is_cuda()``) are user attributes and stay, and so does ``Tensor.is_cuda.__get__`` (the property
+  object, not a flag); in a file that defines its own ``is_cuda`` (a ``def`` or an assignment), reads on
   ``self`` and on the receivers it assigns stay too.
 * ``x.pin_memory()`` -> ``runtime_shim.pin_memory(x)``: pinned on CUDA/XPU, ``x`` itself elsewhere
   (``pin_memory()`` raises without CUDA).
@@ -41,7 +42,7 @@ def _torch_receiver(ctx: RuleContext, node: cst.CSTNode) -> bool:
 
 
 class _OwnIsCuda(cst.CSTVisitor):
-    """Receivers (as code) of ``<recv>.is_cuda = ...``, and whether a ``def is_cuda`` exists."""
+    """Receivers (as code) of ``<recv>.is_cuda = ...`` (or ``for``/``with`` targets), and whether a ``def is_cuda`` exists."""
 
     def __init__(self, module: cst.Module) -> None:
         self.module = module
@@ -68,12 +69,37 @@ class _OwnIsCuda(cst.CSTVisitor):
     def visit_AugAssign(self, node: cst.AugAssign) -> None:
         self._target(node.target)
 
+    def visit_For(self, node: cst.For) -> None:
+        self._target(node.target)
+
+    def visit_CompFor(self, node: cst.CompFor) -> None:
+        self._target(node.target)
+
+    def visit_AsName(self, node: cst.AsName) -> None:
+        self._target(node.name)
+
+
+def _is_store_target(ctx: RuleContext, node: cst.CSTNode) -> bool:
+    """Whether ``node`` is written, not read: a target (or part of an unpacked target) of ``=``,
+    ``+=``, an annotation, ``del``, ``for`` (also in comprehensions) or ``with ... as``."""
+    child, parent = node, ctx.parent(node)
+    while isinstance(parent, (cst.Tuple, cst.List, cst.Element, cst.StarredElement)):
+        child, parent = parent, ctx.parent(parent)
+    if isinstance(parent, cst.AssignTarget):
+        return True
+    if isinstance(parent, (cst.AugAssign, cst.AnnAssign, cst.For, cst.CompFor, cst.Del)):
+        return parent.target is child
+    return isinstance(parent, cst.AsName) and parent.name is child
+
 
 class TensorMethods(Rule):
     name = "tensor-methods"
     VALID = (
         "class M:\n    def __init__(self):\n        self.is_cuda = True\n    def go(self):\n        return self.is_cuda\n",
         "ok = model.is_cuda()\n",
+        # Loop and `with` targets are written, not read; `.is_cuda.__get__` is the property object.
+        "for ctx.is_cuda in flags:\n    pass\nwith flag() as ctx.is_cuda:\n    pass\n",
+        "handlers = {Tensor.is_cuda.__get__: lambda self: -1}\n",
         "x = x.to(device, non_blocking=True)\n",
         "from torch.utils.data import DataLoader\nloader = DataLoader(ds, pin_memory=False)\n",
     )
@@ -105,16 +131,10 @@ class TensorMethods(Rule):
         parent = ctx.parent(original)
         if isinstance(parent, cst.Call) and parent.func is original:
             return None
-        if isinstance(parent, cst.AssignTarget) or isinstance(parent, cst.Del) or (
-                isinstance(parent, (cst.AugAssign, cst.AnnAssign)) and parent.target is original):
+        if isinstance(parent, cst.Attribute) and parent.value is original:
+            return None  # ``Tensor.is_cuda.__get__``: the property object itself, not a flag read
+        if _is_store_target(ctx, original):
             return None
-        if isinstance(parent, (cst.Tuple, cst.List, cst.Element)) or isinstance(parent, cst.StarredElement):
-            # possibly a tuple assignment target: check the enclosing target
-            p = parent
-            while isinstance(p, (cst.Tuple, cst.List, cst.Element, cst.StarredElement)):
-                p = ctx.parent(p)
-            if isinstance(p, (cst.AssignTarget, cst.For, cst.CompFor)):
-                return None
         receivers, defined = self._own_is_cuda(ctx)
         receiver = ctx.code(original.value)
         if receiver in receivers or (defined and receiver == "self"):
