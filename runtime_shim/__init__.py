@@ -1093,10 +1093,19 @@ def accelerator_type():
 
 
 def is_accelerator(value):
-    """``'cuda' in value``, ported: True when an accelerator was chosen and its type occurs
-    in ``value`` (a str, or the ``str()`` of a torch.device). Always False on the CPU."""
+    """``'cuda' in value``, ported: True when an accelerator was chosen and ``accelerator_type()
+    in value``, where a torch.device counts as its ``str()``. Always False on the CPU. A collection
+    (``'cuda' in device_types``, ``'cuda' in sys.argv``) is a membership test, as in the original:
+    on CUDA the answer is exactly the original's."""
     accelerator = (_S or _resolve()).accelerator
-    return accelerator is not None and accelerator in str(value)
+    if accelerator is None:
+        return False
+    if isinstance(value, torch.device):
+        return accelerator in str(value)
+    try:
+        return accelerator in value
+    except TypeError:  # not a container (``x.is_cuda`` of an object whose ``.device`` is no string)
+        return accelerator in str(value)
 
 
 def is_available():

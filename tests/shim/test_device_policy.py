@@ -80,6 +80,10 @@ def test_cuda_identity_keeps_torch_semantics(simulate):
         assert runtime_shim.is_available() is True
         assert runtime_shim.device_count() == 2
         assert runtime_shim.is_accelerator(torch.device("cuda", 0))
+        # ``'cuda' in <collection>`` stays a membership test: exactly the original on CUDA.
+        assert runtime_shim.is_accelerator(["cuda", "cpu"]) and runtime_shim.is_accelerator({"cuda": 1})
+        assert not runtime_shim.is_accelerator(["cudagraphs", "--no-cuda"])
+        assert runtime_shim.is_accelerator("cuda:1") and not runtime_shim.is_accelerator("cpu")
 
 
 def test_invalid_specs_raise_like_torch(simulate):
