@@ -8,16 +8,16 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Set, Type
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Set, Type
 
 import libcst as cst
 from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
-from libcst.metadata import Assignment, ScopeProvider
+from libcst.metadata import Assignment
 
 from .findings import Finding
 from .rules import ALL_RULES, Rule
-from .rules.base import RuleContext
+from .rules.base import RuleContext, resolve_scopes
 from .rules.review import report_leftover_device_strings
 
 DEFAULT_SHIM_MODULE = "runtime_shim"
@@ -67,6 +67,17 @@ class _Migrator(cst.CSTTransformer):
                 if attr.startswith("leave_"):
                     self.handlers[attr[len("leave_"):]].append(getattr(rule, attr))
 
+    # The rules are not visitors: no ``visit_<Node>`` or ``visit_<Node>_<attribute>`` hooks to
+    # look up for every node and attribute (CSTTransformer's stubs all return None).
+    def on_visit(self, node):  # type: ignore[override]
+        return True
+
+    def on_visit_attribute(self, node, attribute):  # type: ignore[override]
+        return None
+
+    def on_leave_attribute(self, original_node, attribute):  # type: ignore[override]
+        return None
+
     def on_leave(self, original_node, updated_node):  # type: ignore[override]
         handlers = self.handlers.get(type(original_node).__name__)
         if not handlers:
@@ -109,12 +120,14 @@ def migrate_source(source: bytes, path: str = "<string>", options: Optional[Opti
         return Migration(source, [])
     module = parse(source)
     tail = b""
-    if module.bytes != source:
+    code = module.code  # generated once: the round-trip check and the rules' source lines
+    if code.encode(module.encoding) != source:
         body, tail = _split_unroundtrippable_tail(source)
         module = parse(body)
-        if module.bytes != body:
+        code = module.code
+        if code.encode(module.encoding) != body:
             raise SourceError(1, "LibCST cannot reproduce this file byte for byte; left untouched")
-    new_module, findings = _migrate_module(module, path, options)
+    new_module, findings = _migrate_module(module, path, options, code)
     if new_module is None:
         return Migration(source, findings)
     new = new_module.bytes + tail
@@ -125,11 +138,16 @@ def migrate_source(source: bytes, path: str = "<string>", options: Optional[Opti
     return Migration(new, findings)
 
 
-def _migrate_module(module: cst.Module, path: str, options: Options):
-    wrapper = cst.MetadataWrapper(module)
+def _migrate_module(module: cst.Module, path: str, options: Options, code: Optional[str] = None):
+    # ``module`` was just parsed and nothing else holds it: no node occurs twice in it, so the
+    # deep copy MetadataWrapper makes by default to guarantee that would buy nothing.
+    wrapper = cst.MetadataWrapper(module, unsafe_skip_copy=True)
     shim_parent, _, shim_last = options.shim_module.rpartition(".")
-    alias = _free_alias(wrapper, shim_last, options.shim_module)
-    ctx = RuleContext(wrapper, path, alias, wrapper.module.code.splitlines(), options.select, options.ignore)
+    scopes = resolve_scopes(wrapper.module)
+    alias = _free_alias(scopes, shim_last, options.shim_module)
+    if code is None:
+        code = wrapper.module.code
+    ctx = RuleContext(wrapper, path, alias, code.splitlines(), options.select, options.ignore, scopes=scopes)
     rules = [r() for r in options.rules]
     new_module = wrapper.module.visit(_Migrator(ctx, rules))
     report_leftover_device_strings(ctx)
@@ -147,7 +165,7 @@ def _migrate_module(module: cst.Module, path: str, options: Options):
         else:
             AddImportsVisitor.add_needed_import(context, shim_last, asname=None if alias == shim_last else alias)
     if ctx.shim_used or ctx.imports:
-        new_module = AddImportsVisitor(context).transform_module(new_module)
+        new_module = _add_imports(context, new_module)
     for module_name, obj, asname in sorted(ctx.removed_from_imports, key=str):
         RemoveImportsVisitor.remove_unused_import(context, module_name, obj, asname)
     if ctx.removed_from_imports:
@@ -155,9 +173,37 @@ def _migrate_module(module: cst.Module, path: str, options: Options):
     return new_module, findings
 
 
-def _free_alias(wrapper: cst.MetadataWrapper, wanted: str, shim_module: str) -> str:
+def _is_import_line(statement: cst.CSTNode) -> bool:
+    return (isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1
+            and isinstance(statement.body[0], (cst.Import, cst.ImportFrom)))
+
+
+def _add_imports(context: CodemodContext, module: cst.Module) -> cst.Module:
+    """``AddImportsVisitor(context).transform_module(module)``, on the statements it can touch only.
+
+    The visitor reads and changes nothing but the module's first statements: an optional docstring
+    or ``__strict__`` flag, the import lines that follow it, and the ``leading_lines`` of the first
+    statement after them (which may get an empty line). Running it on a module cut after that
+    statement, which stands in as a ``pass`` with its leading lines, and putting the rest back gives
+    the same module without two passes over the whole tree (and a deep copy of it)."""
+    body = module.body
+    cut = 1
+    while cut < len(body) and _is_import_line(body[cut]):
+        cut += 1
+    if cut >= len(body):
+        return AddImportsVisitor(context).transform_module(module)
+    first = body[cut]  # not an import line: where the visitor stops looking
+    stand_in = cst.SimpleStatementLine([cst.Pass()], leading_lines=first.leading_lines)
+    head = AddImportsVisitor(context).transform_module(module.with_changes(body=(*body[:cut], stand_in)))
+    *new_head, new_stand_in = head.body
+    if new_stand_in.leading_lines is not stand_in.leading_lines:
+        first = first.with_changes(leading_lines=new_stand_in.leading_lines)
+    return module.with_changes(body=(*new_head, first, *body[cut + 1:]))
+
+
+def _free_alias(scope_map: Mapping[cst.CSTNode, object], wanted: str, shim_module: str) -> str:
     """``wanted`` unless the module binds that name to something other than the shim import."""
-    scopes = set(wrapper.resolve(ScopeProvider).values())
+    scopes = set(scope_map.values())
     bound: Dict[str, bool] = {}
     for scope in scopes:
         if scope is None:

@@ -9,18 +9,20 @@ pairs. Both are its documentation and its tests (``tests/test_rule_examples.py``
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
-from typing import ClassVar, Dict, List, Optional, Sequence, Set, Tuple
+from typing import ClassVar, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 import libcst as cst
+from libcst._position import CodePosition
 from libcst.metadata import (
     CodeRange,
-    ParentNodeProvider,
+    ExpressionContextProvider,
     PositionProvider,
-    QualifiedNameProvider,
     ScopeProvider,
 )
+from libcst.metadata.position_provider import NEWLINE_RE, PositionProvidingCodegenState
 
 from ..findings import Finding, FindingStatus
 from ..registry import REASONS, Api, lookup
@@ -49,14 +51,19 @@ class RuleContext:
     """Per-file state shared by the rules: metadata lookups, the shim import, findings."""
 
     def __init__(self, wrapper: cst.MetadataWrapper, path: str, shim_alias: str, source_lines: Sequence[str],
-                 select: Optional[Set[str]] = None, ignore: Optional[Set[str]] = None) -> None:
+                 select: Optional[Set[str]] = None, ignore: Optional[Set[str]] = None,
+                 scopes: Optional[Mapping[cst.CSTNode, object]] = None) -> None:
         self.module = wrapper.module
         self.path = path
         self.shim_alias = shim_alias
-        self._qualnames = wrapper.resolve(QualifiedNameProvider)
-        self._positions = wrapper.resolve(PositionProvider)
-        self._parents = wrapper.resolve(ParentNodeProvider)
-        self._scopes = wrapper.resolve(ScopeProvider)
+        # Metadata. Scopes are needed by every file (qualified names, computed from them per node
+        # on first use); positions (a codegen pass over the whole module) only by files with
+        # findings, and parents (a walk over the node fields) only by some: both on first use.
+        self._scopes = scopes if scopes is not None else resolve_scopes(wrapper.module)
+        self._qualname_sets: Dict[cst.CSTNode, frozenset] = {}
+        self._qualname_choice: Dict[cst.CSTNode, Optional[str]] = {}
+        self._positions: Optional[Mapping[cst.CSTNode, CodeRange]] = None
+        self._parents: Optional[Dict[cst.CSTNode, Optional[cst.CSTNode]]] = None
         self.shim_used = False
         self.imports: Set[Tuple[str, Optional[str]]] = set()
         self.rewrites: List[_Rewrite] = []
@@ -69,13 +76,23 @@ class RuleContext:
 
     # ---- metadata -------------------------------------------------------------------------
     def qualnames(self, node: cst.CSTNode) -> Set[str]:
-        value = self._qualnames.get(node, ())
-        if callable(value):  # LibCST resolves qualified names lazily
-            value = value()
-        return {q.name for q in value}
+        names = self._qualname_sets.get(node)
+        if names is None:
+            # What QualifiedNameProvider gives, without its pass over the whole module.
+            scope = self._scopes.get(node)
+            names = frozenset(q.name for q in scope.get_qualified_names_for(node)) if scope else frozenset()
+            self._qualname_sets[node] = names
+        return set(names)
 
     def qualname(self, node: cst.CSTNode) -> Optional[str]:
         """The one qualified name of ``node`` that the registry or torch knows, if any."""
+        cache = self._qualname_choice
+        if node in cache:
+            return cache[node]
+        name = cache[node] = self._choose_qualname(node)
+        return name
+
+    def _choose_qualname(self, node: cst.CSTNode) -> Optional[str]:
         names = self.qualnames(node)
         for n in sorted(names):
             if lookup(n) is not None:
@@ -86,14 +103,20 @@ class RuleContext:
         return min(names) if names else None
 
     def parent(self, node: cst.CSTNode) -> Optional[cst.CSTNode]:
-        return self._parents.get(node)
+        parents = self._parents
+        if parents is None:
+            parents = self._parents = _parent_map(self.module)
+        return parents.get(node)
 
     def scope(self, node: cst.CSTNode):
         """The LibCST scope of an original node (None for nodes outside any scope)."""
         return self._scopes.get(node)
 
     def position(self, node: cst.CSTNode) -> Optional[CodeRange]:
-        return self._positions.get(node)
+        positions = self._positions
+        if positions is None:
+            positions = self._positions = resolve_positions(self.module)
+        return positions.get(node)
 
     def code(self, node: cst.CSTNode) -> str:
         return self.module.code_for_node(node)
@@ -177,6 +200,114 @@ class RuleContext:
 
     def rewritten_ranges(self) -> List[Tuple[Tuple[int, int], Tuple[int, int]]]:
         return [(r.start, r.end) for r in self.rewrites]
+
+
+def resolve_scopes(module: cst.Module) -> Mapping[cst.CSTNode, object]:
+    """``MetadataWrapper(module).resolve(ScopeProvider)`` for a module whose nodes are unique.
+
+    The wrapper runs each of ScopeProvider and its dependency ExpressionContextProvider as a
+    "batchable" provider: a batched pass over the whole tree whose ``visit_Module`` runs the
+    provider's own visitor over the whole tree, after which the batched pass goes on visiting every
+    node for nothing (neither provider has another hook). Here the two ``visit_Module`` run alone."""
+    contexts = ExpressionContextProvider()
+    contexts.visit_Module(module)
+    scopes = ScopeProvider()
+    scopes.metadata = {ExpressionContextProvider: contexts._computed}
+    scopes.visit_Module(module)
+    scopes.metadata = {}
+    return scopes._computed
+
+
+class _PositionState(PositionProvidingCodegenState):
+    """LibCST's state for PositionProvider, with the same results for less work per token and node:
+    a token without a line break only moves the column (no regular expression split), and the
+    syntactic-position context manager is a plain object rather than a generator."""
+
+    __slots__ = ()
+
+    def _update_position(self, value: str) -> None:
+        if "\n" in value or "\r" in value:
+            segments = NEWLINE_RE.split(value)
+            self.line += len(segments) - 1
+            self.column = len(segments[-1])
+        else:
+            self.column += len(value)
+
+    def add_token(self, value: str) -> None:
+        self.tokens.append(value)
+        self._update_position(value)
+
+    def record_syntactic_position(self, node: cst.CSTNode, *, start_node: Optional[cst.CSTNode] = None,
+                                  end_node: Optional[cst.CSTNode] = None) -> "_SyntacticPosition":
+        return _SyntacticPosition(self, node, start_node, end_node)
+
+
+class _SyntacticPosition:
+    __slots__ = ("state", "node", "start_node", "end_node", "start")
+
+    def __init__(self, state: _PositionState, node: cst.CSTNode, start_node: Optional[cst.CSTNode],
+                 end_node: Optional[cst.CSTNode]) -> None:
+        self.state, self.node, self.start_node, self.end_node = state, node, start_node, end_node
+
+    def __enter__(self) -> None:
+        self.start = CodePosition(self.state.line, self.state.column)
+
+    def __exit__(self, *exc: object) -> None:
+        state = self.state
+        computed = state.provider._computed
+        start = computed[self.start_node].start if self.start_node is not None else self.start
+        end = computed[self.end_node].end if self.end_node is not None else CodePosition(state.line, state.column)
+        computed[self.node] = CodeRange(start, end)
+
+
+def resolve_positions(module: cst.Module) -> Mapping[cst.CSTNode, CodeRange]:
+    """``MetadataWrapper(module).resolve(PositionProvider)`` (see ``_PositionState``)."""
+    provider = PositionProvider()
+    module._codegen(_PositionState(default_indent=module.default_indent, default_newline=module.default_newline,
+                                   provider=provider))
+    return provider._computed
+
+
+def _node_types() -> frozenset:
+    found, todo = set(), [cst.CSTNode]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            if sub not in found:
+                found.add(sub)
+                todo.append(sub)
+    return frozenset(t for t in found if dataclasses.is_dataclass(t))
+
+
+_NODE_TYPES = _node_types()
+_NODE_FIELDS: Dict[type, Tuple[str, ...]] = {}
+
+
+def _parent_map(module: cst.Module) -> Dict[cst.CSTNode, Optional[cst.CSTNode]]:
+    """Node -> parent for every node of ``module``: what ParentNodeProvider gives (there, the parent
+    of each of a node's ``children``), from the nodes' dataclass fields, without that provider's
+    visitor pass, which rebuilds every node twice (LibCST's ``children`` is such a rebuild)."""
+    parents: Dict[cst.CSTNode, Optional[cst.CSTNode]] = {module: None}
+    todo: List[cst.CSTNode] = [module]
+    pop, push = todo.pop, todo.append
+    node_types, fields_of = _NODE_TYPES, _NODE_FIELDS
+    while todo:
+        node = pop()
+        cls = type(node)
+        names = fields_of.get(cls)
+        if names is None:
+            names = fields_of[cls] = tuple(f.name for f in dataclasses.fields(cls))
+        for name in names:
+            value = getattr(node, name)
+            kind = type(value)
+            if kind in node_types:
+                parents[value] = node
+                push(value)
+            elif kind is tuple or kind is list:
+                for child in value:
+                    if type(child) in node_types:
+                        parents[child] = node
+                        push(child)
+    return parents
 
 
 def _first_line(text: str) -> str:

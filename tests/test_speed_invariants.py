@@ -1,0 +1,95 @@
+"""The faster metadata plumbing gives exactly what LibCST's own providers and visitors give.
+
+``rules/base.py`` and ``transform.py`` replace a few LibCST passes by cheaper equivalents (parents
+from the node fields, positions from a leaner codegen state, scopes without the wrapper's empty
+batched passes, qualified names on demand, AddImportsVisitor on the head of the module, no deep
+copy of a freshly parsed module). These tests hold them to LibCST's results on every fixture, so
+that a LibCST upgrade that breaks an assumption fails here rather than changing output.
+No timings here: see ``benchmarks/codemod_speed.py``.
+"""
+
+from pathlib import Path
+
+import libcst as cst
+import pytest
+from libcst.codemod import CodemodContext
+from libcst.codemod.visitors import AddImportsVisitor
+from libcst.metadata import ParentNodeProvider, PositionProvider, QualifiedNameProvider, ScopeProvider
+
+from torchdevice_migrate.rules.base import _parent_map, resolve_positions, resolve_scopes
+from torchdevice_migrate.transform import _add_imports
+
+from .conftest import FIXTURES
+
+REPO = Path(__file__).resolve().parent.parent
+SOURCES = sorted(p for p in list(FIXTURES.rglob("*.py")) + list((REPO / "examples").rglob("*.py")))
+EXTRA = [
+    "",
+    "x = 1\n",
+    '"""Doc."""\n',
+    '"""Doc."""\nimport os\n',
+    "__strict__ = True\nimport os\nfrom typing import List\n\n# c\ndef f():\n    import sys\n",
+    "import os\r\nx = 'a\\r\\nb'\r\n",
+    "from typing import Optional\nimport os\nclass A:\n    from typing import List\n",
+]
+
+
+def _modules():
+    for p in SOURCES:
+        try:
+            yield p.name, cst.parse_module(p.read_bytes())
+        except cst.ParserSyntaxError:
+            continue
+    for i, code in enumerate(EXTRA):
+        yield f"extra{i}", cst.parse_module(code)
+
+
+MODULES = list(_modules())
+
+
+@pytest.mark.parametrize("name,module", MODULES, ids=[n for n, _ in MODULES])
+def test_metadata_equals_libcst_providers(name, module):
+    wrapper = cst.MetadataWrapper(module, unsafe_skip_copy=True)
+    # A freshly parsed module holds no node twice (what the skipped deep copy would guarantee).
+    parents = _parent_map(module)
+    seen, todo = 0, [module]
+    while todo:
+        node = todo.pop()
+        seen += 1
+        todo.extend(node.children)
+    assert seen == len(parents)
+
+    expected_parents = dict(wrapper.resolve(ParentNodeProvider))
+    expected_parents[module] = None
+    assert parents == expected_parents
+    assert dict(resolve_positions(module)) == dict(wrapper.resolve(PositionProvider))
+
+    scopes = resolve_scopes(module)
+    expected_scopes = wrapper.resolve(ScopeProvider)
+    # Both also hold the nodes of string annotations, which each run parses anew (not tree nodes).
+    assert len(scopes) == len(expected_scopes)
+    assert {n for n in scopes if n in parents} == {n for n in expected_scopes if n in parents}
+    qualnames = wrapper.resolve(QualifiedNameProvider)
+    for node in parents:
+        scope = scopes.get(node)
+        assert type(scope) is type(expected_scopes.get(node))
+        mine = {q.name for q in scope.get_qualified_names_for(node)} if scope else set()
+        value = qualnames.get(node, ())
+        assert mine == {q.name for q in (value() if callable(value) else value)}
+
+
+@pytest.mark.parametrize("name,module", MODULES, ids=[n for n, _ in MODULES])
+@pytest.mark.parametrize("imports", [
+    [("runtime_shim", None, None)],
+    [("os", None, None), ("typing", "List", None)],
+    [("pkg", "runtime_shim", "_runtime_shim"), ("__future__", "annotations", None)],
+])
+def test_add_imports_on_the_head_equals_the_whole_module(name, module, imports):
+    def context():
+        ctx = CodemodContext()
+        for module_name, obj, asname in imports:
+            AddImportsVisitor.add_needed_import(ctx, module_name, obj, asname=asname)
+        return ctx
+
+    expected = AddImportsVisitor(context()).transform_module(module).code
+    assert _add_imports(context(), module).code == expected
