@@ -162,7 +162,7 @@ def migrate(
     options = settings.options()
     files = [f for f in discover(paths, settings.cli_exclude) if not settings.excluded(f)]
     if jobs <= 0:
-        jobs = min(os.cpu_count() or 1, 8) if len(files) >= 16 else 1
+        jobs = min(os.cpu_count() or 1, 8) if len(files) >= 8 else 1
     summary = run(files, options, jobs=jobs)
     if report:
         _write_report(summary, settings, fmt, output, console, err, quiet)

@@ -144,7 +144,7 @@ def run(files: Sequence[Path], options: Options, jobs: int = 1,
     summary = RunSummary()
     if jobs > 1 and len(files) > 1:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            iterator = pool.map(_work, [(f, options) for f in files], chunksize=4)
+            iterator = pool.map(_work, [(f, options) for f in files], chunksize=1)
             for result in iterator:
                 summary.results.append(result)
                 if on_result:

@@ -120,22 +120,35 @@ def migrate_source(source: bytes, path: str = "<string>", options: Optional[Opti
         return Migration(source, [])
     module = parse(source)
     tail = b""
+    exact = True
     code = module.code  # generated once: the round-trip check and the rules' source lines
     if code.encode(module.encoding) != source:
         body, tail = _split_unroundtrippable_tail(source)
         module = parse(body)
         code = module.code
-        if code.encode(module.encoding) != body:
-            raise SourceError(1, "LibCST cannot reproduce this file byte for byte; left untouched")
+        exact = code.encode(module.encoding) == body
     new_module, findings = _migrate_module(module, path, options, code)
     if new_module is None:
-        return Migration(source, findings)
+        return Migration(source, findings)  # nothing to write: a file LibCST cannot reproduce is fine
+    if not exact:
+        raise SourceError(1, "LibCST cannot reproduce this file byte for byte; left untouched")
     new = new_module.bytes + tail
     try:
         cst.parse_module(new)
     except Exception as e:  # pragma: no cover - a bug in a rule, never a reason to write a broken file
         raise SourceError(1, f"internal error: the migrated file does not parse ({e}); left untouched") from None
+    # LibCST accepts newer syntax than this Python: a port must compile wherever the original did.
+    if _compiles(source, path) and not _compiles(new, path):
+        raise SourceError(1, "internal error: the migrated file does not compile with this Python; left untouched")
     return Migration(new, findings)
+
+
+def _compiles(source: bytes, path: str) -> bool:
+    try:
+        compile(source, path, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return False
+    return True
 
 
 def _migrate_module(module: cst.Module, path: str, options: Options, code: Optional[str] = None):

@@ -408,3 +408,14 @@ def device_kind_for_name(name: Optional[str]) -> Optional[str]:
     if DEVICE_NAME_RE.fullmatch(name) or name == "map_location":
         return "string"
     return None
+
+
+class NodeVisitor(cst.CSTVisitor):
+    """A read-only visitor without per-attribute hooks (``visit_<Node>_<attr>``): LibCST would
+    otherwise format and look up a method name for every field of every node it walks."""
+
+    def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
+        pass
+
+    def on_leave_attribute(self, original_node: cst.CSTNode, attribute: str) -> None:
+        pass

@@ -33,6 +33,7 @@ from typing import Optional
 import libcst as cst
 
 from .base import (
+    NodeVisitor,
     Rule,
     RuleContext,
     device_kind_for_name,
@@ -182,7 +183,7 @@ def _scope_root(ctx: RuleContext, node: cst.CSTNode) -> Optional[cst.CSTNode]:
     return p
 
 
-class _OwnStatements(cst.CSTVisitor):
+class _OwnStatements(NodeVisitor):
     """Returns and assignments of one function (or module/class body), not of nested scopes."""
 
     def __init__(self, root: cst.CSTNode) -> None:

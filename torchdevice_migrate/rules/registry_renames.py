@@ -29,7 +29,7 @@ import libcst as cst
 
 from ..findings import FindingStatus
 from ..registry import Status, is_cuda_namespace, lookup
-from .base import Rule, RuleContext
+from .base import NodeVisitor, Rule, RuleContext
 from .review import has_leftover_device_strings
 
 
@@ -147,7 +147,7 @@ def _availability_calls(ctx: RuleContext, test: cst.BaseExpression) -> List[cst.
     """``torch.cuda.is_available()`` calls in an ``if`` test, in source order."""
     found: List[cst.Call] = []
 
-    class _Find(cst.CSTVisitor):
+    class _Find(NodeVisitor):
         def visit_Call(self, node: cst.Call) -> bool:
             if not node.args and ctx.qualname(node.func) == "torch.cuda.is_available":
                 found.append(node)

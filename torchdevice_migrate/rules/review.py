@@ -13,12 +13,12 @@ import libcst as cst
 
 from ..findings import FindingStatus
 from ..registry import lookup
-from .base import RuleContext, is_cuda_device_string
+from .base import NodeVisitor, RuleContext, is_cuda_device_string
 
 Range = Tuple[Tuple[int, int], Tuple[int, int]]
 
 
-class _LeftoverStrings(cst.CSTVisitor):
+class _LeftoverStrings(NodeVisitor):
     def __init__(self, ctx: RuleContext, ranges: List[Range], report: bool = True) -> None:
         self.ctx = ctx
         self.ranges = ranges

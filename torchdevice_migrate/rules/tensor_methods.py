@@ -28,7 +28,7 @@ from typing import Optional, Set, Tuple
 
 import libcst as cst
 
-from .base import Rule, RuleContext
+from .base import NodeVisitor, Rule, RuleContext
 
 DATALOADERS = {"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader"}
 
@@ -41,7 +41,7 @@ def _torch_receiver(ctx: RuleContext, node: cst.CSTNode) -> bool:
     return qual == "torch" or qual.startswith("torch.")
 
 
-class _OwnIsCuda(cst.CSTVisitor):
+class _OwnIsCuda(NodeVisitor):
     """Receivers (as code) of ``<recv>.is_cuda = ...`` (or ``for``/``with`` targets), and whether a ``def is_cuda`` exists."""
 
     def __init__(self, module: cst.Module) -> None:
