@@ -283,6 +283,9 @@ for _mod in ("torch.cuda.amp", "torch.cuda.amp.autocast_mode"):
     _rule(f"{_mod}.custom_bwd", "amp", "TDM108", "amp", "torch.amp.custom_bwd(device_type=runtime_shim.device_type())", since="2.4")
 for _name in ("torch.cuda.amp.GradScaler", "torch.cuda.amp.grad_scaler.GradScaler"):
     _rule(_name, "amp", "TDM108", "amp", "torch.amp.GradScaler(runtime_shim.device_type(), ...)", since="2.3")
+for _name in ("torch.amp.GradScaler", "torch.amp.grad_scaler.GradScaler"):  # its default device is 'cuda'
+    _rule(_name, "amp", "TDM108", "amp", "torch.amp.GradScaler(runtime_shim.device_type(), ...) when no device is given",
+          since="2.3")
 for _name in ("torch.autocast", "torch.amp.autocast", "torch.amp.autocast_mode.autocast"):
     _rule(_name, "amp", "TDM108", "amp", "torch.autocast(runtime_shim.device_type(), ...) when the device type is 'cuda'", since="1.10")
 _harmless("amp", "Runs everywhere; answers True without CUDA, so code that checks it disables CUDA AMP as intended.",

@@ -45,6 +45,8 @@ CUSTOM_FN = {
     "torch.cuda.amp.custom_bwd": "custom_bwd", "torch.cuda.amp.autocast_mode.custom_bwd": "custom_bwd",
 }
 AMP_NAMES = AUTOCAST | GRAD_SCALER | set(CUSTOM_FN)
+# torch.amp.GradScaler(device="cuda", ...): the device-generic class, whose default device is CUDA.
+GENERIC_GRAD_SCALER = {"torch.amp.GradScaler", "torch.amp.grad_scaler.GradScaler"}
 # Registry keys (one name per API).
 API_NAME = {**{q: "torch.cuda.amp.autocast" for q in AUTOCAST}, **{q: "torch.cuda.amp.GradScaler" for q in GRAD_SCALER},
             **{q: "torch.cuda.amp." + n for q, n in CUSTOM_FN.items()}}
@@ -205,6 +207,10 @@ class Amp(Rule):
     INVALID = (
         ("import torch\nwith torch.cuda.amp.autocast():\n    pass\n",
          "import torch\nimport runtime_shim\n\nwith torch.autocast(runtime_shim.device_type()):\n    pass\n"),
+        ("import torch\nscaler = torch.amp.GradScaler(enabled=True)\nother = torch.amp.GradScaler('cpu')\n"
+         "with torch.cuda.amp.autocast():\n    pass\n",
+         "import torch\nimport runtime_shim\n\nscaler = torch.amp.GradScaler(runtime_shim.device_type(), enabled=True)\n"
+         "other = torch.amp.GradScaler('cpu')\nwith torch.autocast(runtime_shim.device_type()):\n    pass\n"),
         ("import torch\nwith torch.cuda.amp.autocast(True, torch.bfloat16):\n    pass\n",
          "import torch\nimport runtime_shim\n\nwith torch.autocast(runtime_shim.device_type(), enabled=True, dtype=torch.bfloat16):\n    pass\n"),
         ("import torch\nfrom torch.cuda.amp import autocast, GradScaler\nscaler = GradScaler(enabled=use_amp)\nwith autocast(dtype=torch.float16):\n    pass\n",
@@ -228,9 +234,19 @@ class Amp(Rule):
         qual = ctx.qualname(original.func)
         if qual in AMP_NAMES:
             return self._amp_call(ctx, original, updated, qual)
+        if qual in GENERIC_GRAD_SCALER:
+            return self._generic_scaler(ctx, original, updated)
         if isinstance(original.func, cst.Name) and qual not in GENERIC_AUTOCAST and self._generic_autocast_alias(ctx, original.func):
             return self._alias_call(ctx, original, updated)
         return None
+
+    def _generic_scaler(self, ctx: RuleContext, original: cst.Call, updated: cst.Call):
+        """``torch.amp.GradScaler()`` defaults its device to ``'cuda'``: name the chosen device type."""
+        if any(a.star or a.keyword is None or a.keyword.value == "device" for a in original.args):
+            return None  # a device is given (positionally or by keyword), or hidden in *args/**kwargs
+        args = [cst.Arg(ctx.shim_call("device_type"))] + list(updated.args)
+        return ctx.rewrite(original, updated.with_changes(args=with_commas(args)), "torch.amp.GradScaler", "TDM108",
+                           "torch.amp.GradScaler() defaults to 'cuda'; it now names the chosen device type.")
 
     def _new_func(self, ctx: RuleContext, original: cst.CSTNode, ref: cst.CSTNode, qual: str) -> Optional[cst.BaseExpression]:
         th = torch_name_or_import(ctx, original, ref)
