@@ -137,3 +137,21 @@ def test_discover_skips_venvs_and_caches(tmp_path: Path):
     (tmp_path / "pkg" / "skip_me.py").write_text("")
     found = [p.relative_to(tmp_path).as_posix() for p in discover([tmp_path], excludes=["*/skip_me.py"])]
     assert found == ["pkg/a.py"]
+
+
+def test_run_falls_back_to_one_process_when_workers_cannot_start(tmp_path: Path, monkeypatch):
+    from torchdevice_migrate import engine
+
+    files = []
+    for i in range(3):
+        f = tmp_path / f"m{i}.py"
+        f.write_bytes(CUDA_LINE)
+        files.append(f)
+
+    def no_workers(*args, **kwargs):
+        raise OSError("no /dev/shm here")
+
+    monkeypatch.setattr(engine, "ProcessPoolExecutor", no_workers)
+    summary = engine.run(files, Options(), jobs=2)
+    assert [r.path for r in summary.results] == [str(f) for f in files]
+    assert all(r.state is FileState.CHANGED for r in summary.results)

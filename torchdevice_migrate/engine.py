@@ -8,6 +8,7 @@ import shutil
 import stat
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, List, Optional, Sequence
@@ -140,22 +141,30 @@ def _work(args) -> FileResult:
 
 def run(files: Sequence[Path], options: Options, jobs: int = 1,
         on_result: Optional[Callable[[FileResult], None]] = None) -> RunSummary:
-    """Migrate ``files`` (in parallel when ``jobs > 1``); results come back in input order."""
+    """Migrate ``files`` (in parallel when ``jobs > 1``); results come back in input order.
+
+    Where worker processes cannot be started (no ``/dev/shm``, a sandbox that forbids them), the
+    files are migrated in this process instead: parallelism is an optimisation, never a failure.
+    """
     summary = RunSummary()
+    results: Iterable[FileResult]
     if jobs > 1 and len(files) > 1:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            iterator = pool.map(_work, [(f, options) for f in files], chunksize=1)
-            for result in iterator:
-                summary.results.append(result)
-                if on_result:
-                    on_result(result)
+        try:
+            results = _parallel(files, options, jobs)
+        except (OSError, ImportError, BrokenProcessPool):
+            results = (migrate_path(f, options) for f in files)
     else:
-        for f in files:
-            result = migrate_path(f, options)
-            summary.results.append(result)
-            if on_result:
-                on_result(result)
+        results = (migrate_path(f, options) for f in files)
+    for result in results:
+        summary.results.append(result)
+        if on_result:
+            on_result(result)
     return summary
+
+
+def _parallel(files: Sequence[Path], options: Options, jobs: int) -> List[FileResult]:
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(_work, [(f, options) for f in files], chunksize=1))
 
 
 def copy_tree(src: Path, dest: Path) -> None:
