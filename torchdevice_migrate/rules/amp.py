@@ -33,7 +33,7 @@ import libcst as cst
 from libcst.metadata import Assignment
 
 from ..findings import FindingStatus
-from .base import Rule, RuleContext, string_value
+from .base import Rule, RuleContext, is_reference_site, keyword_arg, string_value
 
 # Review code for references that cannot be ported at their site.
 REVIEW_CODE = "TDM304"
@@ -125,20 +125,6 @@ def dotted(*parts: str) -> cst.BaseExpression:
     for p in parts[1:]:
         node = cst.Attribute(node, cst.Name(p))
     return node
-
-
-def keyword_arg(name: str, value: cst.BaseExpression, like: Optional[cst.Arg] = None) -> cst.Arg:
-    """``name=value``; keeps the comma and whitespace of ``like`` (the argument it replaces)."""
-    arg = cst.Arg(value, keyword=cst.Name(name), equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")))
-    if like is not None:
-        arg = arg.with_changes(comma=like.comma, whitespace_after_arg=like.whitespace_after_arg)
-    return arg
-
-
-def is_reference_site(ctx: RuleContext, node: cst.CSTNode) -> bool:
-    """False for import statements, the prefix of a longer attribute chain, and assignment targets."""
-    from .registry_renames import _skip_reference
-    return not _skip_reference(ctx, node)
 
 
 def forget_import(ctx: RuleContext, ref: cst.CSTNode, qual: str) -> None:

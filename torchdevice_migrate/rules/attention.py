@@ -16,8 +16,8 @@ from __future__ import annotations
 import libcst as cst
 
 from ..findings import FindingStatus
-from .amp import REVIEW_CODE, dotted, forget_import, is_reference_site, split_args, torch_name_or_import as torch_name, with_commas
-from .base import Rule, RuleContext
+from .amp import REVIEW_CODE, dotted, forget_import, split_args, torch_name_or_import as torch_name, with_commas
+from .base import Rule, RuleContext, is_reference_site
 
 SDP_KERNEL = {"torch.backends.cuda.sdp_kernel"}
 API = "torch.backends.cuda.sdp_kernel"

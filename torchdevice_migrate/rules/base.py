@@ -386,6 +386,41 @@ DEVICE_NAME_RE = re.compile(r"(?:.*_)?(?:device|dev)(?:_name|_str)?", re.IGNOREC
 DEVICE_TYPE_NAME_RE = re.compile(r"(?:.*_)?device_type", re.IGNORECASE)
 
 
+def keyword_arg(name: str, value: cst.BaseExpression, like: Optional[cst.Arg] = None) -> cst.Arg:
+    """``name=value``; keeps the comma and whitespace of ``like`` (the argument it replaces)."""
+    arg = cst.Arg(value, keyword=cst.Name(name), equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")))
+    if like is not None:
+        arg = arg.with_changes(comma=like.comma, whitespace_after_arg=like.whitespace_after_arg)
+    return arg
+
+
+def is_store_target(ctx: RuleContext, node: cst.CSTNode) -> bool:
+    """Whether ``node`` is written, not read: a target (or part of an unpacked target) of ``=``,
+    ``+=``, an annotation, ``del``, ``for`` (also in comprehensions) or ``with ... as``."""
+    child, parent = node, ctx.parent(node)
+    while isinstance(parent, (cst.Tuple, cst.List, cst.Element, cst.StarredElement)):
+        child, parent = parent, ctx.parent(parent)
+    if isinstance(parent, cst.AssignTarget):
+        return True
+    if isinstance(parent, (cst.AugAssign, cst.AnnAssign, cst.For, cst.CompFor, cst.Del)):
+        return parent.target is child
+    return isinstance(parent, cst.AsName) and parent.name is child
+
+
+def is_reference_site(ctx: RuleContext, node: cst.CSTNode) -> bool:
+    """False for import statements, attribute names, the prefix of a longer attribute chain, and
+    store targets: the places where a name or attribute is not a use of what it names."""
+    parent = ctx.parent(node)
+    if isinstance(parent, cst.Attribute) and (parent.attr is node or parent.value is node):
+        return False
+    p = parent
+    while isinstance(p, cst.Attribute):
+        p = ctx.parent(p)
+    if isinstance(p, (cst.ImportAlias, cst.ImportFrom)):
+        return False
+    return not is_store_target(ctx, node)
+
+
 def target_name(node: cst.CSTNode) -> Optional[str]:
     """``device`` for ``device``, ``self.device``, ``args.device``, ``cfg['device']``."""
     if isinstance(node, cst.Name):

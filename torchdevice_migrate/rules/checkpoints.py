@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from .base import Rule, RuleContext
+from .base import Rule, RuleContext, keyword_arg
 
 
 class Checkpoints(Rule):
@@ -45,8 +45,7 @@ class Checkpoints(Rule):
         if sum(1 for a in original.args if a.keyword is None) >= 2:
             return None
         args = list(updated.args)
-        new_arg = cst.Arg(ctx.shim_call("load_location"), keyword=cst.Name("map_location"),
-                          equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")))
+        new_arg = keyword_arg("map_location", ctx.shim_call("load_location"))
         if args:
             # The new argument goes last; comments stay where they are, and a call laid out one
             # argument per line stays so (trailing comma kept).

@@ -14,7 +14,7 @@ from typing import Optional
 
 import libcst as cst
 
-from .base import Rule, RuleContext, is_cpu_string, is_cuda_device_string
+from .base import Rule, RuleContext, is_cpu_string, is_cuda_device_string, keyword_arg
 from .device_strings import availability_idiom, is_available_test, shim_args_for
 
 
@@ -71,7 +71,6 @@ class DevicePlacement(Rule):
         if len(updated.args) > 2 or any(a.star for a in updated.args):
             return None
         # Each argument is changed in place, so its comma and the comments around it stay.
-        no_space = cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace(""))
         new_args, has_device = [], False
         for i, a in enumerate(updated.args):
             key = a.keyword.value if a.keyword else None
@@ -90,10 +89,10 @@ class DevicePlacement(Rule):
                 return None
             # ``device=`` as a keyword: tensors and modules accept it, and storages accept nothing else.
             if key is None:
-                a = a.with_changes(keyword=cst.Name("device" if i == 0 else "non_blocking"), equal=no_space)
+                a = keyword_arg("device" if i == 0 else "non_blocking", a.value, like=a)
             new_args.append(a)
         if not has_device:
-            device = cst.Arg(ctx.shim_call("device"), keyword=cst.Name("device"), equal=no_space)
+            device = keyword_arg("device", ctx.shim_call("device"))
             if new_args:
                 device = device.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
             new_args.insert(0, device)

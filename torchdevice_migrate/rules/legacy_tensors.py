@@ -27,8 +27,8 @@ from typing import List, Optional, Sequence
 import libcst as cst
 
 from ..findings import FindingStatus
-from .amp import REVIEW_CODE, dotted, forget_import, keyword_arg, split_args, torch_name_or_import as torch_name, with_commas
-from .base import Rule, RuleContext, string_value
+from .amp import REVIEW_CODE, dotted, forget_import, split_args, torch_name_or_import as torch_name, with_commas
+from .base import Rule, RuleContext, is_reference_site, keyword_arg, string_value
 
 # torch.cuda.<Name>Tensor -> dtype attribute of torch.
 DTYPES = {
@@ -88,7 +88,6 @@ class LegacyTensors(Rule):
         name = LEGACY.get(ctx.qualname(original) or "")
         if name is None:
             return None
-        from .amp import is_reference_site
         if not is_reference_site(ctx, original) or self._handled_position(ctx, original):
             return None
         ctx.report(original, f"torch.cuda.{name}", FindingStatus.REVIEW, REVIEW_CODE)

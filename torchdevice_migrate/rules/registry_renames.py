@@ -29,7 +29,7 @@ import libcst as cst
 
 from ..findings import FindingStatus
 from ..registry import Status, is_cuda_namespace, lookup
-from .base import NodeVisitor, Rule, RuleContext
+from .base import NodeVisitor, Rule, RuleContext, is_reference_site
 from .review import has_leftover_device_strings
 
 
@@ -37,24 +37,6 @@ def _is_dotted_name(node: cst.CSTNode) -> bool:
     while isinstance(node, cst.Attribute):
         node = node.value
     return isinstance(node, cst.Name)
-
-
-def _skip_reference(ctx: RuleContext, node: cst.CSTNode) -> bool:
-    """Import statements, attribute names, module prefixes of a longer chain, assignment targets."""
-    parent = ctx.parent(node)
-    if isinstance(parent, cst.Attribute):
-        if parent.attr is node or parent.value is node:
-            return True
-    p = parent
-    while isinstance(p, cst.Attribute):
-        p = ctx.parent(p)
-    if isinstance(p, (cst.ImportAlias, cst.ImportFrom)):
-        return True
-    if isinstance(parent, cst.AssignTarget) or (isinstance(parent, (cst.AugAssign, cst.AnnAssign)) and parent.target is node):
-        return True
-    if isinstance(parent, (cst.Del,)):
-        return True
-    return False
 
 
 class RegistryRenames(Rule):
@@ -98,10 +80,10 @@ class RegistryRenames(Rule):
             return None
         api = lookup(qual)
         if api is None:
-            if is_cuda_namespace(qual) and not _skip_reference(ctx, original):
+            if is_cuda_namespace(qual) and is_reference_site(ctx, original):
                 ctx.report(original, qual, FindingStatus.REVIEW, "TDM303")
             return None
-        if _skip_reference(ctx, original):
+        if not is_reference_site(ctx, original):
             return None
         if api.status is Status.UNSUPPORTED:
             ctx.report_api(original, api)

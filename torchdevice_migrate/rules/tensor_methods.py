@@ -28,7 +28,7 @@ from typing import Optional, Set, Tuple
 
 import libcst as cst
 
-from .base import NodeVisitor, Rule, RuleContext
+from .base import NodeVisitor, Rule, RuleContext, is_store_target
 
 DATALOADERS = {"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader"}
 
@@ -79,19 +79,6 @@ class _OwnIsCuda(NodeVisitor):
         self._target(node.name)
 
 
-def _is_store_target(ctx: RuleContext, node: cst.CSTNode) -> bool:
-    """Whether ``node`` is written, not read: a target (or part of an unpacked target) of ``=``,
-    ``+=``, an annotation, ``del``, ``for`` (also in comprehensions) or ``with ... as``."""
-    child, parent = node, ctx.parent(node)
-    while isinstance(parent, (cst.Tuple, cst.List, cst.Element, cst.StarredElement)):
-        child, parent = parent, ctx.parent(parent)
-    if isinstance(parent, cst.AssignTarget):
-        return True
-    if isinstance(parent, (cst.AugAssign, cst.AnnAssign, cst.For, cst.CompFor, cst.Del)):
-        return parent.target is child
-    return isinstance(parent, cst.AsName) and parent.name is child
-
-
 class TensorMethods(Rule):
     name = "tensor-methods"
     VALID = (
@@ -133,7 +120,7 @@ class TensorMethods(Rule):
             return None
         if isinstance(parent, cst.Attribute) and parent.value is original:
             return None  # ``Tensor.is_cuda.__get__``: the property object itself, not a flag read
-        if _is_store_target(ctx, original):
+        if is_store_target(ctx, original):
             return None
         receivers, defined = self._own_is_cuda(ctx)
         receiver = ctx.code(original.value)
