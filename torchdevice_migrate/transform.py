@@ -138,7 +138,7 @@ def migrate_source(source: bytes, path: str = "<string>", options: Optional[Opti
     except Exception as e:  # pragma: no cover - a bug in a rule, never a reason to write a broken file
         raise SourceError(1, f"internal error: the migrated file does not parse ({e}); left untouched") from None
     # LibCST accepts newer syntax than this Python: a port must compile wherever the original did.
-    if _compiles(source, path) and not _compiles(new, path):
+    if not _compiles(new, path) and _compiles(source, path):
         raise SourceError(1, "internal error: the migrated file does not compile with this Python; left untouched")
     return Migration(new, findings)
 
