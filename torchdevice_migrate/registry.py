@@ -89,6 +89,7 @@ _REASONS = [
     Reason("TDM111", "Pinned memory", "Pinned memory was made conditional on an accelerator that supports it.", "Nothing to do."),
     Reason("TDM112", "Profiler ranges", "An NVTX range was ported to the runtime shim (NVTX on CUDA, a profiler range elsewhere).", "Nothing to do."),
     Reason("TDM113", "Attention backend", "`torch.backends.cuda.sdp_kernel` was ported to `torch.nn.attention.sdpa_kernel`.", "Nothing to do."),
+    Reason("TDM114", "Relaxed GPU requirement", "A stated GPU requirement (`assert torch.cuda.is_available()`, `if not torch.cuda.is_available(): raise ...`) now holds on CUDA exactly as before and is relaxed elsewhere: on a machine without a CUDA GPU the code runs on the chosen device instead of stopping.", "Check that the code is meant to run on the chosen device (a CPU or a Mac); keep the original requirement with `# torchdevice: ignore[TDM114]`."),
     # unsupported
     Reason("TDM201", "CUDA graphs", "CUDA graphs capture CUDA kernels; there is no portable equivalent.", "Guard the capture with `runtime_shim.accelerator_type() == 'cuda'` and run the eager path elsewhere."),
     Reason("TDM202", "Custom CUDA extension", "Custom CUDA kernels (`cpp_extension`, `CUDAExtension`, `.cu` sources) only build and run with CUDA.", "Keep a pure-PyTorch fallback and select it when the extension is unavailable."),
@@ -102,11 +103,13 @@ _REASONS = [
     Reason("TDM210", "CUDA-only package", "This third-party package runs only on NVIDIA GPUs.", "Use a portable alternative or keep a fallback path when the import fails."),
     Reason("TDM211", "CUDA-specific API", "This CUDA API has no portable meaning.", "Keep it behind `runtime_shim.accelerator_type() == 'cuda'`."),
     Reason("TDM212", "Unported memory statistic", "A CUDA memory statistic that the runtime shim does not provide (nested or pinned-host statistics).", "Use `runtime_shim.memory_stats()` / `runtime_shim.memory_allocated()`, or keep it behind a CUDA check."),
+    Reason("TDM213", "Unanswered device property", "An attribute of `get_device_properties(...)` that the runtime shim answers only on CUDA (and XPU where torch has it); elsewhere reading it raises `runtime_shim.UnsupportedOnBackend`.", "Read it only when `runtime_shim.accelerator_type() == 'cuda'`, or use `name`, `major`, `minor`, `total_memory`, `multi_processor_count`."),
     # review
     Reason("TDM301", "Ambiguous CUDA string", "A `'cuda'` device string in a place where the syntax does not prove it is a device.", "If it is a device, wrap it as `runtime_shim.device_string(...)`; otherwise ignore this finding."),
     Reason("TDM302", "Comparison with an indexed CUDA device", "A comparison with `'cuda:N'` or a collection of device names cannot be ported mechanically.", "Compare `runtime_shim.device_type(x)` with `runtime_shim.accelerator_type()` instead."),
     Reason("TDM303", "Unknown CUDA API", "A `torch.cuda` name that the registry does not classify.", "Report it; port it by hand meanwhile."),
     Reason("TDM304", "Indirect CUDA reference", "A CUDA API is referenced without being called (passed as a value), so its use cannot be ported safely.", "Port the use site by hand."),
+    Reason("TDM305", "Tensor device index", "`x.get_device()` is the CUDA index of a tensor and -1 for a CPU tensor, so used as a device or an index it breaks off CUDA.", "Use `x.device` where a device is meant; keep `get_device()` only where an integer index is meant."),
 ]
 REASONS: Dict[str, Reason] = {r.code: r for r in _REASONS}
 
@@ -299,7 +302,7 @@ for _prefix, _dtype in _LEGACY_DTYPES.items():
     _rule(f"torch.cuda.{_prefix}Tensor", "legacy_tensors", "TDM109", "legacy_tensors",
           f"torch.tensor(..., dtype=torch.{_dtype}, device=runtime_shim.device()) (sizes: torch.empty)")
 _rule("torch.set_default_tensor_type", "legacy_tensors", "TDM109", "legacy_tensors",
-      "torch.set_default_dtype(...) plus torch.set_default_device(runtime_shim.device()) for a CUDA type", since="2.0")
+      "runtime_shim.set_default_tensor_type(T) where T is or may be a CUDA type (the original call on CUDA; dtype plus default device elsewhere)")
 _unsupported("legacy_tensors", "TDM211",
              *_q("torch.cuda", *(f"{p}Storage" for p in (*_LEGACY_DTYPES, "ComplexDouble", "ComplexFloat"))),
              reason="A deprecated typed CUDA storage class; it raises without CUDA.",
@@ -408,7 +411,8 @@ _unsupported("handles", "TDM204", "torch.cuda.Stream.cuda_stream", "torch.cuda.E
              reason="A raw `cudaStream_t` / `cudaEvent_t` pointer for passing to CUDA code.")
 _unsupported("handles", "TDM205", "torch.cuda.ExternalStream", "torch.cuda.streams.ExternalStream",
              "torch.cuda.get_stream_from_external")
-_unsupported("handles", "TDM206", "torch.cuda.ipc_collect")
+# ipc_collect frees CUDA memory that other processes released; elsewhere there is nothing to collect.
+_shim("handles", "TDM104", "ipc_collect", reason="Housekeeping: the real call on CUDA, nothing to do on another backend.")
 
 # ---- Custom CUDA extensions ------------------------------------------------------------------
 _unsupported("extensions", "TDM202", "torch.utils.cpp_extension.CUDAExtension",
@@ -540,3 +544,15 @@ def is_cuda_namespace(qualname: str) -> bool:
 def register(*entries_: Api) -> None:
     """Add entries from a rule family module (keeps one registry, checked for duplicates)."""
     _index(entries_)
+
+
+# --------------------------------------------------------------------------------------------
+# What the runtime shim answers on every backend (a literal copy: this module never imports the
+# shim; tests/test_registry.py compares them with ``runtime_shim``'s own lists).
+# --------------------------------------------------------------------------------------------
+#: Attributes of ``runtime_shim.get_device_properties(i)`` answered on every backend. Reading any
+#: other attribute (``L2_cache_size``, ``warp_size``, ...) is reported at the use site (TDM213).
+DEVICE_PROPERTY_ATTRIBUTES = frozenset({"name", "major", "minor", "total_memory", "multi_processor_count"})
+#: Keys of ``runtime_shim.memory_stats()`` answered on every backend. Any other key read with
+#: ``[key]`` or ``.get(key)`` is reported at the use site (TDM212).
+MEMORY_STATS_KEYS = frozenset({"allocated_bytes.all.current", "reserved_bytes.all.current"})
