@@ -9,16 +9,32 @@ the registry:
 * an ``UNSUPPORTED`` entry is reported with its reason code, hint and line, and left as is;
 * a ``torch.cuda`` / ``torch.backends.cuda`` name that the registry does not know is reported (TDM303).
 
-``torch.cuda.is_available()`` becomes ``runtime_shim.is_available()`` (true on every machine: the
-CPU counts), except in the test of an ``if``, a ``while`` or a conditional expression (``A if c else B``)
-one of whose branches keeps CUDA code that is not ported: something reported as unsupported (a CUDA
-extension, CUDA graphs, NVML...), something left for review (``torch.cuda.HalfTensor`` used as a
-value, an unknown ``torch.cuda`` name, a ``'nccl'`` or ``'cuda'`` string not proven a device). There
-it guards CUDA-only code and becomes ``runtime_shim.accelerator_type() == "cuda"``: equal to the
-original on every machine (true exactly on CUDA), so a branch that would fail elsewhere stays off
-there, and the other branch runs as it did in the original. The same holds for the left operand of
-``and`` / ``or`` whose right operand keeps such code (``torch.cuda.is_available() and
-torch.cuda.CUDAGraph()``): the right operand runs only where it did.
+``torch.cuda.is_available()`` becomes ``runtime_shim.is_available()``: whether there is an
+accelerator (false on a CPU-only machine, as the original answered there), so a flag such as
+``use_amp = torch.cuda.is_available()`` keeps the original's CPU path. Three exceptions:
+
+* A stated GPU requirement (``assert torch.cuda.is_available(), "..."``, ``if not
+  torch.cuda.is_available(): raise ...`` / ``sys.exit(...)``, or the ``else`` branch of the test
+  raising) becomes ``runtime_shim.device_usable()``: ``torch.cuda.is_available()`` on CUDA, true
+  elsewhere, so the code runs on the chosen device instead of stopping (TDM114, in the report).
+* In the test of an ``if``, a ``while`` or a conditional expression (``A if c else B``) one of whose
+  branches keeps CUDA code that is not ported (something reported as unsupported or left for
+  review, a ``'cuda'`` string not proven a device), it guards CUDA-only code and becomes
+  ``runtime_shim.accelerator_type() == "cuda"``: true exactly on CUDA (``is_available()`` is also
+  true on XPU and MPS), so the branch that would fail elsewhere stays off there. The same holds for
+  the left operand of ``and`` / ``or`` whose right operand keeps such code.
+
+``torch.cuda.device_count()`` becomes ``runtime_shim.device_count()`` (0 on a CPU-only machine, as
+the original), except where the count decides how many processes start (``nprocs=``,
+``world_size=``, ``range(...)`` of a loop that starts processes, directly or through a name
+assigned from it): there it becomes ``runtime_shim.worker_count()``, at least one on the CPU, so
+the work the original silently skipped is done.
+
+Answers the shim gives only on CUDA are reported where they are read: an attribute of
+``get_device_properties(i)`` outside ``registry.DEVICE_PROPERTY_ATTRIBUTES`` (TDM213), a
+``memory_stats()`` key outside ``registry.MEMORY_STATS_KEYS`` read with ``[key]`` or ``.get(key)``
+(no default)
+(TDM212).
 """
 
 from __future__ import annotations
@@ -28,8 +44,8 @@ from typing import List, Optional, Union
 import libcst as cst
 
 from ..findings import FindingStatus
-from ..registry import Status, is_cuda_namespace, lookup
-from .base import NodeVisitor, Rule, RuleContext, is_reference_site
+from ..registry import DEVICE_PROPERTY_ATTRIBUTES, MEMORY_STATS_KEYS, Status, is_cuda_namespace, lookup
+from .base import NodeVisitor, Rule, RuleContext, is_reference_site, is_store_target, string_value
 from .review import has_leftover_device_strings
 
 
@@ -48,6 +64,8 @@ class RegistryRenames(Rule):
         "import runtime_shim\ntotal = runtime_shim.get_device_properties(0).total_memory\n",
         # A guard written by a previous run is left alone (and not listed for review).
         "import runtime_shim\nif runtime_shim.accelerator_type() == 'cuda':\n    import pynvml\n",
+        # Attributes answered on every backend are not reported.
+        "import runtime_shim\nprops = runtime_shim.get_device_properties(0)\nprint(props.name, props.major)\n",
     )
     INVALID = (
         ("import torch\nn = torch.cuda.device_count()\n", "import torch\nimport runtime_shim\n\nn = runtime_shim.device_count()\n"),
@@ -55,6 +73,14 @@ class RegistryRenames(Rule):
         ("from torch import cuda\nok = cuda.is_available()\n", "from torch import cuda\nimport runtime_shim\n\nok = runtime_shim.is_available()\n"),
         ("import torch.cuda as tc\ntc.set_device(rank)\n", "import torch.cuda as tc\nimport runtime_shim\n\nruntime_shim.set_device(rank)\n"),
         ("from torch.cuda import Event\ne = Event(enable_timing=True)\n", "import runtime_shim\n\ne = runtime_shim.Event(enable_timing=True)\n"),
+        # A stated GPU requirement: still checked on CUDA, relaxed elsewhere (TDM114).
+        ("import torch\nassert torch.cuda.is_available(), 'needs a GPU'\n",
+         "import torch\nimport runtime_shim\n\nassert runtime_shim.device_usable(), 'needs a GPU'\n"),
+        ("import sys, torch\nif not torch.cuda.is_available():\n    sys.exit('no GPU')\n",
+         "import sys, torch\nimport runtime_shim\n\nif not runtime_shim.device_usable():\n    sys.exit('no GPU')\n"),
+        # A count that decides how many processes start: at least one on the CPU.
+        ("import torch\nimport torch.multiprocessing as mp\nworld_size = torch.cuda.device_count()\nmp.spawn(run, nprocs=world_size)\n",
+         "import torch\nimport torch.multiprocessing as mp\nimport runtime_shim\n\nworld_size = runtime_shim.worker_count()\nmp.spawn(run, nprocs=world_size)\n"),
         ("import torch\nwith torch.cuda.device(1):\n    pass\n", "import torch\nimport runtime_shim\n\nwith runtime_shim.device_context(1):\n    pass\n"),
         ("import torch\nfrom torch.utils.cpp_extension import load\nif torch.cuda.is_available():\n    ext = load('k', ['k.cu'])\n",
          "import torch\nfrom torch.utils.cpp_extension import load\nimport runtime_shim\n\n"
@@ -74,7 +100,11 @@ class RegistryRenames(Rule):
         if ctx.is_shim_ref(original):
             return None
         if not _is_dotted_name(original):
+            if isinstance(original, cst.Attribute):
+                self.visit_Attribute_for_property(ctx, original)
             return None  # an attribute of a call result (``get_device_properties(0).total_memory``)
+        if isinstance(original, cst.Attribute) and isinstance(original.value, cst.Name):
+            self.visit_Attribute_for_property(ctx, original)  # ``props.L2_cache_size``
         qual = ctx.qualname(original)
         if qual is None or not (qual.startswith("torch.") or qual.startswith("literal:")):
             return None
@@ -91,10 +121,15 @@ class RegistryRenames(Rule):
         shim_name = api.shim_name
         if shim_name is None:
             return None
+        code = api.code
+        if shim_name == "device_count" and _is_worker_count(ctx, original):
+            shim_name = "worker_count"
         new = ctx.shim(shim_name)
         if isinstance(updated, (cst.Name, cst.Attribute)):
             new = new.with_changes(lpar=updated.lpar, rpar=updated.rpar)
-        result = ctx.rewrite(original, new, api.name, api.code)
+        message = ("The number of worker processes to start: at least one on a machine without an accelerator, "
+                   "so the work is done." if shim_name == "worker_count" else "")
+        result = ctx.rewrite(original, new, api.name, code, message)
         if result is not None and isinstance(original, cst.Name):
             module, _, obj = api.name.rpartition(".")
             ctx.removed_from_imports.add((module, obj, original.value if original.value != obj else None))
@@ -104,7 +139,42 @@ class RegistryRenames(Rule):
     leave_Attribute = _leave_ref
 
     def leave_If(self, ctx: RuleContext, original: cst.If, updated: cst.If):
+        required = _stated_requirement(ctx, original)
+        if required is not None:
+            new_test = updated.test.visit(_RequirementReplacer(ctx, required))
+            return updated.with_changes(test=new_test) if new_test is not updated.test else None
         return self._cuda_only_guard(ctx, original, updated, [original.body, original.orelse])
+
+    def leave_Assert(self, ctx: RuleContext, original: cst.Assert, updated: cst.Assert):
+        """``assert torch.cuda.is_available(), "needs a GPU"``: a stated GPU requirement."""
+        if not _is_availability_call(ctx, original.test):
+            return None
+        new_test = updated.test.visit(_RequirementReplacer(ctx, original.test))
+        return updated.with_changes(test=new_test) if new_test is not updated.test else None
+
+    # -- answers the shim does not give on every backend: reported where they are read ----------
+    def leave_Subscript(self, ctx: RuleContext, original: cst.Subscript, updated: cst.Subscript):
+        """``torch.cuda.memory_stats()[key]`` with a key the shim does not answer everywhere."""
+        if len(original.slice) == 1 and isinstance(original.slice[0].slice, cst.Index):
+            key = original.slice[0].slice.value
+            _check_memory_key(ctx, original.value, key, original)
+        return None
+
+    def leave_Call(self, ctx: RuleContext, original: cst.Call, updated: cst.Call):
+        """``torch.cuda.memory_stats().get(key)`` (no default: None where the shim has no answer)
+        with a key the shim does not answer everywhere; ``.get(key, default)`` never fails."""
+        func = original.func
+        if (isinstance(func, cst.Attribute) and func.attr.value == "get" and len(original.args) == 1
+                and original.args[0].keyword is None):
+            _check_memory_key(ctx, func.value, original.args[0].value, original)
+        return None
+
+    def visit_Attribute_for_property(self, ctx: RuleContext, original: cst.Attribute) -> None:
+        if original.attr.value in DEVICE_PROPERTY_ATTRIBUTES or not _comes_from(ctx, original.value, PROPERTIES):
+            return
+        if is_store_target(ctx, original):
+            return
+        ctx.report(original, f"torch.cuda.get_device_properties().{original.attr.value}", FindingStatus.UNSUPPORTED, "TDM213")
 
     def leave_IfExp(self, ctx: RuleContext, original: cst.IfExp, updated: cst.IfExp):
         return self._cuda_only_guard(ctx, original, updated, [original.body, original.orelse])
@@ -189,3 +259,168 @@ def _free_quote(ctx: RuleContext, node: cst.CSTNode) -> Optional[str]:
             used.add(p.start[-1])
         p = ctx.parent(p)
     return next((q for q in ('"', "'") if q not in used), None)
+
+
+# ---- stated GPU requirements --------------------------------------------------------------------
+_EXITS = {"sys.exit", "builtins.exit", "builtins.quit", "exit", "quit", "os._exit"}
+
+
+def _is_availability_call(ctx: RuleContext, node: cst.CSTNode) -> bool:
+    return (isinstance(node, cst.Call) and not node.args
+            and ctx.qualname(node.func) in ("torch.cuda.is_available",))
+
+
+def _stops(ctx: RuleContext, block: Optional[cst.CSTNode]) -> bool:
+    """Whether a block's own statements raise or exit the program (not inside a nested block)."""
+    if isinstance(block, cst.Else):
+        block = block.body
+    if not isinstance(block, (cst.IndentedBlock, cst.SimpleStatementSuite)):
+        return False
+    lines = block.body if isinstance(block, cst.IndentedBlock) else [block]
+    for line in lines:
+        small = getattr(line, "body", ())
+        if not isinstance(line, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
+            continue
+        for stmt in small:
+            if isinstance(stmt, cst.Raise):
+                return True
+            if isinstance(stmt, cst.Expr) and isinstance(stmt.value, cst.Call):
+                names = ctx.qualnames(stmt.value.func)
+                if names & _EXITS:
+                    return True
+    return False
+
+
+def _stated_requirement(ctx: RuleContext, node: cst.If) -> Optional[cst.Call]:
+    """The ``torch.cuda.is_available()`` call of ``if not torch.cuda.is_available(): raise ...``
+    (or ``sys.exit``), or of ``if torch.cuda.is_available(): ... else: raise ...``."""
+    test = node.test
+    if (isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not)
+            and _is_availability_call(ctx, test.expression) and _stops(ctx, node.body)):
+        return test.expression  # type: ignore[return-value]
+    if _is_availability_call(ctx, test) and isinstance(node.orelse, cst.Else) and _stops(ctx, node.orelse):
+        return test  # type: ignore[return-value]
+    return None
+
+
+class _RequirementReplacer(cst.CSTTransformer):
+    """Turns the (already renamed) ``runtime_shim.is_available()`` of a stated GPU requirement into
+    ``runtime_shim.device_usable()``: ``torch.cuda.is_available()`` on CUDA, true elsewhere."""
+
+    def __init__(self, ctx: RuleContext, source: cst.Call) -> None:
+        super().__init__()
+        self.ctx, self.source, self.done = ctx, source, False
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        func = updated.func
+        if self.done or updated.args or not (self.ctx.is_shim_ref(func) and func.attr.value == "is_available"):  # type: ignore[union-attr]
+            return updated
+        new = updated.with_changes(func=self.ctx.shim("device_usable"))
+        out = self.ctx.rewrite(self.source, new, "torch.cuda.is_available", "TDM114",
+                               "A stated GPU requirement: still checked on CUDA; relaxed where the chosen "
+                               "device is not a CUDA GPU, so the code runs there instead of stopping.")
+        if out is None:
+            return updated
+        self.done = True
+        return out  # type: ignore[return-value]
+
+
+# ---- counts that decide how many workers start ---------------------------------------------------
+_WORKER_KEYWORDS = {"nprocs", "world_size", "num_processes", "nproc_per_node", "nproc", "num_procs", "n_procs"}
+
+
+def _is_worker_count(ctx: RuleContext, ref: cst.CSTNode) -> bool:
+    """``torch.cuda.device_count`` whose call decides how many processes start: an argument
+    ``nprocs=`` / ``world_size=``, ``range(...)`` of a loop that starts processes, or a name
+    assigned from it that is used so."""
+    call = ctx.parent(ref)
+    if not (isinstance(call, cst.Call) and call.func is ref and not call.args):
+        return False
+    if _worker_site(ctx, call):
+        return True
+    assign = ctx.parent(call)
+    if not (isinstance(assign, cst.Assign) and assign.value is call and len(assign.targets) == 1
+            and isinstance(assign.targets[0].target, cst.Name)):
+        return False
+    target = assign.targets[0].target
+    scope = ctx.scope(target)
+    if scope is None:
+        return False
+    for assignment in scope.assignments[target.value]:
+        for access in getattr(assignment, "references", ()):
+            if _worker_site(ctx, access.node):
+                return True
+    return False
+
+
+def _worker_site(ctx: RuleContext, node: cst.CSTNode) -> bool:
+    parent = ctx.parent(node)
+    if isinstance(parent, cst.Arg) and parent.value is node:
+        if parent.keyword is not None and parent.keyword.value in _WORKER_KEYWORDS:
+            return True
+        call = ctx.parent(parent)
+        if isinstance(call, cst.Call) and isinstance(call.func, cst.Name) and call.func.value == "range":
+            loop = ctx.parent(call)
+            return isinstance(loop, cst.For) and loop.iter is call and _starts_processes(loop.body)
+    return False
+
+
+def _starts_processes(block: cst.CSTNode) -> bool:
+    found = []
+
+    class _Find(NodeVisitor):
+        def visit_Call(self, node: cst.Call) -> bool:
+            f = node.func
+            name = f.attr.value if isinstance(f, cst.Attribute) else f.value if isinstance(f, cst.Name) else ""
+            if name in ("start", "Process", "spawn", "start_processes", "Popen"):
+                found.append(node)
+            return True
+
+    block.visit(_Find())
+    return bool(found)
+
+
+# ---- answers the shim gives only on some backends ----------------------------------------------
+PROPERTIES = ("torch.cuda.get_device_properties", "get_device_properties")
+MEMORY_STATS = ("torch.cuda.memory_stats", "torch.cuda.memory.memory_stats", "memory_stats")
+
+
+def _is_call_of(ctx: RuleContext, node: cst.CSTNode, names) -> bool:
+    if not isinstance(node, cst.Call):
+        return False
+    func = node.func
+    if ctx.is_shim_ref(func):
+        return func.attr.value in names  # type: ignore[union-attr]
+    return ctx.qualname(func) in names
+
+
+def _comes_from(ctx: RuleContext, node: cst.CSTNode, names) -> bool:
+    """``node`` is a call of one of ``names``, or a name whose only assignments in its scope are."""
+    if _is_call_of(ctx, node, names):
+        return True
+    if not isinstance(node, cst.Name):
+        return False
+    scope = ctx.scope(node)
+    if scope is None:
+        return False
+    accesses = [a for a in scope.accesses[node.value] if a.node is node]
+    if len(accesses) != 1:
+        return False
+    assignments = list(accesses[0].referents)
+    if not assignments:
+        return False
+    for a in assignments:
+        assign = ctx.parent(ctx.parent(a.node)) if getattr(a, "node", None) is not None else None
+        if not (isinstance(assign, cst.Assign) and len(assign.targets) == 1 and _is_call_of(ctx, assign.value, names)):
+            return False
+    return True
+
+
+def _check_memory_key(ctx: RuleContext, value: cst.CSTNode, key: cst.CSTNode, site: cst.CSTNode) -> None:
+    text = string_value(key)
+    if text is None or text in MEMORY_STATS_KEYS or not _comes_from(ctx, value, MEMORY_STATS):
+        return
+    ctx.report(site, f"torch.cuda.memory_stats()[{text!r}]", FindingStatus.UNSUPPORTED, "TDM212",
+               f"The memory statistic {text!r} is answered only on CUDA (and XPU); elsewhere "
+               "runtime_shim.memory_stats() has only " + ", ".join(sorted(MEMORY_STATS_KEYS)) + ".",
+               "Read it only when `runtime_shim.accelerator_type() == 'cuda'`, or use a key answered everywhere.")
