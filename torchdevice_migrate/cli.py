@@ -66,15 +66,22 @@ def _decode(data: bytes) -> str:
 def unified_diff(result: FileResult) -> str:
     if result.path.endswith(".ipynb"):  # notebooks: a diff per changed cell, named path[cell N]
         from .notebook import cell_diff
-        return cell_diff(result.path, result.original, result.new or b"")
+        return cell_diff(printable(result.path), result.original, result.new or b"")
     old = _decode(result.original).splitlines(keepends=True)
     new = _decode(result.new or b"").splitlines(keepends=True)
-    name = result.path.lstrip("/")
+    name = printable(result.path).lstrip("/")
     lines = difflib.unified_diff(old, new, fromfile=f"a/{name}", tofile=f"b/{name}")
     out = []
     for line in lines:
         out.append(line if line.endswith(("\n", "\r")) else line + "\n\\ No newline at end of file\n")
     return "".join(out)
+
+
+def printable(text: str) -> str:
+    """``text`` with the undecodable bytes of a file name (surrogate escapes) shown as ``\\xNN``."""
+    from .report import printable as _printable
+
+    return _printable(text)
 
 
 def _print_diff(text: str, console: Console) -> None:
@@ -128,7 +135,15 @@ def migrate(
         if len(paths) != 1 or not paths[0].is_dir():
             err.print("error: --out takes exactly one source folder", markup=False)
             raise typer.Exit(EXIT_ERROR)
-        if out.exists() and any(out.iterdir()):
+        if (out.exists() or out.is_symlink()) and not out.is_dir():
+            err.print(f"error: --out {out}: exists and is not a folder", markup=False)
+            raise typer.Exit(EXIT_ERROR)
+        try:
+            out_not_empty = out.exists() and any(out.iterdir())
+        except OSError as e:
+            err.print(f"error: --out {out}: {e.strerror or e}", markup=False)
+            raise typer.Exit(EXIT_ERROR)
+        if out_not_empty:
             err.print(f"error: --out {out}: folder exists and is not empty", markup=False)
             raise typer.Exit(EXIT_ERROR)
         if out.resolve().is_relative_to(paths[0].resolve()):
@@ -160,10 +175,12 @@ def migrate(
         err.print(f"error: {e}", markup=False)
         raise typer.Exit(EXIT_ERROR)
     options = settings.options()
-    files = [f for f in discover(paths, settings.cli_exclude) if not settings.excluded(f)]
+    walk_errors: List[FileResult] = []
+    files = [f for f in discover(paths, settings.cli_exclude, errors=walk_errors) if not settings.excluded(f)]
     if jobs <= 0:
         jobs = min(os.cpu_count() or 1, 8) if len(files) >= 8 else 1
     summary = run(files, options, jobs=jobs)
+    summary.results.extend(walk_errors)  # folders that could not be listed: one error line each
     if report:
         _write_report(summary, settings, fmt, output, console, err, quiet)
         if check and summary.changed:
@@ -172,7 +189,17 @@ def migrate(
     write = not diff and not check
 
     if out is not None:
-        copy_tree(paths[0], out)
+        try:
+            copied = copy_tree(paths[0], out)
+        except OSError as e:  # DEST itself cannot be made
+            err.print(f"error: --out {out}: {e.strerror or e}", markup=False)
+            raise typer.Exit(EXIT_ERROR)
+        for where, why in copied.skipped:
+            if not quiet:
+                err.print(f"note: {where}: {why}; not copied", markup=False)
+        for where, why in copied.errors:
+            summary.results.append(FileResult(where, FileState.ERROR, error=f"{where}:0: {why}"))
+    written_targets = set()
     for result in summary.results:
         if result.state is FileState.ERROR:
             err.print(f"error: {result.error}", markup=False)
@@ -182,11 +209,11 @@ def migrate(
         if diff:
             _print_diff(unified_diff(result), console)
         if write:
-            target = out / Path(result.path).relative_to(paths[0]) if out is not None else Path(result.path)
-            write_atomic(target, result.new or b"")
-            result.written = True
-            if not quiet:
+            target = _write_port(result, paths, out, written_targets)
+            if result.written and not quiet:
                 err.print(f"ported {target}", markup=False)
+            elif result.state is FileState.ERROR:
+                err.print(f"error: {result.error}", markup=False)
 
     if vendor_plan is not None and write:
         vendored = vendor_plan.write()
@@ -209,22 +236,79 @@ def migrate(
     raise typer.Exit(EXIT_OK)
 
 
+def _tree_of(path: Path, paths: List[Path]) -> Path:
+    """The argument ``path`` was found under: its folder, or the folder holding a file named explicitly."""
+    for p in paths:
+        if path == p:
+            return p if p.is_dir() else (p.parent if str(p.parent) else Path("."))
+    for p in paths:
+        try:
+            path.relative_to(p)
+            return p
+        except ValueError:
+            continue
+    return path.parent
+
+
+def _write_port(result: FileResult, paths: List[Path], out: Optional[Path], written: set) -> Path:
+    """Write one port (in place, or under ``out``); a failure becomes the file's error, never an exception.
+
+    In place: the file must still hold the bytes that were read, and a link is followed only to a file
+    inside the tree it was found in (the argument's real path). With ``--out``: only under DEST, never
+    through a link. Owner, group and mode are kept."""
+    from .engine import WriteRefused
+
+    path = Path(result.path)
+    if out is not None:
+        target = out / path.relative_to(paths[0])
+        kwargs = dict(root=out, follow_links=False)
+    else:
+        target = path
+        kwargs = dict(root=_tree_of(path, paths), original=result.original, read_stat=result.read_stat)
+    try:
+        real = os.path.realpath(target)
+    except (OSError, ValueError):
+        real = str(target)
+    if out is None and real in written:  # the same file again, by a link: already ported
+        result.written = True
+        return target
+    try:
+        write_atomic(target, result.new or b"", **kwargs)
+    except WriteRefused as e:
+        result.state, result.error = FileState.ERROR, f"{result.path}:0: {e}"
+    except OSError as e:
+        what = e.strerror or str(e)
+        result.state, result.error = FileState.ERROR, f"{result.path}:0: cannot write {target}: {what}; left as it was"
+    else:
+        result.written = True
+        written.add(real)
+    return target
+
+
 def _write_report(summary: RunSummary, settings: Settings, fmt: str, output: Optional[Path], console: Console,
                   err: Console, quiet: bool) -> None:
     """``--report``: errors on standard error, the report on standard output or in ``output``."""
     for result in summary.errors:
         err.print(f"error: {result.error}", markup=False)
     data = build_report(summary.results, settings.describe(), docs_base=default_docs_base())
+    # One rendering for both destinations: -o FILE holds exactly the bytes standard output would get
+    # when it is not a terminal (colour and terminal width only for an interactive terminal).
+    terminal = output is None and console.is_terminal
+    text = render(data, fmt, color=terminal and not console.no_color, width=console.width if terminal else 120,
+                  docs_base=default_docs_base())
+    # Machine formats are UTF-8 whatever the locale; text on a terminal follows the terminal's encoding.
+    encoding = (sys.stdout.encoding or "utf-8") if (fmt == "text" and terminal) else "utf-8"
+    payload = text.encode(encoding, errors="backslashreplace")
     if output is None:
-        text = render(data, fmt, color=console.is_terminal and not console.no_color, width=console.width,
-                      docs_base=default_docs_base())
-        # Machine formats are UTF-8 whatever the locale; text follows the terminal's encoding.
-        encoding = (sys.stdout.encoding or "utf-8") if fmt == "text" else "utf-8"
         sys.stdout.flush()
-        sys.stdout.buffer.write(text.encode(encoding, errors="replace"))
+        sys.stdout.buffer.write(payload)
         sys.stdout.buffer.flush()
         return
-    output.write_text(render(data, fmt, width=120, docs_base=default_docs_base()), encoding="utf-8", newline="")
+    try:
+        output.write_bytes(payload)
+    except OSError as e:
+        err.print(f"error: --output {output}: {e.strerror or e}", markup=False)
+        raise typer.Exit(EXIT_ERROR)
     if not quiet:
         err.print(f"report written to {output}", markup=False)
 

@@ -11,7 +11,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, List, Optional, Sequence
+from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from .findings import FileResult, FileState
 from .transform import Options, SourceError, migrate_source
@@ -46,34 +46,111 @@ def skip_dir(path: Path) -> bool:
     return path.name in SKIP_DIRS or path.name.endswith(".egg-info") or _is_virtualenv(path)
 
 
-def discover(paths: Iterable[Path], excludes: Sequence[str] = (), suffixes: Sequence[str] = SOURCE_SUFFIXES) -> Iterator[Path]:
-    """Python files and notebooks under ``paths`` in a stable order. Files named explicitly are always included."""
+def _safe_skip_dir(path: Path) -> bool:
+    try:
+        return skip_dir(path)
+    except OSError:  # e.g. a path longer than PATH_MAX: listing it will report the error
+        return False
+
+
+def _walk_error(path: Path, e: OSError, what: str) -> FileResult:
+    display = str(path)
+    return FileResult(display, FileState.ERROR, error=f"{display}:0: {what}: {e.strerror or e}")
+
+
+def discover(paths: Iterable[Path], excludes: Sequence[str] = (), suffixes: Sequence[str] = SOURCE_SUFFIXES,
+             errors: Optional[List[FileResult]] = None) -> Iterator[Path]:
+    """Python files and notebooks under ``paths`` in a stable order. Files named explicitly are always included.
+
+    The walk uses an explicit stack (no recursion: any depth), never follows a link to a folder, and
+    yields links and special files with a source suffix as they are (``migrate_path`` skips what is not
+    a regular file, without opening it). A folder that cannot be listed becomes an error result in
+    ``errors`` (when given) and the walk goes on.
+    """
     seen = set()
+    suffixes = tuple(suffixes)
     for root in paths:
-        if root.is_file():
+        if not os.path.isdir(root):
             if root not in seen and not _excluded(root, excludes):
                 seen.add(root)
                 yield root
             continue
-        for dirpath, dirnames, filenames in os.walk(root):
-            here = Path(dirpath)
-            dirnames[:] = sorted(d for d in dirnames
-                                 if not skip_dir(here / d) and not _excluded(here / d, excludes, root))
-            for name in sorted(filenames):
-                f = here / name
-                if name.endswith(tuple(suffixes)) and f not in seen and not _excluded(f, excludes, root):
+        stack = [root]
+        while stack:
+            here = stack.pop()
+            try:
+                with os.scandir(here) as it:
+                    entries = sorted(it, key=lambda e: e.name)
+            except OSError as e:
+                if errors is not None:
+                    errors.append(_walk_error(here, e, "cannot list folder"))
+                continue
+            subdirs = []
+            for entry in entries:
+                f = here / entry.name
+                try:
+                    is_dir = entry.is_dir(follow_symlinks=False)
+                except OSError:
+                    is_dir = False
+                if is_dir:
+                    if not _safe_skip_dir(f) and not _excluded(f, excludes, root):
+                        subdirs.append(f)
+                elif entry.name.endswith(suffixes) and f not in seen and not _excluded(f, excludes, root):
                     seen.add(f)
                     yield f
+            stack.extend(reversed(subdirs))
+
+
+_KIND = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+         (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def _not_regular(mode: int) -> str:
+    return next((f"{name}, not a regular file" for test, name in _KIND if test(mode)), "not a regular file")
+
+
+def read_regular(path: Path):
+    """``(bytes, (size, mtime_ns))`` of a regular file (following links); ``OSError``/``NotRegularFile`` otherwise.
+
+    Special files (FIFO, socket, device, also behind a link) are never opened: a FIFO would block and
+    ``/dev/zero`` never ends. ``O_NONBLOCK`` and a second check on the open descriptor guard the race."""
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise NotRegularFile(_not_regular(st.st_mode))
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(_not_regular(st.st_mode))
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks), (st.st_size, st.st_mtime_ns)
+    finally:
+        os.close(fd)
+
+
+class NotRegularFile(Exception):
+    """A FIFO, socket, device or folder where a source file was expected."""
 
 
 def migrate_path(path: Path, options: Options) -> FileResult:
     """Read and migrate one file; never raises for a bad file, never writes."""
     display = str(path)
     try:
-        source = path.read_bytes()
+        source, read_stat = read_regular(path)
+    except NotRegularFile as e:
+        return FileResult(display, FileState.ERROR, error=f"{display}:0: {e}; skipped")
     except OSError as e:
         return FileResult(display, FileState.ERROR, error=f"{display}:0: cannot read: {e.strerror or e}")
-    return migrate_bytes(source, display, options)
+    except MemoryError:
+        return FileResult(display, FileState.ERROR, error=f"{display}:0: cannot read: too large")
+    result = migrate_bytes(source, display, options)
+    result.read_stat = read_stat
+    return result
 
 
 def migrate_bytes(source: bytes, display: str, options: Options) -> FileResult:
@@ -96,18 +173,78 @@ def migrate_bytes(source: bytes, display: str, options: Options) -> FileResult:
     return FileResult(display, state, original=source, new=result.new, findings=result.findings)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write through a temporary file in the same folder and rename it over the target; mode kept."""
-    target = Path(os.path.realpath(path))
-    mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else None
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tdm-tmp", dir=str(target.parent))
+class WriteRefused(Exception):
+    """A port that must not be written (a link out of the tree, an edit made since the file was read)."""
+
+
+def _inside(path: str, root: str) -> bool:
+    try:
+        return os.path.commonpath([path, root]) == root
+    except ValueError:
+        return False
+
+
+def write_atomic(path: Path, data: bytes, *, original: Optional[bytes] = None,
+                 read_stat: Optional[Tuple[int, int]] = None, root: Optional[Path] = None,
+                 follow_links: bool = True) -> None:
+    """Write through a temporary file in the same folder and rename it over the target.
+
+    Mode, owner and group are kept. ``root``: the target (after links) must lie inside it, else
+    ``WriteRefused``. ``follow_links=False`` (``--out``): a link at ``path`` is never written through.
+    ``original``/``read_stat``: the file must still hold these bytes (and size, mtime_ns) just before
+    the rename, else ``WriteRefused``: an edit made since it was read is never lost. On any error the
+    temporary file is removed and the target is as it was."""
+    try:
+        lst = os.lstat(path)
+    except FileNotFoundError:
+        lst = None
+    if lst is not None and stat.S_ISLNK(lst.st_mode):
+        if not follow_links:
+            raise WriteRefused(f"is a symbolic link (to {os.readlink(path)}); not written through")
+        target = os.path.realpath(path)
+        if root is not None and not _inside(target, os.path.realpath(root)):
+            raise WriteRefused(f"is a symbolic link to {target}, outside {os.path.realpath(root)}; not written")
+    else:
+        target = os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(path))), os.path.basename(path))
+        if root is not None and not _inside(target, os.path.realpath(root)):
+            raise WriteRefused(f"resolves to {target}, outside {os.path.realpath(root)}; not written")
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        st = None
+        if original is not None:
+            raise WriteRefused("was removed since it was read; not written") from None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise WriteRefused(f"{_not_regular(st.st_mode)}; not written")
+
+    def unchanged() -> bool:
+        if original is None:
+            return True
+        try:
+            now, now_stat = read_regular(Path(target))
+        except (OSError, NotRegularFile):
+            return False
+        return now == original and (read_stat is None or now_stat == tuple(read_stat))
+
+    if not unchanged():
+        raise WriteRefused("changed since it was read; not written (run again to port the new content)")
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tdm-tmp",
+                               dir=os.path.dirname(target))
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
+        if st is not None:
+            os.chmod(tmp, stat.S_IMODE(st.st_mode))
+            if (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
+                try:
+                    os.chown(tmp, st.st_uid, st.st_gid)
+                except OSError:
+                    raise WriteRefused(f"its owner and group ({st.st_uid}:{st.st_gid}) cannot be kept; "
+                                       "not written") from None
+        if not unchanged():  # last look just before the rename
+            raise WriteRefused("changed since it was read; not written (run again to port the new content)")
         os.replace(tmp, target)
     except BaseException:
         try:
@@ -167,13 +304,80 @@ def _parallel(files: Sequence[Path], options: Options, jobs: int) -> List[FileRe
         return list(pool.map(_work, [(f, options) for f in files], chunksize=1))
 
 
-def copy_tree(src: Path, dest: Path) -> None:
-    """Copy ``src`` to ``dest`` as is (for ``--out``), skipping VCS folders, caches and virtualenvs."""
+COPY_SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".tox", ".nox"}
 
-    def ignore(directory: str, names: List[str]) -> List[str]:
-        here = Path(directory)
-        return [n for n in names if (here / n).is_dir() and (n in {".git", ".hg", ".svn", "__pycache__", ".mypy_cache",
-                                                                      ".pytest_cache", ".ruff_cache", ".tox", ".nox"}
-                                                             or _is_virtualenv(here / n))]
 
-    shutil.copytree(src, dest, ignore=ignore, symlinks=True, dirs_exist_ok=True)
+@dataclass
+class CopyReport:
+    """What ``copy_tree`` left out: ``skipped`` (special files, by design) and ``errors`` (failures)."""
+
+    skipped: List[Tuple[str, str]] = field(default_factory=list)
+    errors: List[Tuple[str, str]] = field(default_factory=list)
+
+
+def _copy_file(src: str, dest: str) -> None:
+    """Copy a regular file through a temporary file in the destination folder: never a truncated file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(dest)}.", suffix=".tdm-tmp", dir=os.path.dirname(dest))
+    try:
+        with os.fdopen(fd, "wb") as out, open(src, "rb") as f:
+            shutil.copyfileobj(f, out)
+            out.flush()
+        shutil.copystat(src, tmp, follow_symlinks=False)
+        os.replace(tmp, dest)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def copy_tree(src: Path, dest: Path) -> CopyReport:
+    """Copy ``src`` to ``dest`` as is (for ``--out``), skipping VCS folders, caches and virtualenvs.
+
+    Links are copied as links (never followed), FIFOs, sockets and devices are skipped, regular files
+    are copied through a temporary file and renamed. Walks without recursion; a failure is recorded in
+    the returned report and the copy goes on. Nothing is ever written outside ``dest``."""
+    report = CopyReport()
+    os.makedirs(dest, exist_ok=True)
+    stack = [(str(src), str(dest))]
+    made: List[Tuple[str, str]] = []
+    while stack:
+        s_dir, d_dir = stack.pop()
+        try:
+            with os.scandir(s_dir) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            report.errors.append((s_dir, f"cannot list folder: {e.strerror or e}"))
+            continue
+        subdirs = []
+        for entry in entries:
+            s_path, d_path = os.path.join(s_dir, entry.name), os.path.join(d_dir, entry.name)
+            try:
+                st = entry.stat(follow_symlinks=False)
+                if stat.S_ISLNK(st.st_mode):
+                    if os.path.lexists(d_path):
+                        raise FileExistsError(17, "exists in the destination")
+                    os.symlink(os.readlink(s_path), d_path)
+                elif stat.S_ISDIR(st.st_mode):
+                    if entry.name in COPY_SKIP_DIRS or _is_virtualenv(Path(s_path)):
+                        continue
+                    if not os.path.isdir(d_path) or os.path.islink(d_path):
+                        os.mkdir(d_path)
+                    subdirs.append((s_path, d_path))
+                    made.append((s_path, d_path))
+                elif stat.S_ISREG(st.st_mode):
+                    if os.path.islink(d_path):
+                        raise FileExistsError(17, "a link in the destination; not written through")
+                    _copy_file(s_path, d_path)
+                else:
+                    report.skipped.append((s_path, _not_regular(st.st_mode)))
+            except OSError as e:
+                report.errors.append((s_path, f"cannot copy: {e.strerror or e}"))
+        stack.extend(reversed(subdirs))
+    for s_path, d_path in reversed(made):  # modes and times last: a read-only folder is filled first
+        try:
+            shutil.copystat(s_path, d_path, follow_symlinks=False)
+        except OSError:
+            pass
+    return report

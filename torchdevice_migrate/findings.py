@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 
 class FindingStatus(str, enum.Enum):
@@ -51,6 +51,7 @@ class FileResult:
     findings: List[Finding] = field(default_factory=list)
     error: Optional[str] = None  # "path:line: reason" for ERROR
     written: bool = False
+    read_stat: Optional[Tuple[int, int]] = None  # (size, mtime_ns) when read: a write checks it still holds
 
     @property
     def changed(self) -> bool:

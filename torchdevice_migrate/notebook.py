@@ -73,6 +73,8 @@ def _migrate(source: bytes, display: str, options: Options) -> Tuple[bytes, List
         raise NotebookError(None, 1, f"cannot decode notebook as UTF-8: {e}") from None
     except json.JSONDecodeError as e:
         raise NotebookError(None, e.lineno, f"not a valid notebook (JSON error: {e.msg})") from None
+    except RecursionError:
+        raise NotebookError(None, 1, "cannot read notebook: its JSON is nested too deeply") from None
     if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
         if isinstance(nb, dict) and "worksheets" in nb:
             raise NotebookError(None, 1, "nbformat 3 notebooks are not supported; convert it first with "
@@ -366,7 +368,7 @@ def dumps_like(original: str, obj: Any) -> str:
 def _cell_sources(data: bytes) -> List[Optional[str]]:
     try:
         cells = json.loads(data.decode("utf-8")).get("cells", [])
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return []
     sources = []
     for cell in cells:

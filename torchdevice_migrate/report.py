@@ -38,6 +38,22 @@ _ERROR_RE = re.compile(r"(?P<line>\d+): (?P<message>.*)", re.DOTALL)
 # The report as data
 # ---------------------------------------------------------------------------------------------
 
+def printable(text: str) -> str:
+    """``text`` that every format can encode: a file name's undecodable bytes (surrogate escapes, as
+    ``os.fsdecode`` gives them) become ``\\xNN``, any other lone surrogate ``\\udXXX``."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    return text.encode("utf-8", "surrogateescape" if _only_escapes(text) else "backslashreplace").decode(
+        "utf-8", "backslashreplace")
+
+
+def _only_escapes(text: str) -> bool:
+    return all(not 0xD800 <= ord(ch) <= 0xDFFF or 0xDC80 <= ord(ch) <= 0xDCFF for ch in text)
+
+
 def _reason(code: str) -> Reason:
     return REASONS.get(code) or Reason(code, code, "", "")
 
@@ -50,7 +66,7 @@ def doc_link(code: str, docs_base: str = "") -> str:
 
 def _finding(f: Finding, docs_base: str) -> Dict[str, Any]:
     return {
-        "path": f.path,
+        "path": printable(f.path),
         "cell": f.cell,
         "line": f.line,
         "column": f.column,
@@ -73,8 +89,8 @@ def _split_error(result: FileResult) -> Dict[str, Any]:
     text = result.error or f"{result.path}:0: cannot be read"
     m = _ERROR_RE.match(text[len(result.path) + 1:]) if text.startswith(result.path + ":") else None
     if m:
-        return {"path": result.path, "line": int(m.group("line")), "message": m.group("message")}
-    return {"path": result.path, "line": 0, "message": text}
+        return {"path": printable(result.path), "line": int(m.group("line")), "message": printable(m.group("message"))}
+    return {"path": printable(result.path), "line": 0, "message": printable(text)}
 
 
 def _percent(rewritten: int, review: int, unsupported: int) -> Optional[float]:
@@ -113,7 +129,7 @@ def build_report(results: Sequence[FileResult], config: Optional[Dict[str, Any]]
               for (code, status), n in effort_counts.items()]
     effort.sort(key=lambda e: (-e["count"], e["code"], e["status"]))
 
-    files = [{"path": r.path, "state": r.state.value, "findings": len(r.findings),
+    files = [{"path": printable(r.path), "state": r.state.value, "findings": len(r.findings),
               "rewritten": sum(f.status is FindingStatus.REWRITTEN for f in r.findings),
               "review": sum(f.status is FindingStatus.REVIEW for f in r.findings),
               "unsupported": sum(f.status is FindingStatus.UNSUPPORTED for f in r.findings)}
@@ -387,12 +403,24 @@ def to_markdown(report: Dict[str, Any]) -> str:
 # CSV
 # ---------------------------------------------------------------------------------------------
 
+_CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # OWASP: cells a spreadsheet may run as a formula
+
+
+def csv_cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text: a string starting like a formula gets a leading ``'``."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_CSV_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def to_csv(report: Dict[str, Any]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore")
     writer.writeheader()
     for f in report["findings"]:
-        writer.writerow({k: ("" if f.get(k) is None else f.get(k)) for k in CSV_COLUMNS})
+        writer.writerow({k: csv_cell(f.get(k)) for k in CSV_COLUMNS})
     return buf.getvalue()
 
 

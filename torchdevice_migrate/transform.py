@@ -16,6 +16,7 @@ from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 from libcst.metadata import Assignment
 
 from .findings import Finding
+from .project_index import ProjectIndex
 from .rules import ALL_RULES, Rule
 from .rules.base import RuleContext, resolve_scopes
 from .rules.review import report_leftover_device_strings
@@ -44,6 +45,8 @@ class Options:
     select: Optional[Set[str]] = None
     ignore: Set[str] = field(default_factory=set)
     rules: Sequence[Type[Rule]] = tuple(ALL_RULES)
+    #: Facts about the whole project (``project_index.py``); None: the file is judged on its own.
+    project: Optional[ProjectIndex] = None
 
 
 @dataclass
@@ -115,7 +118,7 @@ def _split_unroundtrippable_tail(source: bytes) -> tuple[bytes, bytes]:
 def migrate_source(source: bytes, path: str = "<string>", options: Optional[Options] = None) -> Migration:
     """Migrate one module's bytes. Raises ``SourceError`` if it cannot be handled faithfully."""
     options = options or Options()
-    if not TRIGGER.search(source):
+    if not TRIGGER.search(source) and not _project_load(options, source):
         parse(source)  # still report files that do not parse
         return Migration(source, [])
     module = parse(source)
@@ -137,18 +140,37 @@ def migrate_source(source: bytes, path: str = "<string>", options: Optional[Opti
         cst.parse_module(new)
     except Exception as e:  # pragma: no cover - a bug in a rule, never a reason to write a broken file
         raise SourceError(1, f"internal error: the migrated file does not parse ({e}); left untouched") from None
-    # LibCST accepts newer syntax than this Python: a port must compile wherever the original did.
-    if not _compiles(new, path) and _compiles(source, path):
-        raise SourceError(1, "internal error: the migrated file does not compile with this Python; left untouched")
+    # LibCST accepts what this Python does not compile (newer syntax, null bytes, deep nesting):
+    # a port that does not compile is never written, whether or not the original compiled.
+    if not _compiles(new, path):
+        if _compiles(source, path):
+            raise SourceError(1, "internal error: the migrated file does not compile with this Python; left untouched")
+        raise SourceError(1, "the file does not compile with this Python (" + _compile_error(source, path)
+                          + "); left untouched")
     return Migration(new, findings)
+
+
+def _project_load(options: Options, source: bytes) -> bool:
+    """A ``torch.load`` in a project that uses CUDA: checkpoints.py may give it a ``map_location``."""
+    return options.project is not None and b"load" in source and options.project.uses_cuda
 
 
 def _compiles(source: bytes, path: str) -> bool:
     try:
         compile(source, path, "exec", dont_inherit=True)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return False
     return True
+
+
+def _compile_error(source: bytes, path: str) -> str:
+    try:
+        compile(source, path, "exec", dont_inherit=True)
+    except SyntaxError as e:
+        return f"line {e.lineno}: {e.msg}" if e.lineno else str(e.msg)
+    except (ValueError, RecursionError, MemoryError) as e:
+        return str(e) or type(e).__name__
+    return "compiles"
 
 
 def _migrate_module(module: cst.Module, path: str, options: Options, code: Optional[str] = None):
@@ -161,6 +183,7 @@ def _migrate_module(module: cst.Module, path: str, options: Options, code: Optio
     if code is None:
         code = wrapper.module.code
     ctx = RuleContext(wrapper, path, alias, code.splitlines(), options.select, options.ignore, scopes=scopes)
+    ctx.project_base, ctx.source_text = options.project, code  # type: ignore[attr-defined]  # project_of(ctx)
     rules = [r() for r in options.rules]
     new_module = wrapper.module.visit(_Migrator(ctx, rules))
     report_leftover_device_strings(ctx)
