@@ -161,6 +161,10 @@ class RuleContext:
         if not self.allowed(original, code):
             return None
         pos = self.position(original)
+        if in_torchscript(self, original) and f"{self.shim_alias}." in self.module.code_for_node(new):
+            # A shim call cannot be scripted: leave the CUDA use, and say so.
+            self.report(original, api, FindingStatus.UNSUPPORTED, "TDM214")
+            return None
         start = (pos.start.line, pos.start.column) if pos else (0, 0)
         end = (pos.end.line, pos.end.column) if pos else (0, 0)
         # A rewrite that replaces an enclosing node subsumes the rewrites made inside it.
@@ -454,3 +458,53 @@ class NodeVisitor(cst.CSTVisitor):
 
     def on_leave_attribute(self, original_node: cst.CSTNode, attribute: str) -> None:
         pass
+
+
+# ---- TorchScript -------------------------------------------------------------------------------
+
+_JIT_COMPILED = {"torch.jit.script", "torch.jit.script_method", "torch.jit.export", "torch.jit.interface"}
+_JIT_PYTHON = {"torch.jit.ignore", "torch.jit.unused"}
+
+
+def in_torchscript(ctx: RuleContext, node: cst.CSTNode) -> bool:
+    """Whether ``node`` (an original node) is compiled by TorchScript, where a runtime shim call
+    cannot be scripted: inside a function decorated ``@torch.jit.script``, a method decorated
+    ``@torch.jit.script_method`` or ``@torch.jit.export``, or a method of a module class that is
+    scripted (a ``torch.jit.ScriptModule`` subclass, or a class the project passes to
+    ``torch.jit.script(...)``, per the project index), unless ``@torch.jit.ignore``/``unused``."""
+    possible = getattr(ctx, "_jit_possible", None)
+    if possible is None:
+        text = getattr(ctx, "source_text", None)
+        if text is None:
+            text = ctx.module.code
+        possible = ctx._jit_possible = "jit" in text or "ScriptModule" in text  # type: ignore[attr-defined]
+    if not possible:
+        return False
+    scripted: Optional[Set[str]] = None
+    method: Optional[str] = None  # the function directly inside the class being looked at
+    current = ctx.parent(node)
+    while current is not None:
+        if isinstance(current, cst.FunctionDef):
+            method = current.name.value
+            names = set()
+            for d in current.decorators:
+                target = d.decorator.func if isinstance(d.decorator, cst.Call) else d.decorator
+                names |= ctx.qualnames(target)
+            if names & _JIT_PYTHON:
+                return False
+            if names & _JIT_COMPILED:
+                return True
+        elif isinstance(current, cst.ClassDef):
+            # A scripted instance compiles ``forward`` and what it calls, never ``__init__`` or the
+            # Python-side overrides (``cuda``, ``to``, dunders); a ScriptModule subclass compiles
+            # only its decorated methods (seen above).
+            if method is None or method.startswith("__") or method in ("cuda", "to", "cpu", "extra_repr"):
+                return False
+            if scripted is None:
+                from ..project_index import project_of  # local: the index module is optional here
+
+                scripted = project_of(ctx).scripted_classes()
+            if current.name.value in scripted:
+                return True
+        current = ctx.parent(current)
+    return False

@@ -5,14 +5,19 @@ them there and fails on a machine without CUDA. In a file that uses CUDA, such a
 ``map_location=runtime_shim.load_location()``: ``None`` on CUDA (torch's own default, so nothing
 changes there), elsewhere a callable that puts storages saved on CUDA on the chosen device and
 leaves the others where they were saved. Calls that pass ``map_location`` (by keyword or as the
-second argument), ``*args`` or ``**kwargs`` are left alone, and so is a file whose only change
-would be this one (it shows no CUDA use).
+second argument), ``*args`` or ``**kwargs`` are left alone.
+
+The file is judged in its project (``project_index.py``): in a project where some file uses CUDA,
+a helper module's ``torch.load(path)`` loads the checkpoints its CUDA-using callers saved, so it is
+ported even when that file has no other CUDA use. A file ported on its own (no project index), or
+a project with no CUDA use, keeps a file whose only change would be this one byte-identical.
 """
 
 from __future__ import annotations
 
 import libcst as cst
 
+from ..project_index import in_project_run, project_of
 from .base import Rule, RuleContext, keyword_arg
 
 
@@ -26,10 +31,10 @@ class Checkpoints(Rule):
         # map_location given (keyword or second argument) or hidden in *args/**kwargs: only .cuda() changes
         ("import torch\nx = y.cuda()\na = torch.load(p, map_location='cpu')\nb = torch.load(p, 'cpu')\n"
          "c = torch.load(*args, **kwargs)\n",
-         "import torch\nimport runtime_shim\n\nx = y.to(device=runtime_shim.device())\na = torch.load(p, map_location='cpu')\n"
+         "import torch\nimport runtime_shim\n\nx = runtime_shim.to_device(y)\na = torch.load(p, map_location='cpu')\n"
          "b = torch.load(p, 'cpu')\nc = torch.load(*args, **kwargs)\n"),
         ("import torch\nmodel = model.cuda()\nsd = torch.load(path)\n",
-         "import torch\nimport runtime_shim\n\nmodel = model.to(device=runtime_shim.device())\n"
+         "import torch\nimport runtime_shim\n\nmodel = runtime_shim.to_device(model)\n"
          "sd = torch.load(path, map_location=runtime_shim.load_location())\n"),
         ("import torch as th\nth.cuda.synchronize()\nsd = th.load(path, weights_only=True)\n",
          "import torch as th\nimport runtime_shim\n\nruntime_shim.synchronize()\n"
@@ -69,4 +74,4 @@ class Checkpoints(Rule):
         args.append(new_arg)
         return ctx.rewrite(original, updated.with_changes(args=args), "torch.load", "TDM101",
                            "torch.load now maps storages saved on CUDA to the chosen device (unchanged on CUDA).",
-                           alone=False)
+                           alone=in_project_run(ctx) and project_of(ctx).uses_cuda)

@@ -1,7 +1,22 @@
 """``.cuda()`` on tensors and modules, and ``torch.device(...)`` of a CUDA device.
 
-* ``x.cuda()`` -> ``x.to(device=runtime_shim.device())``; ``x.cuda(i)`` -> ``x.to(device=runtime_shim.device(i))``;
-  ``x.cuda(non_blocking=True)`` keeps ``non_blocking``.
+* The receiver decides how ``x.cuda(...)`` is ported:
+
+  - a receiver proven to be a torch module whose ``cuda``/``to`` are torch's own (``nn.Linear(...)``,
+    an instance of a project ``nn.Module`` subclass that overrides neither, in any file of the
+    project, or ``super()`` in a class whose bases are such modules) -> ``x.to(device=runtime_shim.device(...))``:
+    ``Module.cuda(d)`` and ``Module.to(device=d)`` both move every parameter and buffer in place,
+    so nothing changes on CUDA, and a module move never aliased anything;
+  - any other receiver (a tensor, a batch container, an EMA helper, a module that overrides
+    ``cuda``, anything unknown) -> ``runtime_shim.to_device(x, ...)`` with the original arguments:
+    on CUDA exactly ``x.cuda(...)`` (the user's own ``cuda()`` runs), elsewhere a tensor move that
+    never aliases its source (``.cuda()`` of a CPU tensor always copied; ``.to()`` would not).
+    A project class whose ``to(self, dev)`` takes the device positionally is never called with
+    ``device=``: only proven torch modules get ``.to(device=...)``.
+  - ``torch.Tensor.cuda`` as a value (``map(torch.Tensor.cuda, batch)``) -> ``runtime_shim.to_device``;
+    ``torch.Tensor.cuda(x, ...)`` -> ``runtime_shim.to_device(x, ...)``.
+  - Inside TorchScript (see ``base.in_torchscript``) nothing is rewritten into a shim call: the
+    site stays and is reported (TDM214).
 * ``torch.device('cuda')`` -> ``runtime_shim.device()``; ``torch.device('cuda:1')``,
   ``torch.device('cuda', i)`` and ``torch.device(f'cuda:{r}')`` keep their arguments.
 * ``torch.device('cuda' if torch.cuda.is_available() else 'cpu')`` and
@@ -14,7 +29,8 @@ from typing import Optional
 
 import libcst as cst
 
-from .base import Rule, RuleContext, is_cpu_string, is_cuda_device_string, keyword_arg
+from ..project_index import project_of
+from .base import Rule, RuleContext, is_cpu_string, is_cuda_device_string, is_reference_site, keyword_arg
 from .device_strings import availability_idiom, is_available_test, shim_args_for
 
 
@@ -40,13 +56,27 @@ class DevicePlacement(Rule):
         "ok = self.cuda_config\n",
     )
     INVALID = (
-        ("model = model.cuda()\n", "import runtime_shim\n\nmodel = model.to(device=runtime_shim.device())\n"),
-        ("x = x.cuda(non_blocking=True)\n", "import runtime_shim\n\nx = x.to(device=runtime_shim.device(), non_blocking=True)\n"),
-        ("x = x.cuda(rank)\n", "import runtime_shim\n\nx = x.to(device=runtime_shim.device(rank))\n"),
+        # Receivers not proven to be torch modules (tensors, unknown objects): runtime_shim.to_device
+        ("model = model.cuda()\n", "import runtime_shim\n\nmodel = runtime_shim.to_device(model)\n"),
+        ("x = x.cuda(non_blocking=True)\n", "import runtime_shim\n\nx = runtime_shim.to_device(x, non_blocking=True)\n"),
+        ("x = x.cuda(rank)\n", "import runtime_shim\n\nx = runtime_shim.to_device(x, rank)\n"),
         ("import torch\ny = torch.zeros(3).cuda(device=args.gpu)\n",
-         "import torch\nimport runtime_shim\n\ny = torch.zeros(3).to(device=runtime_shim.device(args.gpu))\n"),
+         "import torch\nimport runtime_shim\n\ny = runtime_shim.to_device(torch.zeros(3), device=args.gpu)\n"),
         ("sd = torch.load(f, map_location=lambda s, loc: s.cuda())\n",
-         "import runtime_shim\n\nsd = torch.load(f, map_location=lambda s, loc: s.to(device=runtime_shim.device()))\n"),
+         "import runtime_shim\n\nsd = torch.load(f, map_location=lambda s, loc: runtime_shim.to_device(s))\n"),
+        ("import torch\nys = list(map(torch.Tensor.cuda, xs))\n",
+         "import torch\nimport runtime_shim\n\nys = list(map(runtime_shim.to_device, xs))\n"),
+        # Proven torch modules (torch.nn classes, project nn.Module subclasses without cuda/to overrides)
+        ("import torch.nn as nn\nclass Net(nn.Module):\n    pass\nnet = Net()\nnet = net.cuda(0)\nhead = nn.Linear(2, 3).cuda()\n",
+         "import torch.nn as nn\nimport runtime_shim\n\nclass Net(nn.Module):\n    pass\nnet = Net()\n"
+         "net = net.to(device=runtime_shim.device(0))\nhead = nn.Linear(2, 3).to(device=runtime_shim.device())\n"),
+        # A class with its own cuda(): its call sites keep calling it (on CUDA) through to_device;
+        # super().cuda() of an nn.Module is Module.to(device=...)
+        ("import torch.nn as nn\nclass Ema(nn.Module):\n    def cuda(self, device=None):\n"
+         "        self.shadow = self.shadow.cuda(device)\n        return super().cuda(device)\nema = Ema().cuda()\n",
+         "import torch.nn as nn\nimport runtime_shim\n\nclass Ema(nn.Module):\n    def cuda(self, device=None):\n"
+         "        self.shadow = runtime_shim.to_device(self.shadow, device)\n"
+         "        return super().to(device=runtime_shim.device(device))\nema = runtime_shim.to_device(Ema())\n"),
         ("import torch\nd = torch.device('cuda:1')\n", "import torch\nimport runtime_shim\n\nd = runtime_shim.device('cuda:1')\n"),
         ("import torch\nd = torch.device('cuda', i)\n", "import torch\nimport runtime_shim\n\nd = runtime_shim.device('cuda', i)\n"),
         ("import torch as th\nd = th.device('cuda' if th.cuda.is_available() else 'cpu')\n",
@@ -63,13 +93,46 @@ class DevicePlacement(Rule):
             return self._torch_device(ctx, original, updated)
         return None
 
+    def leave_Attribute(self, ctx: RuleContext, original: cst.Attribute, updated: cst.Attribute):
+        """``map(torch.Tensor.cuda, batch)``: the unbound method as a value -> ``runtime_shim.to_device``."""
+        if original.attr.value != "cuda" or ctx.qualname(original) not in UNBOUND_CUDA:
+            return None
+        parent = ctx.parent(original)
+        if isinstance(parent, cst.Call) and parent.func is original:
+            return None  # ``torch.Tensor.cuda(x)``: leave_Call
+        if not is_reference_site(ctx, original):
+            return None
+        new = ctx.shim("to_device").with_changes(lpar=updated.lpar, rpar=updated.rpar)
+        return ctx.rewrite(original, new, "torch.Tensor.cuda", "TDM101")
+
     def _dot_cuda(self, ctx: RuleContext, original: cst.Call, updated: cst.Call):
         value = original.func.value  # type: ignore[union-attr]
         receiver = ctx.qualname(value) if isinstance(value, (cst.Name, cst.Attribute)) else None
         if receiver is not None and (receiver == "torch" or receiver.startswith("torch.")):
-            return None  # torch.cuda itself, torch.Tensor.cuda(x) etc.: not a method call on a value
+            if ctx.qualname(original.func) in UNBOUND_CUDA and original.args and not original.args[0].star \
+                    and original.args[0].keyword is None:
+                # ``torch.Tensor.cuda(x, ...)``: ``x.cuda(...)`` spelled through the class.
+                new = ctx.shim_call("to_device", *updated.args).with_changes(lpar=updated.lpar, rpar=updated.rpar)
+                return ctx.rewrite(original, new, "torch.Tensor.cuda", "TDM101")
+            return None  # torch.cuda itself: not a method call on a value
         if len(updated.args) > 2 or any(a.star for a in updated.args):
             return None
+        if not proven_torch_module(ctx, value):
+            # A tensor, or a receiver the project does not prove to be a torch module: on CUDA the
+            # original call (a user's own ``cuda()`` runs), elsewhere a move that never aliases.
+            args = []
+            for i, a in enumerate(updated.args):
+                key = a.keyword.value if a.keyword else None
+                value = a.value
+                if ((key == "device" or (key is None and i == 0)) and isinstance(value, cst.Call)
+                        and ctx.is_shim_ref(value.func) and value.func.attr.value == "device"  # type: ignore[union-attr]
+                        and len(value.args) == 1 and value.args[0].keyword is None and not value.args[0].star):
+                    # ``.cuda(device=gpu)``, which another rule made a shim device: to_device takes
+                    # what ``cuda()`` took, and on CUDA passes it on unchanged.
+                    a = a.with_changes(value=value.args[0].value)
+                args.append(a)
+            new = receiver_first(ctx, "to_device", updated.func.value, args, updated)  # type: ignore[union-attr]
+            return ctx.rewrite(original, new, "torch.Tensor.cuda", "TDM101")
         # Each argument is changed in place, so its comma and the comments around it stay.
         new_args, has_device = [], False
         for i, a in enumerate(updated.args):
@@ -132,6 +195,100 @@ class DevicePlacement(Rule):
             return None
         new = ctx.shim_call("device", *shim_args_for(cuda_arg.value))
         return ctx.rewrite(original, new.with_changes(lpar=updated.lpar, rpar=updated.rpar), "torch.device", "TDM101")
+
+
+UNBOUND_CUDA = {"torch.Tensor.cuda", "torch.nn.Module.cuda", "torch.nn.modules.module.Module.cuda"}
+# torch.nn classes whose instances are tensors, or not modules.
+_NOT_MODULES = {"Parameter", "Buffer", "UninitializedParameter", "UninitializedBuffer"}
+# Methods of a module that return the module itself.
+_RETURNS_SELF = {"cuda", "to", "cpu", "train", "eval", "float", "half", "double", "bfloat16", "requires_grad_",
+                 "apply", "share_memory", "to_empty", "type"}
+
+
+def proven_torch_module(ctx: RuleContext, node: cst.CSTNode, _depth: int = 0) -> bool:
+    """Whether ``node`` is, by syntax and the project index, a ``torch.nn.Module`` whose ``cuda``
+    and ``to`` are torch's own, so that ``m.cuda(d)`` and ``m.to(device=d)`` do the same, in place:
+    a torch module constructor (``nn.Linear(...)``, ``nn.DataParallel(m)``), a project class that
+    derives from ``nn.Module`` and overrides none of ``cuda``/``to``/``cpu`` (in any file of the
+    project), ``super()`` in such a class, or a name bound only to such values (``model = Net()``;
+    ``model = model.cuda()`` keeps what it was)."""
+    if isinstance(node, cst.Call) and isinstance(node.func, (cst.Name, cst.Attribute)):
+        func = node.func
+        if isinstance(func, cst.Name) and func.value == "super" and not node.args:
+            return _super_is_plain_module(ctx, node)
+        q = ctx.qualname(func) or ""
+        parts = q.split(".")
+        last = parts[-1]
+        if q.startswith("torch."):
+            return (len(parts) >= 3 and parts[1] == "nn" and last[:1].isupper() and last not in _NOT_MODULES
+                    and (len(parts) == 3 or parts[2] in ("modules", "parallel")))
+        name = func.value if isinstance(func, cst.Name) else func.attr.value
+        return project_of(ctx).is_plain_module_class(name)
+    if isinstance(node, cst.Name) and _depth == 0:
+        scope = ctx.scope(node)
+        if scope is None:
+            return False
+        try:
+            assignments = list(scope[node.value])
+        except Exception:
+            return False
+        proven = False
+        for a in assignments:
+            target = getattr(a, "node", None)
+            at = ctx.parent(target) if isinstance(target, cst.Name) else None
+            assign = ctx.parent(at) if isinstance(at, cst.AssignTarget) else None
+            if not isinstance(assign, cst.Assign) or len(assign.targets) != 1 or assign.targets[0].target is not target:
+                return False
+            value = assign.value
+            if (isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value in _RETURNS_SELF
+                    and isinstance(value.func.value, cst.Name) and value.func.value.value == node.value):
+                continue  # ``model = model.cuda()``: the same module
+            if not proven_torch_module(ctx, value, _depth + 1):
+                return False
+            proven = True
+        return proven
+    return False
+
+
+def _super_is_plain_module(ctx: RuleContext, call: cst.Call) -> bool:
+    """``super()`` inside a class whose bases are all torch modules or plain project modules: its
+    ``cuda``/``to`` are ``torch.nn.Module``'s, and ``Module.cuda(d)`` is ``Module.to(device=d)``
+    (both ``_apply`` a move to every parameter and buffer, in place), whatever the class itself
+    overrides."""
+    current = ctx.parent(call)
+    while current is not None and not isinstance(current, cst.ClassDef):
+        current = ctx.parent(current)
+    if current is None or not current.bases:
+        return False
+    project = project_of(ctx)
+    for base in current.bases:
+        if base.keyword is not None or not isinstance(base.value, (cst.Name, cst.Attribute)):
+            return False
+        q = ctx.qualname(base.value) or ""
+        if q in ("torch.nn.Module", "torch.nn.modules.module.Module"):
+            continue
+        parts = q.split(".")
+        if q.startswith("torch.nn.") and len(parts) == 3 and parts[2][:1].isupper() and parts[2] not in _NOT_MODULES:
+            continue
+        name = base.value.value if isinstance(base.value, cst.Name) else base.value.attr.value
+        if not project.is_plain_module_class(name):
+            return False
+    return True
+
+
+def receiver_first(ctx: RuleContext, name: str, receiver: cst.BaseExpression, args, like: cst.Call) -> cst.Call:
+    """``runtime_shim.<name>(receiver, *args)`` in the layout of the call ``like``: the receiver
+    (without its now needless parentheses) is the first argument, on its own line when the
+    arguments were one per line; comments stay with their arguments."""
+    if len(receiver.lpar) == 1 and len(receiver.rpar) == 1 and not isinstance(receiver, (cst.Tuple, cst.GeneratorExp)):
+        receiver = receiver.with_changes(lpar=(), rpar=())
+    first = cst.Arg(receiver)
+    if args:
+        before = like.whitespace_before_args
+        after = before if isinstance(before, cst.ParenthesizedWhitespace) else cst.SimpleWhitespace(" ")
+        first = first.with_changes(comma=cst.Comma(whitespace_after=after))
+    return cst.Call(ctx.shim(name), [first, *args], whitespace_before_args=like.whitespace_before_args,
+                    lpar=like.lpar, rpar=like.rpar)
 
 
 def _has_index(call: cst.Call) -> bool:

@@ -1,11 +1,18 @@
 """Tensor methods and flags that assume CUDA: ``is_cuda``, ``pin_memory``, ``record_stream``.
 
-* ``x.is_cuda`` (read) -> ``runtime_shim.is_accelerator(x.device)``: on CUDA, true exactly for CUDA
-  tensors; elsewhere true for tensors on the chosen accelerator, so ``if x.is_cuda: x = x.pin_memory()``
-  keeps working. Assignment, loop and ``with`` targets (``self.is_cuda = True``) and calls
-  (``m.is_cuda()``) are user attributes and stay, and so does ``Tensor.is_cuda.__get__`` (the property
-  object, not a flag); in a file that defines its own ``is_cuda`` (a ``def`` or an assignment), reads on
-  ``self`` and on the receivers it assigns stay too.
+* ``x.is_cuda`` (read), one rule for every receiver (a tensor, a module, a ``PackedSequence`` that
+  has no ``.device``, a project class with its own ``is_cuda`` property, anything unknown): a
+  question (``if x.is_cuda``, ``flag = x.is_cuda``) -> ``runtime_shim.is_cuda(x)``; a stated
+  requirement (the test of an ``assert``, also joined by ``and`` or inside ``all(...)``) ->
+  ``runtime_shim.on_device(x)``. On CUDA both are exactly ``x.is_cuda``. Elsewhere the question
+  is True only on the chosen accelerator (False on a CPU machine, as the original answered there),
+  and the requirement holds for an object on the chosen device, CPU included, so a ported
+  ``.cuda()`` followed by ``assert x.is_cuda`` still agrees. ``x.device.type == 'cuda'`` is never
+  emitted: it needs a ``.device`` that not every receiver has. Assignment, loop and ``with``
+  targets (``self.is_cuda = True``) and calls (``m.is_cuda()``) are user attributes and stay, and
+  so does ``Tensor.is_cuda.__get__`` (the property object, not a flag); in a file that defines its
+  own ``is_cuda`` (a ``def`` or an assignment), reads on ``self`` and on the receivers it assigns
+  stay too, and so do reads on ``self`` in a class whose project base (any file) defines one.
 * ``x.pin_memory()`` -> ``runtime_shim.pin_memory(x)``: pinned on CUDA/XPU, ``x`` itself elsewhere
   (``pin_memory()`` raises without CUDA).
 * ``t.record_stream(s)`` -> ``runtime_shim.record_stream(t, s)``: the real call on CUDA/XPU, nothing on
@@ -28,6 +35,7 @@ from typing import Optional, Set, Tuple
 
 import libcst as cst
 
+from ..project_index import project_of
 from .base import NodeVisitor, Rule, RuleContext, is_store_target
 
 DATALOADERS = {"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader"}
@@ -79,6 +87,39 @@ class _OwnIsCuda(NodeVisitor):
         self._target(node.name)
 
 
+def _asserted(ctx: RuleContext, node: cst.CSTNode) -> bool:
+    """``assert x.is_cuda`` / ``assert a.is_cuda and b.is_cuda``, ``assert all(t.is_cuda for t in ts)``."""
+    child, parent = node, ctx.parent(node)
+    while True:
+        if isinstance(parent, cst.Assert):
+            return parent.test is child
+        if isinstance(parent, cst.BooleanOperation) and isinstance(parent.operator, cst.And):
+            child, parent = parent, ctx.parent(parent)
+            continue
+        if isinstance(parent, cst.GeneratorExp) and parent.elt is child:
+            call = ctx.parent(parent)
+            if (isinstance(call, cst.Call) and isinstance(call.func, cst.Name) and call.func.value == "all"
+                    and len(call.args) == 1):
+                child, parent = call, ctx.parent(call)
+                continue
+        return False
+
+
+def _enclosing_class_members(ctx: RuleContext, node: cst.CSTNode) -> Set[str]:
+    current = ctx.parent(node)
+    while current is not None and not isinstance(current, cst.ClassDef):
+        current = ctx.parent(current)
+    if current is None:
+        return set()
+    project = project_of(ctx)
+    out = set(project.members(current.name.value))
+    for base in current.bases:
+        if isinstance(base.value, (cst.Name, cst.Attribute)):
+            name = base.value.value if isinstance(base.value, cst.Name) else base.value.attr.value
+            out |= project.members(name)
+    return out
+
+
 class TensorMethods(Rule):
     name = "tensor-methods"
     VALID = (
@@ -91,9 +132,11 @@ class TensorMethods(Rule):
         "from torch.utils.data import DataLoader\nloader = DataLoader(ds, pin_memory=False)\n",
     )
     INVALID = (
-        ("if x.is_cuda:\n    pass\n", "import runtime_shim\n\nif runtime_shim.is_accelerator(x.device):\n    pass\n"),
+        ("if x.is_cuda:\n    pass\n", "import runtime_shim\n\nif runtime_shim.is_cuda(x):\n    pass\n"),
+        ("assert x.is_cuda and y.is_cuda\nuse = packed.is_cuda\n",
+         "import runtime_shim\n\nassert runtime_shim.on_device(x) and runtime_shim.on_device(y)\nuse = runtime_shim.is_cuda(packed)\n"),
         ("x = x.pin_memory().cuda(non_blocking=True)\n",
-         "import runtime_shim\n\nx = runtime_shim.pin_memory(x).to(device=runtime_shim.device(), non_blocking=True)\n"),
+         "import runtime_shim\n\nx = runtime_shim.to_device(runtime_shim.pin_memory(x), non_blocking=True)\n"),
         ("import torch\nout.record_stream(torch.cuda.current_stream())\n",
          "import torch\nimport runtime_shim\n\nruntime_shim.record_stream(out, runtime_shim.current_stream())\n"),
         ("import torch\nloader = torch.utils.data.DataLoader(ds, batch_size=8, pin_memory=torch.cuda.is_available())\n",
@@ -126,8 +169,16 @@ class TensorMethods(Rule):
         receiver = ctx.code(original.value)
         if receiver in receivers or (defined and receiver == "self"):
             return None
-        device = cst.Attribute(updated.value, cst.Name("device"))
-        new = ctx.shim_call("is_accelerator", device).with_changes(lpar=updated.lpar, rpar=updated.rpar)
+        if receiver == "self" and "is_cuda" in _enclosing_class_members(ctx, original):
+            return None  # the class's own ``is_cuda`` (defined here or in a base, in any project file)
+        # One rule for every receiver (tensor, module, PackedSequence, a project class): a question
+        # (``if x.is_cuda``) -> ``runtime_shim.is_cuda(x)``; a stated requirement
+        # (``assert x.is_cuda``) -> ``runtime_shim.on_device(x)``. On CUDA both are ``x.is_cuda``.
+        name = "on_device" if _asserted(ctx, original) else "is_cuda"
+        value = updated.value
+        if len(value.lpar) == 1 and len(value.rpar) == 1 and not isinstance(value, (cst.Tuple, cst.GeneratorExp)):
+            value = value.with_changes(lpar=(), rpar=())  # ``(x + 1).is_cuda``: no doubled parentheses
+        new = ctx.shim_call(name, value).with_changes(lpar=updated.lpar, rpar=updated.rpar)
         return ctx.rewrite(original, new, "torch.Tensor.is_cuda", "TDM103")
 
     # -- x.pin_memory(), t.record_stream(s), DataLoader(pin_memory=...) ----------------------------

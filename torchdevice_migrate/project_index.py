@@ -1,0 +1,388 @@
+"""Facts about a whole project that a rule needs while it ports one file.
+
+One cheap pass over every Python file of the project with the standard library's ``ast`` (not
+LibCST: about a millisecond a file), before any file is rewritten:
+
+* classes, with the names of their bases as written and the methods, properties and class
+  attributes they define (notably ``cuda``, ``to``, ``is_cuda``, ``device``), and, for ``to``,
+  whether it takes the device positionally only (``def to(self, dev)``);
+* classes whose instances the project passes to ``torch.jit.script(...)`` (scripted modules);
+* module-level device helpers: functions that return a CUDA device or device string;
+* ``torch.load`` calls without ``map_location``;
+* whether the file uses CUDA (``torch.cuda``, ``.cuda()``, ``.is_cuda``, a ``'cuda'`` device string).
+
+The index is plain data (picklable: it travels to worker processes) and is cached on disk under
+``.torchdevice-migrate-cache/`` at the project root, one entry per file keyed by the hash of its
+content, so a pre-commit run on one staged file sees the same project as a whole-tree run. A cache
+that cannot be read or written is ignored. The project root is the nearest folder, from the files
+given, that holds ``pyproject.toml``, ``setup.py``, ``setup.cfg`` or ``.git``.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import os
+import pickle
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple
+
+VERSION = 1
+CACHE_DIR = ".torchdevice-migrate-cache"
+ROOT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
+_CUDA_STRING = re.compile(r"cuda(:\d+)?")
+#: Methods and attributes of a class that decide how ``.cuda()`` / ``.is_cuda`` on it may be ported.
+DEVICE_MEMBERS = ("cuda", "to", "is_cuda", "device", "cpu")
+MODULE_BASES = frozenset({"nn.Module", "torch.nn.Module", "Module", "torch.jit.ScriptModule", "jit.ScriptModule",
+                          "ScriptModule"})
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    name: str
+    bases: Tuple[str, ...]  # dotted names as written (``nn.Module``, ``Base``)
+    members: FrozenSet[str]  # device members defined (def, property or class/instance attribute)
+    to_positional_only: bool = False  # ``def to(self, dev)``: no ``device=`` keyword
+    script_class: bool = False  # a ScriptModule subclass
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    classes: Tuple[ClassInfo, ...] = ()
+    device_helpers: Tuple[str, ...] = ()
+    load_sites: Tuple[int, ...] = ()  # lines of ``torch.load(...)`` without ``map_location``
+    uses_cuda: bool = False
+    scripted: Tuple[str, ...] = ()  # class names whose instances are passed to torch.jit.script
+
+
+@dataclass
+class ProjectIndex:
+    root: Optional[str] = None
+    files: Dict[str, FileInfo] = field(default_factory=dict)  # path relative to root (posix) -> facts
+    _memo: Dict[str, object] = field(default_factory=dict, repr=False, compare=False)
+
+    # ---- questions the rules ask ----------------------------------------------------------------
+    @property
+    def uses_cuda(self) -> bool:
+        if "uses_cuda" not in self._memo:
+            self._memo["uses_cuda"] = any(f.uses_cuda for f in self.files.values())
+        return bool(self._memo["uses_cuda"])
+
+    def classes(self, name: str) -> List[ClassInfo]:
+        by_name = self._memo.get("classes")
+        if by_name is None:
+            by_name = {}
+            for f in self.files.values():
+                for c in f.classes:
+                    by_name.setdefault(c.name, []).append(c)
+            self._memo["classes"] = by_name
+        return by_name.get(name, [])  # type: ignore[union-attr]
+
+    def scripted_classes(self) -> Set[str]:
+        if "scripted" not in self._memo:
+            self._memo["scripted"] = {n for f in self.files.values() for n in f.scripted}
+        return self._memo["scripted"]  # type: ignore[return-value]
+
+    def defines_anywhere(self, member: str) -> bool:
+        return any(member in c.members for f in self.files.values() for c in f.classes)
+
+    def mro_members(self, name: str, _seen: Optional[Set[str]] = None) -> Optional[Set[str]]:
+        """Device members a project class ``name`` and its project bases define; None when ``name``
+        is no project class or (one of its definitions) does not derive from ``torch.nn.Module``."""
+        seen = _seen if _seen is not None else set()
+        if name in seen:
+            return None
+        seen.add(name)
+        defs = self.classes(name)
+        if not defs:
+            return None
+        out: Set[str] = set()
+        for c in defs:
+            out |= c.members
+            module_base = False
+            for b in c.bases:
+                if b in MODULE_BASES or b.startswith("nn.") or b.startswith("torch.nn."):
+                    module_base = True  # torch's own module classes (nn.Sequential ...) define no override
+                    continue
+                inner = self.mro_members(b.rpartition(".")[2], seen)
+                if inner is None:
+                    return None
+                out |= inner
+                module_base = True
+            if not module_base:
+                return None
+        return out
+
+    def members(self, name: str, _seen: Optional[Set[str]] = None) -> Set[str]:
+        """Device members that project class ``name`` or any of its project bases defines."""
+        seen = _seen if _seen is not None else set()
+        if name in seen:
+            return set()
+        seen.add(name)
+        out: Set[str] = set()
+        for c in self.classes(name):
+            out |= c.members
+            for b in c.bases:
+                out |= self.members(b.rpartition(".")[2], seen)
+        return out
+
+    def is_plain_module_class(self, name: str) -> bool:
+        """A project ``nn.Module`` subclass that overrides none of ``cuda``/``to``/``cpu``."""
+        members = self.mro_members(name)
+        return members is not None and not (members & {"cuda", "to", "cpu"})
+
+    def merged(self, key: str, info: FileInfo) -> "ProjectIndex":
+        """This index with one file's facts replaced (the bytes being ported win over the cache)."""
+        if self.files.get(key) == info:
+            return self
+        files = dict(self.files)
+        files[key] = info
+        return ProjectIndex(self.root, files)
+
+    def key_for(self, path: str) -> str:
+        return _key(self.root, path)
+
+
+# ---- one file --------------------------------------------------------------------------------
+
+
+def _dotted(node: ast.AST) -> Optional[str]:
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+    return None
+
+
+def _is_cuda_device_expr(node: Optional[ast.AST]) -> bool:
+    if node is None:
+        return False
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return _CUDA_STRING.fullmatch(node.value) is not None
+    if isinstance(node, ast.JoinedStr):
+        first = node.values[0] if node.values else None
+        return isinstance(first, ast.Constant) and isinstance(first.value, str) and first.value.startswith("cuda")
+    if isinstance(node, ast.IfExp):
+        return _is_cuda_device_expr(node.body) or _is_cuda_device_expr(node.orelse)
+    if isinstance(node, ast.Call):
+        name = _dotted(node.func) or ""
+        if name.endswith("device") and node.args:
+            return _is_cuda_device_expr(node.args[0])
+    return False
+
+
+def _class_info(node: ast.ClassDef) -> ClassInfo:
+    members: Set[str] = set()
+    to_positional_only = False
+    for stmt in node.body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            if stmt.name in DEVICE_MEMBERS:
+                members.add(stmt.name)
+                if stmt.name == "to":
+                    a = stmt.args
+                    params = [p.arg for p in a.posonlyargs + a.args][1:]
+                    kw = [p.arg for p in a.kwonlyargs]
+                    to_positional_only = a.kwarg is None and "device" not in params + kw
+            if stmt.name == "__init__" or stmt.name in DEVICE_MEMBERS:
+                for sub in ast.walk(stmt):  # ``self.is_cuda = ...`` / ``self.device = ...``
+                    targets = sub.targets if isinstance(sub, ast.Assign) else [sub.target] if isinstance(sub, (ast.AnnAssign, ast.AugAssign)) else []
+                    for t in targets:
+                        if (isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"
+                                and t.attr in DEVICE_MEMBERS):
+                            members.add(t.attr)
+        elif isinstance(stmt, (ast.Assign, ast.AnnAssign)):
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            for t in targets:
+                if isinstance(t, ast.Name) and t.id in DEVICE_MEMBERS:
+                    members.add(t.id)
+    bases = tuple(b for b in (_dotted(x) for x in node.bases) if b)
+    script = any(b.rpartition(".")[2] == "ScriptModule" for b in bases)
+    return ClassInfo(node.name, bases, frozenset(members), to_positional_only, script)
+
+
+def index_source(source: bytes) -> FileInfo:
+    """The facts of one file; an empty ``FileInfo`` for a file that does not parse."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return FileInfo()
+    classes: List[ClassInfo] = []
+    helpers: List[str] = []
+    loads: List[int] = []
+    scripted: Set[str] = set()
+    constructed: Dict[str, str] = {}  # ``m = Net(...)``: variable -> class name
+    uses_cuda = False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            classes.append(_class_info(node))
+        elif isinstance(node, ast.Attribute):
+            if node.attr in ("cuda", "is_cuda") and not uses_cuda:
+                uses_cuda = True
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+            t = node.targets[0]
+            if isinstance(node.value, ast.Call) and isinstance(t, ast.Name):
+                f = _dotted(node.value.func)
+                if f:
+                    constructed[t.id] = f.rpartition(".")[2]
+            # ``device = 'cuda'`` / ``self.device = 'cuda' if ... else 'cpu'``
+            name = t.id if isinstance(t, ast.Name) else t.attr if isinstance(t, ast.Attribute) else ""
+            if not uses_cuda and "dev" in name.lower() and _is_cuda_device_expr(node.value):
+                uses_cuda = True
+        if isinstance(node, ast.Call):
+            name = _dotted(node.func) or ""
+            if not uses_cuda:
+                # A CUDA device string where a device goes: ``.to('cuda')``, ``torch.device('cuda')``,
+                # ``device='cuda:0'``, ``map_location='cuda'``.
+                last = name.rpartition(".")[2]
+                if (last in ("to", "device") and node.args and _is_cuda_device_expr(node.args[0])) or any(
+                        k.arg in ("device", "map_location") and _is_cuda_device_expr(k.value) for k in node.keywords):
+                    uses_cuda = True
+            if name in ("torch.load", "th.load"):
+                if not any(k.arg == "map_location" or k.arg is None for k in node.keywords) and len(node.args) < 2 \
+                        and not any(isinstance(a, ast.Starred) for a in node.args):
+                    loads.append(node.lineno)
+            elif name.endswith("jit.script") and node.args:
+                arg = node.args[0]
+                if isinstance(arg, ast.Call):
+                    f = _dotted(arg.func)
+                    if f:
+                        scripted.add(f.rpartition(".")[2])
+                elif isinstance(arg, ast.Name):
+                    scripted.add("\0" + arg.id)  # resolved below
+    for stmt in tree.body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            if any(isinstance(s, ast.Return) and _is_cuda_device_expr(s.value) for s in ast.walk(stmt)):
+                helpers.append(stmt.name)
+    resolved = set()
+    for s in scripted:
+        if s.startswith("\0"):
+            if s[1:] in constructed:
+                resolved.add(constructed[s[1:]])
+            else:
+                resolved.add(s[1:])  # ``torch.jit.script(Net)`` or an unknown variable
+        else:
+            resolved.add(s)
+    return FileInfo(tuple(classes), tuple(helpers), tuple(loads), uses_cuda, tuple(sorted(resolved)))
+
+
+# ---- the project -----------------------------------------------------------------------------
+
+
+def find_root(paths: Sequence[Path]) -> Optional[Path]:
+    """The nearest folder at or above the first path that holds a project marker."""
+    if not paths:
+        return None
+    start = Path(os.path.abspath(paths[0]))
+    if start.is_file() or not start.exists():
+        start = start.parent
+    for folder in (start, *start.parents):
+        if any((folder / m).exists() for m in ROOT_MARKERS):
+            return folder
+    return None
+
+
+def _key(root: Optional[str], path: str) -> str:
+    p = os.path.abspath(path)
+    if root:
+        try:
+            return Path(p).relative_to(root).as_posix()
+        except ValueError:
+            pass
+    return Path(p).as_posix()
+
+
+def _load_cache(path: Path) -> Dict[str, FileInfo]:
+    try:
+        with open(path, "rb") as f:
+            data = pickle.load(f)
+        if isinstance(data, dict) and data.get("version") == VERSION and isinstance(data.get("entries"), dict):
+            return data["entries"]
+    except Exception:
+        pass
+    return {}
+
+
+def _save_cache(path: Path, entries: Dict[str, FileInfo]) -> None:
+    try:
+        path.parent.mkdir(exist_ok=True)
+        gitignore = path.parent / ".gitignore"
+        if not gitignore.exists():
+            gitignore.write_text("*\n")
+        fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=".index.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump({"version": VERSION, "entries": entries}, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except Exception:
+        pass  # an unwritable cache only costs time
+
+
+def build_index(files: Iterable[Path], root: Optional[Path] = None, cache: bool = True) -> ProjectIndex:
+    """Index ``files`` (every Python file of the project); content-hash cache under ``root``."""
+    root_s = str(root) if root is not None else None
+    cache_path = root / CACHE_DIR / "index.pickle" if (cache and root is not None) else None
+    old = _load_cache(cache_path) if cache_path is not None else {}
+    entries: Dict[str, FileInfo] = {}
+    index = ProjectIndex(root_s)
+    for f in files:
+        if not str(f).endswith((".py", ".pyi")):
+            continue
+        try:
+            source = Path(f).read_bytes()
+        except OSError:
+            continue
+        digest = hashlib.blake2b(source, digest_size=16).hexdigest()
+        info = old.get(digest)
+        if not isinstance(info, FileInfo):
+            info = index_source(source)
+        entries[digest] = info
+        index.files[_key(root_s, str(f))] = info
+    if cache_path is not None and set(entries) != set(old):
+        _save_cache(cache_path, entries)
+    return index
+
+
+def project_files(root: Path) -> List[Path]:
+    from .engine import discover  # local: engine imports transform, which imports this module
+
+    return list(discover([root], suffixes=(".py", ".pyi")))
+
+
+def index_for(paths: Sequence[Path], cache: bool = True) -> Optional[ProjectIndex]:
+    """The index of the project that holds ``paths`` (its root's files), or of ``paths`` alone
+    when no project root is found above them."""
+    root = find_root(paths)
+    if root is None:
+        from .engine import discover
+
+        return build_index(discover(paths, suffixes=(".py", ".pyi")), None, cache=False)
+    return build_index(project_files(root), root, cache=cache)
+
+
+def project_of(ctx) -> ProjectIndex:
+    """The project as a rule porting ``ctx``'s file sees it: the index given to the run (if any),
+    with this file's facts taken from the source being ported. Without an index (a file or a
+    string ported on its own), the project is that one file."""
+    project = getattr(ctx, "_project", None)
+    if project is None:
+        base = getattr(ctx, "project_base", None)
+        text = getattr(ctx, "source_text", None)
+        if text is None:
+            text = ctx.module.code
+        info = index_source(text.encode("utf-8", "surrogatepass"))
+        if base is None:
+            project = ProjectIndex(None, {ctx.path: info})
+        else:
+            project = base.merged(base.key_for(ctx.path), info)
+        ctx._project = project
+    return project
+
+
+def in_project_run(ctx) -> bool:
+    """True when the run was given a project index (the CLI always builds one)."""
+    return getattr(ctx, "project_base", None) is not None
