@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import sys
 import shutil
 import stat
 import tempfile
@@ -11,10 +12,11 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from .findings import FileResult, FileState
-from .transform import Options, SourceError, migrate_source
+from .options import Options, SourceError
+from .trigger import is_candidate
 from .vendor import MARKER as VENDORED_SHIM_MARKER
 
 # Folders never descended into.
@@ -160,8 +162,12 @@ def migrate_bytes(source: bytes, display: str, options: Options) -> FileResult:
         from .notebook import migrate_notebook  # local import: only notebooks pay for it
 
         return migrate_notebook(source, display, options)
+    if not is_candidate(source, options.project):  # no CUDA API: not parsed, LibCST not even imported
+        return FileResult(display, FileState.UNCHANGED, original=source, new=source)
+    from .transform import migrate_source  # local import: only files that may use CUDA pay for LibCST
+
     try:
-        result = migrate_source(source, display, options)
+        result = migrate_source(source, display, options, prefilter=False)  # the pre-filter just ran
     except SourceError as e:
         return FileResult(display, FileState.ERROR, original=source, error=f"{display}:{e.line}: {e.reason}")
     except RecursionError:
@@ -271,37 +277,152 @@ class RunSummary:
         return [r for r in self.results if r.state is FileState.ERROR]
 
 
-def _work(args) -> FileResult:
-    path, options = args
-    return migrate_path(path, options)
-
-
 def run(files: Sequence[Path], options: Options, jobs: int = 1,
-        on_result: Optional[Callable[[FileResult], None]] = None) -> RunSummary:
+        on_result: Optional[Callable[[FileResult], None]] = None, progress: Optional[bool] = None) -> RunSummary:
     """Migrate ``files`` (in parallel when ``jobs > 1``); results come back in input order.
 
-    Where worker processes cannot be started (no ``/dev/shm``, a sandbox that forbids them), the
-    files are migrated in this process instead: parallelism is an optimisation, never a failure.
+    ``progress``: a progress bar on standard error (rich); None: only for a parallel run whose
+    standard error is a terminal. Where worker processes cannot be started (no ``/dev/shm``, a
+    sandbox that forbids them), the files are migrated in this process instead: parallelism is an
+    optimisation, never a failure.
     """
     summary = RunSummary()
-    results: Iterable[FileResult]
-    if jobs > 1 and len(files) > 1:
-        try:
-            results = _parallel(files, options, jobs)
-        except (OSError, ImportError, BrokenProcessPool):
+    parallel = jobs > 1 and len(files) > 1
+    if progress is None:
+        progress = parallel and _stderr_is_terminal()
+    bar = _ProgressBar(len(files)) if progress else None
+    try:
+        results: Iterable[FileResult]
+        if parallel:
+            try:
+                results = _parallel(files, options, jobs)
+            except (OSError, ImportError, BrokenProcessPool):
+                results = (migrate_path(f, options) for f in files)
+        else:
             results = (migrate_path(f, options) for f in files)
-    else:
-        results = (migrate_path(f, options) for f in files)
-    for result in results:
-        summary.results.append(result)
-        if on_result:
-            on_result(result)
+        for result in results:
+            summary.results.append(result)
+            if bar is not None:
+                bar.advance()
+            if on_result:
+                on_result(result)
+    finally:
+        if bar is not None:
+            bar.close()
     return summary
 
 
-def _parallel(files: Sequence[Path], options: Options, jobs: int) -> List[FileResult]:
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        return list(pool.map(_work, [(f, options) for f in files], chunksize=1))
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class _ProgressBar:
+    """A rich progress bar on standard error (imported only when one is shown)."""
+
+    def __init__(self, total: int) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(TextColumn("porting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                  console=Console(stderr=True), transient=True)
+        self._task = self._progress.add_task("porting", total=total)
+        self._progress.start()
+
+    def advance(self) -> None:
+        self._progress.advance(self._task)
+
+    def close(self) -> None:
+        self._progress.stop()
+
+
+# ---- the parallel runner ------------------------------------------------------------------------
+#
+# The parent reads each file and runs the byte pre-filter itself (a regex scan, tens of MB/s): a file
+# that may not use CUDA never crosses a process boundary. Only candidates go to the workers, one
+# task each with their bytes (what the parent read is what gets ported and written), since each one
+# is a LibCST parse that costs far more than the pickling. Workers never write files: the parent
+# writes after the run, so a signal needs no cleanup in the workers. They ignore SIGINT (the
+# parent handles Ctrl-C and stops them), and die with the parent (PR_SET_PDEATHSIG on Linux).
+
+
+def _worker_init() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            PR_SET_PDEATHSIG = 1
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        except Exception:  # pragma: no cover - no libc: the parent still stops the pool itself
+            pass
+
+
+def _migrate_candidate(source: bytes, display: str, options: Options) -> FileResult:
+    return migrate_bytes(source, display, options)
+
+
+def _parallel(files: Sequence[Path], options: Options, jobs: int) -> Iterator[FileResult]:
+    """Start the workers and hand them the candidates; raises OSError/ImportError/BrokenProcessPool
+    when workers cannot be started (the caller then migrates in this process)."""
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init)
+    try:
+        pending: List[Any] = []  # a FileResult, or (future, source, display, read_stat) of a candidate
+        for f in files:
+            display = str(f)
+            try:
+                source, read_stat = read_regular(f)
+            except (NotRegularFile, OSError, MemoryError):
+                pending.append(migrate_path(f, options))  # the same error result, read again
+                continue
+            if is_candidate(source, options.project) or display.endswith(".ipynb"):
+                pending.append((pool.submit(_migrate_candidate, source, display, options), source, display, read_stat))
+            else:
+                result = FileResult(display, FileState.UNCHANGED, original=source, new=source)
+                result.read_stat = read_stat
+                pending.append(result)
+    except BaseException:
+        _stop(pool)
+        raise
+    return _collect(pool, pending, options)
+
+
+def _collect(pool: ProcessPoolExecutor, pending: List[Any], options: Options) -> Iterator[FileResult]:
+    try:
+        for item in pending:
+            if isinstance(item, FileResult):
+                yield item
+                continue
+            future, source, display, read_stat = item
+            try:
+                result = future.result()
+            except BrokenProcessPool:  # a worker died (killed, out of memory): port it here instead
+                result = migrate_bytes(source, display, options)
+            result.read_stat = read_stat
+            yield result
+        pool.shutdown(wait=True)
+    except BaseException:  # Ctrl-C, SIGTERM turned into SystemExit, an abandoned run: stop the workers now
+        _stop(pool)
+        raise
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in processes:
+        try:
+            p.terminate()
+        except Exception:  # pragma: no cover - already gone
+            pass
+    for p in processes:
+        try:
+            p.join(timeout=5)
+        except Exception:  # pragma: no cover
+            pass
 
 
 COPY_SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".tox", ".nox"}

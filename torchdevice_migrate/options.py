@@ -1,0 +1,40 @@
+"""What a run is asked to do, and the error a file that cannot be handled raises.
+
+Kept apart from ``transform.py`` so that deciding a file needs no rules (the pre-filter of
+``trigger.py``) never imports LibCST: a run over files that use no CUDA API, ``--version`` and
+``--help`` stay fast (issue 12).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Optional, Sequence, Set, Type
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .project_index import ProjectIndex
+    from .rules import Rule
+
+DEFAULT_SHIM_MODULE = "runtime_shim"
+
+
+class SourceError(Exception):
+    """The source cannot be decoded, parsed or faithfully round-tripped."""
+
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(reason)
+        self.line = line
+        self.reason = reason
+
+
+@dataclass
+class Options:
+    shim_module: str = DEFAULT_SHIM_MODULE
+    select: Optional[Set[str]] = None
+    ignore: Set[str] = field(default_factory=set)
+    #: The rule classes to run, in order; None: all of them (``rules.ALL_RULES``).
+    rules: Optional[Sequence[Type["Rule"]]] = None
+    #: ``"shim"`` (portable through the runtime shim) or ``"torch"`` (torch's own API only); see
+    #: ``targets.py`` (its ``DEFAULT_TARGET``, kept equal to this default by tests/test_trigger.py).
+    target: str = "shim"
+    #: Facts about the whole project (``project_index.py``); None: the file is judged on its own.
+    project: Optional["ProjectIndex"] = None

@@ -1,0 +1,171 @@
+"""The byte pre-filter: which files can possibly use a CUDA API. Built from the registry; no LibCST.
+
+A file that this trigger does not match is left byte-identical without being parsed (issue 12):
+none of the rules could change it or report anything in it. The trigger is derived from the
+registry (``registry.py``), entry by entry, by the kind of the entry:
+
+* a qualified name in a CUDA namespace (``torch.cuda.Event``, ``torch.backends.cudnn.benchmark``):
+  the namespace's own word (``cuda``, ``cudnn``), which any reference must spell, whatever the
+  aliases (``import torch as th; th.cuda.Event``, ``from torch.cuda import Event as E``);
+* a method or attribute of a class (``torch.Tensor.is_cuda``, ``torch.cuda.Stream.cuda_stream``),
+  which the rules match by attribute name on any object: that attribute name;
+* any other qualified name (``torch.amp.GradScaler``, ``torch.utils.cpp_extension.load``): its
+  most distinctive component (the longest after ``torch``). Every component of a qualified name
+  is spelled somewhere in a file that the rules resolve it in (an import or the attribute chain).
+  Entries in ``NEEDS_CUDA_EVIDENCE`` are rewritten only next to a CUDA device string or in a file
+  that has other CUDA rewrites, so the file already matches for that reason;
+* ``literal:'cuda'``: the word ``cuda``; ``literal:'*.cu'``: a string ending in ``.cu``/``.cuh``;
+* ``env:X``: the word ``X``;
+* ``module:X``: an *import* of ``X`` (``import X``, ``import a, X.y``, ``from X(.y) import``, and
+  ``from parent import X`` for dotted entries), never the bare substring: ``flash_attn`` must not
+  match ``is_flash_attn_2_available``.
+
+Words are whole identifiers: ``cuda`` matches ``torch.cuda``, ``.cuda(``, ``'cuda:0'`` and
+``f'cuda:{i}'`` but not ``cuda_rng_state`` or ``is_cuda_available``.
+
+One shape is not a registry name: an int or a rank variable used as a device
+(``x.to(0)``, ``x.to(local_rank)``, ``torch.ones(2, device=gpu)``, rules/device_strings.py).
+``tests/test_trigger.py`` synthesises a use of every registry entry and checks the trigger
+matches it, and that the reference path (no pre-filter) finds nothing in what it does not match.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable, List, Sequence
+
+from .registry import API, CUDA_MODULE_PREFIXES, Api
+
+#: Registry names that the rules rewrite only where the file shows CUDA use by another entry
+#: (a ``'cuda'`` device argument, other CUDA rewrites): they need no trigger word of their own.
+NEEDS_CUDA_EVIDENCE = frozenset({
+    "torch.device",  # only torch.device('cuda...') (rules/device_placement.py)
+    "torch.load",  # only in files with other CUDA rewrites (rules/checkpoints.py, alone=False)
+    "torch.autocast", "torch.amp.autocast", "torch.amp.autocast_mode.autocast",  # only with 'cuda'
+})
+
+#: Of those, the names that the rules rewrite in any file of a project that uses CUDA somewhere
+#: (``project_index.py``): in such a run they match on their own word (``load``).
+PROJECT_EVIDENCE = frozenset({"torch.load"})
+
+#: Names whose tail says they hold a device index (``RANK_NAME_RE`` of rules/device_strings.py).
+RANK_WORDS = ("gpu", "gpu_id", "gpu_idx", "local_rank", "rank", "device_id", "device_idx", "dev_id", "cuda_id")
+
+
+def word(name: str) -> str:
+    """``name`` as a whole identifier (not part of a longer one). The literal comes first, then
+    the boundary checks, so that ``re`` scans for the literal at C speed."""
+    return rf"{re.escape(name)}(?<![\w]{re.escape(name)})(?![\w])"
+
+
+_SEP = r"(?:[ \t]|\\\r?\n)"  # a space, a tab or a backslash continuation
+
+
+def _dotted(module: str) -> str:
+    return r"[ \t]*\.[ \t]*".join(re.escape(p) for p in module.split("."))
+
+
+def _import_of(modules: Sequence[str]) -> List[str]:
+    """Patterns for the import statements that bring in one of ``modules`` (or a submodule of one)."""
+    names = "|".join(_dotted(m) for m in sorted(modules, key=lambda m: (-len(m), m)))
+    alias = rf"[\w.]+(?:{_SEP}+as{_SEP}+\w+)?"
+    out = [
+        # import X / import a, X.y / import a as b, X
+        rf"import(?<![\w.]import){_SEP}+(?:{alias}{_SEP}*,{_SEP}*)*(?:{names})(?![\w])",
+        # from X import ... / from X.y import ...
+        rf"from(?<![\w.]from){_SEP}+(?:{names})(?![\w])",
+    ]
+    for module in modules:
+        parent, _, last = module.rpartition(".")
+        if parent:  # from numba import cuda / from numba import (jit, cuda as nc)
+            out.append(rf"from(?<![\w.]from){_SEP}+{_dotted(parent)}{_SEP}+import\s*\(?(?:[\w\s,\\()]|#[^\n]*)*?{word(last)}")
+    return out
+
+
+def _is_class(component: str) -> bool:
+    return component[:1].isupper()
+
+
+def patterns_for(api: Api) -> List[str]:
+    """The patterns that any use of ``api`` the rules act on must match (see the module docstring)."""
+    name = api.name
+    if name.startswith("module:"):
+        return _import_of([name[len("module:"):]])
+    if name.startswith("env:"):
+        return [word(name[len("env:"):])]
+    if name.startswith("literal:"):
+        value = name[len("literal:"):].strip("'\"")
+        if value.startswith("*."):  # a file suffix: the end of a string literal
+            return [re.escape(value[1:]) + r"h?['\"]" if value == "*.cu" else re.escape(value[1:]) + r"['\"]"]
+        return [word(value)]
+    parts = name.split(".")
+    if len(parts) > 2 and any(_is_class(p) for p in parts[1:-1]):
+        # An attribute of a class (torch.Tensor.is_cuda): matched by attribute name on any object.
+        return [word(parts[-1])]
+    for prefix in CUDA_MODULE_PREFIXES:
+        if name == prefix or name.startswith(prefix + "."):
+            return [word(prefix.rpartition(".")[2])]
+    if name in NEEDS_CUDA_EVIDENCE:
+        return []
+    rest = parts[1:] if parts[0] == "torch" and len(parts) > 1 else parts
+    return [word(max(rest, key=len))]
+
+
+# x.to(0), x.to(local_rank), torch.ones(2, device=0), device=self.gpu_id (rules/device_strings.py).
+_INDEX = r"\s*(?:\d|[\w.]*(?i:" + "|".join(re.escape(w) for w in RANK_WORDS) + r")(?![\w]))"
+DEVICE_INDEX = [r"\.\s*to\s*\(" + _INDEX, r"device(?<![\w]device)\s*=" + _INDEX]
+
+_WORD = re.compile(r"(?P<name>\w+)\(\?<!\[\\w\](?P=name)\)\(\?!\[\\w\]\)")
+
+
+class Trigger:
+    """Several regexes, each starting with a literal (``re`` finds those fast, an alternation of
+    many literals it does not): ``search`` answers whether any of them matches, like one regex."""
+
+    def __init__(self, alternatives: Iterable[str]) -> None:
+        alternatives = set(alternatives)
+        words = sorted(m.group("name") for m in map(_WORD.fullmatch, alternatives) if m)
+        groups: dict = {}
+        for w in words:  # words that share their first three letters share one scan
+            groups.setdefault(w[:3], []).append(w[3:])
+        patterns = []
+        for head, tails in sorted(groups.items()):
+            tails = sorted(tails, key=lambda t: (-len(t), t))
+            body = "|".join(re.escape(t) for t in tails)
+            patterns.append(rf"{re.escape(head)}(?<![\w]{re.escape(head)})(?:{body})(?![\w])")
+        patterns += sorted((p for p in alternatives if not _WORD.fullmatch(p)), key=lambda p: (-len(p), p))
+        self.patterns = [re.compile(p.encode("ascii")) for p in patterns]
+        #: The same as one regex (slower to run), for display and for tests.
+        self.pattern = b"|".join(p.pattern for p in self.patterns)
+
+    def search(self, source: bytes):
+        for pattern in self.patterns:
+            match = pattern.search(source)
+            if match is not None:
+                return match
+        return None
+
+
+def build(entries: Iterable[Api]) -> Trigger:
+    entries = list(entries)
+    modules = [api.name[len("module:"):] for api in entries if api.name.startswith("module:")]
+    alternatives = {p for api in entries if not api.name.startswith("module:") for p in patterns_for(api)}
+    alternatives.update(_import_of(modules) if modules else ())
+    alternatives.update(DEVICE_INDEX)
+    return Trigger(alternatives)
+
+
+TRIGGER = build(API.values())
+
+
+#: In a project that uses CUDA: the words of ``PROJECT_EVIDENCE`` (``torch.load`` -> ``load``).
+PROJECT_TRIGGER = Trigger(word(name.rpartition(".")[2]) for name in sorted(PROJECT_EVIDENCE))
+
+
+def is_candidate(source: bytes, project=None) -> bool:
+    """True if ``source`` may use a CUDA API (the rules must see it); False: leave it as it is.
+
+    ``project``: the run's ``ProjectIndex`` (or None), whose ``uses_cuda`` turns on ``PROJECT_TRIGGER``."""
+    if TRIGGER.search(source) is not None:
+        return True
+    return project is not None and PROJECT_TRIGGER.search(source) is not None and bool(project.uses_cuda)
