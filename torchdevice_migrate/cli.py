@@ -8,14 +8,17 @@ import os
 import sys
 import tokenize
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
 from . import __version__
-from .config import ConfigError, Settings, load_settings
+# config (and through it the rules and LibCST) is imported by ``migrate`` when a run needs it:
+# ``--version``, ``--help`` and files that use no CUDA API never load LibCST (issue 12).
+if TYPE_CHECKING:  # pragma: no cover
+    from .config import Settings
 from .engine import RunSummary, copy_tree, discover, run, write_atomic
 from .findings import FileResult, FileState, FindingStatus
 from .report import FORMATS, build_report, default_docs_base, render
@@ -168,6 +171,8 @@ def migrate(
     except (vendoring.VendorError, verifying.VerifyUsageError) as e:
         err.print(f"error: {e}", markup=False)
         raise typer.Exit(EXIT_ERROR)
+    from .config import ConfigError, load_settings  # local: see the imports at the top
+
     try:
         settings = load_settings(paths, config=config, no_config=no_config, exclude=exclude, select=select,
                                  ignore=ignore, shim_module=shim_module)
