@@ -320,9 +320,13 @@ _rule("torch.Tensor.pin_memory", "tensor_methods", "TDM111", "tensor_methods", "
 _rule("torch.utils.data.DataLoader.pin_memory", "tensor_methods", "TDM111", "tensor_methods",
       "DataLoader(..., pin_memory=runtime_shim.pin_memory_enabled(...))")
 _rule("torch.Tensor.record_stream", "tensor_methods", "TDM104", "tensor_methods", "runtime_shim.record_stream(x, stream)")
+_rule("torch.Tensor.get_device", "tensor_methods", "TDM101", "device_strings",
+      "x.device where x.get_device() (-1 on the CPU) is used as a device; reported (TDM305) elsewhere")
 
 # ---- Distributed training (issue 4, rules/distributed.py) ------------------------------------
 _rule("literal:'nccl'", "distributed", "TDM110", "distributed", "runtime_shim.distributed_backend('nccl')")
+_rule("torch.distributed.Backend.NCCL", "distributed", "TDM110", "distributed",
+      "runtime_shim.distributed_backend(dist.Backend.NCCL) where it is the process-group backend")
 for _name in ("torch.nn.parallel.DistributedDataParallel", "torch.nn.parallel.distributed.DistributedDataParallel"):
     _rule(_name, "distributed", "TDM110", "distributed",
           "device_ids=runtime_shim.ddp_device_ids(...), output_device=runtime_shim.ddp_device_ids(...)")

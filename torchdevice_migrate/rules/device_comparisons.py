@@ -9,13 +9,37 @@ a crash on CPU, so the literal becomes ``runtime_shim.accelerator_type()`` (``'c
 
 ``x.type != 'cpu'`` is already portable and stays. Comparisons with ``'cuda:N'`` or with tuples of
 names are listed for review (TDM302).
+
+Inside TorchScript (``base.in_torchscript``) a comparison is left as it is, with no finding: a shim
+call cannot be scripted, and ``t.device.type == 'cuda'`` is already exact on CUDA and false wherever
+the original ran without CUDA.
+
+A name that is also compared with, or offered as a choice next to, a word that names no device
+(``impl == 'triton'``, ``choices=['torch', 'triton', 'cuda']``) names an implementation, not a
+device: its comparison with ``'cuda'`` is left as it is and listed for review, like its siblings.
+
+Raw stream or event handles compared only for identity (``a.cuda_stream == b.cuda_stream``) are
+stream (event) equality: ``a == b``, which holds on every backend.
 """
 
 from __future__ import annotations
 
 import libcst as cst
 
-from .base import Rule, RuleContext, is_plain_cuda
+from .base import NodeVisitor, Rule, RuleContext, device_kind_for_name, in_torchscript, is_plain_cuda, string_value, target_name
+
+_HANDLES = {"cuda_stream", "cuda_event"}
+_IDENTITY = (cst.Equal, cst.NotEqual, cst.Is, cst.IsNot)
+
+
+def handle_identity_comparison(node) -> bool:
+    """``a.cuda_stream == b.cuda_stream`` (also ``!=``, ``is``, ``is not``; ``cuda_event`` alike)."""
+    if not (isinstance(node, cst.Comparison) and len(node.comparisons) == 1
+            and isinstance(node.comparisons[0].operator, _IDENTITY)):
+        return False
+    left, right = node.left, node.comparisons[0].comparator
+    return (isinstance(left, cst.Attribute) and isinstance(right, cst.Attribute)
+            and left.attr.value in _HANDLES and left.attr.value == right.attr.value)
 
 
 class DeviceComparisons(Rule):
@@ -25,6 +49,10 @@ class DeviceComparisons(Rule):
         "if name == 'cuda_rng_state':\n    pass\n",
         "ok = 'cudnn' in backend\n",
         "import runtime_shim\non_cuda = runtime_shim.accelerator_type() == 'cuda'\n",
+        # 'cuda' names a kernel implementation next to 'triton': not a device.
+        "def run(x, impl):\n    if impl == 'triton':\n        return tri(x)\n    if impl == 'cuda':\n        return cu(x)\n",
+        # TorchScript cannot call the shim; the comparison is already exact there.
+        "import torch\n@torch.jit.script\ndef f(x: torch.Tensor) -> bool:\n    return x.device.type == 'cuda'\n",
     )
     INVALID = (
         ("if device_type == 'cuda':\n    x = x.half()\n",
@@ -32,9 +60,18 @@ class DeviceComparisons(Rule):
         ("use = x.device.type != 'cuda'\n", "import runtime_shim\n\nuse = x.device.type != runtime_shim.accelerator_type()\n"),
         ("amp = 'cuda' in device\n", "import runtime_shim\n\namp = runtime_shim.is_accelerator(device)\n"),
         ("cpu = 'cuda' not in str(device)\n", "import runtime_shim\n\ncpu = not runtime_shim.is_accelerator(str(device))\n"),
+        ("import torch\nif torch.cuda.current_stream().cuda_stream == s.cuda_stream:\n    pass\n",
+         "import torch\nimport runtime_shim\n\nif runtime_shim.current_stream() == s:\n    pass\n"),
     )
 
     def leave_Comparison(self, ctx: RuleContext, original: cst.Comparison, updated: cst.Comparison):
+        if handle_identity_comparison(original):
+            new = updated.with_changes(left=updated.left.value, comparisons=[  # type: ignore[attr-defined]
+                updated.comparisons[0].with_changes(comparator=updated.comparisons[0].comparator.value)])  # type: ignore[attr-defined]
+            return ctx.rewrite(original, new, "torch.cuda.Stream.cuda_stream", "TDM104",
+                               "Raw handles compared only for identity: the streams (events) themselves are compared.")
+        if in_torchscript(ctx, original) or names_an_implementation(ctx, original):
+            return None
         if len(original.comparisons) == 1:
             target = original.comparisons[0]
             if isinstance(target.operator, (cst.In, cst.NotIn)) and is_plain_cuda(original.left):
@@ -67,3 +104,63 @@ class DeviceComparisons(Rule):
         if new.deep_equals(updated):
             return None
         return ctx.rewrite(original, new, "literal:'cuda'", "TDM103")
+
+
+# ---- 'cuda' as the name of an implementation -----------------------------------------------------
+DEVICE_WORDS = frozenset({"cpu", "cuda", "mps", "xpu", "meta", "hpu", "npu", "xla", "ipu", "mtia", "vulkan",
+                          "opengl", "opencl", "ideep", "mkldnn", "fpga", "maia", "ve", "lazy", "privateuseone",
+                          "gpu", "auto", "tpu"})
+
+
+def _is_device_word(value: str) -> bool:
+    return value.split(":")[0].strip().lower() in DEVICE_WORDS
+
+
+class _Siblings(NodeVisitor):
+    """For each name (``impl``, ``args.impl``), the string literals it is compared with or offered
+    as ``choices=[...]`` of the argparse option of that name."""
+
+    def __init__(self) -> None:
+        self.words: dict = {}
+
+    def _add(self, name, value) -> None:
+        if name and value is not None:
+            self.words.setdefault(name, set()).add(value)
+
+    def visit_Comparison(self, node: cst.Comparison) -> None:
+        operands = [node.left] + [t.comparator for t in node.comparisons]
+        for t, (a, b) in zip(node.comparisons, zip(operands, operands[1:])):
+            if isinstance(t.operator, (cst.Equal, cst.NotEqual)):
+                self._add(target_name(a), string_value(b))
+                self._add(target_name(b), string_value(a))
+            elif isinstance(t.operator, (cst.In, cst.NotIn)) and isinstance(b, (cst.Tuple, cst.List, cst.Set)):
+                for e in b.elements:
+                    self._add(target_name(a), string_value(e.value))
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if not (isinstance(node.func, cst.Attribute) and node.func.attr.value == "add_argument"):
+            return
+        options = [string_value(a.value) for a in node.args if a.keyword is None]
+        choices = next((a.value for a in node.args if a.keyword is not None and a.keyword.value == "choices"), None)
+        if not isinstance(choices, (cst.List, cst.Tuple, cst.Set)):
+            return
+        for option in options:
+            if option:
+                for e in choices.elements:
+                    self._add(option.lstrip("-").replace("-", "_"), string_value(e.value))
+
+
+def names_an_implementation(ctx: RuleContext, comparison: cst.Comparison) -> bool:
+    """``impl == 'cuda'`` where ``impl`` (not a device-like name) is also compared with, or offered
+    as a choice next to, a word that names no device (``'triton'``, ``'torch'``)."""
+    operands = [comparison.left] + [t.comparator for t in comparison.comparisons]
+    names = {target_name(o) for o in operands if not is_plain_cuda(o)}
+    names.discard(None)
+    if not names or any(device_kind_for_name(n) for n in names):
+        return False
+    siblings = getattr(ctx, "_h3_siblings", None)
+    if siblings is None:
+        visitor = _Siblings()
+        ctx.module.visit(visitor)
+        siblings = ctx._h3_siblings = visitor.words  # type: ignore[attr-defined]
+    return any(not _is_device_word(w) for n in names for w in siblings.get(n, ()))

@@ -32,6 +32,7 @@ from typing import Optional
 
 import libcst as cst
 
+from ..findings import FindingStatus
 from .base import (
     NodeVisitor,
     Rule,
@@ -369,10 +370,31 @@ class DeviceStrings(Rule):
     def leave_Call(self, ctx: RuleContext, original: cst.Call, updated: cst.Call):
         if is_cuda_device_string(original):  # 'cuda:{}'.format(i)
             return self._leave_string_like(ctx, original, updated)
+        if _is_get_device(original):
+            return self._get_device(ctx, original, updated)
+        if _device_of_get_device(ctx, original):  # torch.device('cuda', x.get_device()) -> x.device
+            receiver = updated.args[1].value.func.value  # type: ignore[attr-defined]
+            new = cst.Attribute(receiver, cst.Name("device"), lpar=updated.lpar, rpar=updated.rpar)
+            return ctx.rewrite(original, new, "torch.Tensor.get_device", "TDM101",
+                               "The CUDA device of a tensor, built from its index: the tensor's own device.")
         # torch.cuda.current_device() where a torch call expects a device: make it a device.
         if not original.args and ctx.qualname(original.func) == "torch.cuda.current_device":
             if self._int_device_position(ctx, original):
                 return ctx.rewrite(original, ctx.shim_call("device", updated), "torch.cuda.current_device", "TDM101")
+        return None
+
+    def _get_device(self, ctx: RuleContext, original: cst.Call, updated: cst.Call):
+        """``x.get_device()`` (the CUDA index, -1 for a CPU tensor) used as a device -> ``x.device``."""
+        parent = ctx.parent(original)
+        if isinstance(parent, cst.Arg) and _device_of_get_device(ctx, ctx.parent(parent)):
+            return None  # the enclosing torch.device('cuda', ...) becomes x.device
+        if self._int_device_position(ctx, original) or device_position(ctx, original) == "string" or (
+                isinstance(parent, cst.Arg) and ctx.qualname(getattr(ctx.parent(parent), "func", None)) == "torch.device"
+                and len(ctx.parent(parent).args) == 1):  # type: ignore[union-attr]
+            new = cst.Attribute(updated.func.value, cst.Name("device"), lpar=updated.lpar, rpar=updated.rpar)  # type: ignore[union-attr]
+            return ctx.rewrite(original, new, "torch.Tensor.get_device", "TDM101",
+                               "x.get_device() (-1 for a CPU tensor) used as a device: the tensor's own device.")
+        ctx.report(original, "torch.Tensor.get_device", FindingStatus.REVIEW, "TDM305")
         return None
 
     def leave_Integer(self, ctx: RuleContext, original: cst.Integer, updated: cst.Integer):
@@ -415,3 +437,16 @@ class DeviceStrings(Rule):
         new = ctx.shim_call(SHIM_FOR_KIND[kind], *shim_args_for(cuda_branch))
         return ctx.rewrite(original, new.with_changes(lpar=updated.lpar, rpar=updated.rpar), "torch.cuda.is_available", "TDM101",
                            "The 'cuda if available else cpu' idiom now asks the runtime shim for the device.")
+
+
+def _is_get_device(node: cst.CSTNode) -> bool:
+    return (isinstance(node, cst.Call) and not node.args and isinstance(node.func, cst.Attribute)
+            and node.func.attr.value == "get_device")
+
+
+def _device_of_get_device(ctx: RuleContext, node: Optional[cst.CSTNode]) -> bool:
+    """``torch.device('cuda', x.get_device())``."""
+    if not (isinstance(node, cst.Call) and len(node.args) == 2 and all(a.keyword is None and not a.star for a in node.args)):
+        return False
+    return (ctx.qualname(node.func) == "torch.device" and string_value(node.args[0].value) == "cuda"
+            and _is_get_device(node.args[1].value))

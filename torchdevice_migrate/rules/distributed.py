@@ -15,6 +15,10 @@ module that is not on CUDA/XPU. So:
   -> ``device_ids=runtime_shim.ddp_device_ids([i]), output_device=runtime_shim.ddp_device_ids(i)``:
   unchanged on CUDA/XPU, ``None`` elsewhere.
 
+``torch.distributed.Backend.NCCL`` in the same places is wrapped the same way, and so is a
+device-mapped backend string that gives CUDA to NCCL (``'cpu:gloo,cuda:nccl'``: on CUDA unchanged,
+elsewhere the shim maps the CUDA entry to the chosen device's backend).
+
 Any other ``'nccl'`` literal is listed for review (TDM301); a log message that mentions nccl is not a
 backend and is never touched.
 """
@@ -41,8 +45,17 @@ def _is_backend_name(name: Optional[str]) -> bool:
     return bool(name) and "backend" in name.lower()  # type: ignore[union-attr]
 
 
+_DEVICE_MAP = re.compile(r"\s*\w+\s*:\s*\w+\s*(,\s*\w+\s*:\s*\w+\s*)*")
+BACKEND_ENUM = {f"{m}.Backend.NCCL" for m in ("torch.distributed", "torch.distributed.distributed_c10d")}
+
+
 def _is_nccl(node: cst.CSTNode) -> bool:
-    return string_value(node) == "nccl"
+    """``'nccl'``, or a device-mapped backend string that gives CUDA to NCCL (``'cpu:gloo,cuda:nccl'``)."""
+    value = string_value(node)
+    if value == "nccl":
+        return True
+    return bool(value) and _DEVICE_MAP.fullmatch(value) is not None and any(
+        part.split(":")[0].strip() == "cuda" and part.split(":")[1].strip() == "nccl" for part in value.split(","))
 
 
 class Distributed(Rule):
@@ -60,6 +73,11 @@ class Distributed(Rule):
         ("from torch.distributed import init_process_group\ninit_process_group(backend=\"nccl\")\n",
          "from torch.distributed import init_process_group\nimport runtime_shim\n\n"
          "init_process_group(backend=runtime_shim.distributed_backend(\"nccl\"))\n"),
+        ("import torch.distributed as dist\ndist.init_process_group(backend=dist.Backend.NCCL)\n",
+         "import torch.distributed as dist\nimport runtime_shim\n\ndist.init_process_group(backend=runtime_shim.distributed_backend(dist.Backend.NCCL))\n"),
+        # A device-mapped backend: the CUDA entry needs NCCL.
+        ("import torch.distributed as dist\ndist.init_process_group('cpu:gloo,cuda:nccl')\n",
+         "import torch.distributed as dist\nimport runtime_shim\n\ndist.init_process_group(runtime_shim.distributed_backend('cpu:gloo,cuda:nccl'))\n"),
         ("if dist.get_backend() == 'nccl':\n    pass\n",
          "import runtime_shim\n\nif dist.get_backend() == runtime_shim.distributed_backend('nccl'):\n    pass\n"),
         ("import torch\nbackend = 'nccl' if torch.cuda.is_available() else 'gloo'\n",
@@ -86,6 +104,19 @@ class Distributed(Rule):
 
     leave_SimpleString = _leave_string
     leave_ConcatenatedString = _leave_string
+
+    def leave_Attribute(self, ctx: RuleContext, original: cst.Attribute, updated: cst.Attribute):
+        """``dist.Backend.NCCL`` (a ``str`` equal to ``'nccl'``) in a backend position."""
+        if ctx.qualname(original) not in BACKEND_ENUM or self._inside_shim_call(ctx, original):
+            return None
+        if not self._backend_position(ctx, original):
+            ctx.report(original, "torch.distributed.Backend.NCCL", FindingStatus.REVIEW, "TDM301",
+                       "Backend.NCCL where the syntax does not prove it is a process-group backend.",
+                       "If it is a backend, wrap it as `runtime_shim.distributed_backend(...)`; otherwise ignore this finding.")
+            return None
+        new = ctx.shim_call("distributed_backend", updated.with_changes(lpar=[], rpar=[])).with_changes(
+            lpar=updated.lpar, rpar=updated.rpar)
+        return ctx.rewrite(original, new, "torch.distributed.Backend.NCCL", "TDM110")
 
     def _inside_shim_call(self, ctx: RuleContext, node: cst.CSTNode) -> bool:
         arg = ctx.parent(node)

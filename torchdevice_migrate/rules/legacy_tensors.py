@@ -12,9 +12,11 @@
   torch.float and x.layout == torch.strided and runtime_shim.is_accelerator(x.device))``: torch's
   check is "a dense tensor of this dtype on a CUDA device", which this spells out (``x`` must be a
   plain name or attribute, since it is evaluated more than once).
-* ``torch.set_default_tensor_type(torch.cuda.HalfTensor)`` sets the dtype *and* the device
-  (FIELD_NOTES trap 5), so the statement becomes two: ``torch.set_default_dtype(torch.half)`` and
-  ``torch.set_default_device(runtime_shim.device())`` (floating types only, as torch requires).
+* ``torch.set_default_tensor_type(T)`` where ``T`` is a CUDA type (a reference, its dotted name as
+  a string, or a conditional expression with one as a branch) becomes
+  ``runtime_shim.set_default_tensor_type(T)``: on CUDA the original call, so legacy constructors
+  (``torch.Tensor(data)``, ``torch.FloatTensor(...)``) still make CUDA tensors, which
+  ``set_default_device`` would not do; elsewhere the dtype plus the chosen device as default device.
 
 Anything else (a legacy type stored in a variable, chosen by a conditional expression, compared
 with ``type(x)``) is left for review (TDM304).
@@ -78,7 +80,9 @@ class LegacyTensors(Rule):
          "import torch\nimport runtime_shim\n\nif isinstance(x, torch.Tensor) and x.dtype == torch.float and x.layout == torch.strided"
          " and runtime_shim.is_accelerator(x.device):\n    pass\n"),
         ("import torch\ntorch.set_default_tensor_type(torch.cuda.HalfTensor)  # fp16\n",
-         "import torch\nimport runtime_shim\n\ntorch.set_default_dtype(torch.half)  # fp16\ntorch.set_default_device(runtime_shim.device())\n"),
+         "import torch\nimport runtime_shim\n\nruntime_shim.set_default_tensor_type(torch.cuda.HalfTensor)  # fp16\n"),
+        ("import torch\ntorch.set_default_tensor_type('torch.cuda.FloatTensor' if cuda else 'torch.FloatTensor')\n",
+         "import torch\nimport runtime_shim\n\nruntime_shim.set_default_tensor_type('torch.cuda.FloatTensor' if cuda else 'torch.FloatTensor')\n"),
         ("import torch as th\nm = th.cuda.ByteTensor(2, 3).zero_()\n",
          "import torch as th\nimport runtime_shim\n\nm = th.ByteTensor(2, 3).to(runtime_shim.device()).zero_()\n"),
     )
@@ -100,6 +104,8 @@ class LegacyTensors(Rule):
         parent = ctx.parent(node)
         if isinstance(parent, cst.Call) and parent.func is node:
             return True
+        if isinstance(parent, cst.IfExp) and node in (parent.body, parent.orelse):
+            parent = ctx.parent(parent)  # set_default_tensor_type(T_cuda if c else T_cpu)
         if not isinstance(parent, cst.Arg):
             return False
         call = ctx.parent(parent)
@@ -121,10 +127,12 @@ class LegacyTensors(Rule):
         qual = ctx.qualname(original.func) if _torch_ref(original.func) else None
         if qual in ISINSTANCE and len(original.args) == 2:
             return self._isinstance(ctx, original, updated)
-        if qual in SET_DEFAULT and original.args and legacy_type(ctx, original.args[0].value):
-            if not self._in_statement(ctx, original):
-                self._review(ctx, original, "torch.set_default_tensor_type",
-                             "set_default_tensor_type of a CUDA type is used as a value; it sets dtype and device.")
+        if (qual in SET_DEFAULT and len(original.args) == 1 and not original.args[0].star
+                and _may_be_legacy(ctx, original.args[0].value)):
+            new = updated.with_changes(func=ctx.shim("set_default_tensor_type"))
+            return ctx.rewrite(original, new, "torch.set_default_tensor_type", "TDM109",
+                               "The default tensor type: the original call on CUDA (legacy constructors such as "
+                               "torch.Tensor(data) make CUDA tensors, as before); dtype and default device elsewhere.")
         return None
 
     def _review(self, ctx: RuleContext, node: cst.CSTNode, api: str, message: str) -> None:
@@ -212,56 +220,11 @@ class LegacyTensors(Rule):
             return True
         return isinstance(parent, cst.Arg) and parent.value is node
 
-    # -- set_default_tensor_type(torch.cuda.HalfTensor) as a statement ---------------------------
-    @staticmethod
-    def _in_statement(ctx: RuleContext, call: cst.Call) -> bool:
-        return isinstance(ctx.parent(call), cst.Expr)
-
-    def _split_statement(self, ctx: RuleContext, expr: cst.Expr) -> Optional[Sequence[cst.BaseSmallStatement]]:
-        """For ``torch.set_default_tensor_type(<CUDA floating type>)``, the two statements replacing it."""
-        call = expr.value
-        if not (isinstance(call, cst.Call) and _torch_ref(call.func) and ctx.qualname(call.func) in SET_DEFAULT):
-            return None
-        if len(call.args) != 1 or call.args[0].star:
-            return None
-        name = legacy_type(ctx, call.args[0].value)
-        if name is None:
-            return None
-        if name not in FLOATING:
-            self._review(ctx, call, "torch.set_default_tensor_type", "Only floating-point types can be the default tensor type.")
-            return None
-        th = torch_name(ctx, call, call.func)
-        if th is None:
-            self._review(ctx, call, "torch.set_default_tensor_type", "The module does not import torch.")
-            return None
-        dtype_stmt = cst.Expr(cst.Call(dotted(th, "set_default_dtype"), [cst.Arg(dotted(th, DTYPES[name]))]))
-        device_stmt = cst.Expr(cst.Call(dotted(th, "set_default_device"), [cst.Arg(ctx.shim_call("device"))]),
-                               semicolon=expr.semicolon)
-        shown = cst.SimpleStatementLine([dtype_stmt, device_stmt.with_changes(semicolon=cst.MaybeSentinel.DEFAULT)])
-        if _done(ctx, ctx.rewrite(call, shown, "torch.set_default_tensor_type", "TDM109"), call.args[0].value) is None:
-            return None
-        return [dtype_stmt, device_stmt]
-
-    def _leave_small_statements(self, ctx: RuleContext, original, updated):
-        new_body: List[cst.BaseSmallStatement] = []
-        changed = False
-        for orig, upd in zip(original.body, updated.body):
-            pair = self._split_statement(ctx, orig) if isinstance(orig, cst.Expr) else None
-            if pair is None:
-                new_body.append(upd)
-            else:
-                changed = True
-                new_body.extend(pair)
-        if not changed:
-            return None
-        if isinstance(original, cst.SimpleStatementLine) and len(original.body) == 1:
-            first = updated.with_changes(body=[new_body[0]])
-            second = cst.SimpleStatementLine([new_body[1]])
-            return cst.FlattenSentinel([first, second])
-        return updated.with_changes(body=new_body)
-
-    leave_SimpleStatementLine = _leave_small_statements
-    leave_SimpleStatementSuite = _leave_small_statements
+def _may_be_legacy(ctx: RuleContext, node: cst.CSTNode) -> bool:
+    """A CUDA legacy type, or a conditional expression with one as a branch."""
+    if isinstance(node, cst.IfExp):
+        return _may_be_legacy(ctx, node.body) or _may_be_legacy(ctx, node.orelse)
+    return legacy_type(ctx, node) is not None
 
 
 def _done(ctx: RuleContext, result, ref: cst.CSTNode):

@@ -1,6 +1,7 @@
 """After the rules ran: CUDA device strings that no rule could prove to be devices are listed for review.
 
-Comparisons (``x == 'cuda:0'``, ``x in ('cuda', 'mps')``) get TDM302, anything else TDM301. Arguments
+Comparisons (``x == 'cuda:0'``, ``x in ('cuda', 'mps')``) get TDM302, anything else TDM301; a
+``'cuda'`` compared inside TorchScript is not listed (left as it is on purpose, see device_comparisons). Arguments
 of ``torch.cuda`` functions renamed into the shim (``set_device('cuda:1')``) are not listed: the shim
 maps CUDA device arguments itself.
 """
@@ -13,7 +14,7 @@ import libcst as cst
 
 from ..findings import FindingStatus
 from ..registry import lookup
-from .base import NodeVisitor, RuleContext, is_cuda_device_string
+from .base import NodeVisitor, RuleContext, in_torchscript, is_cuda_device_string, is_plain_cuda
 
 Range = Tuple[Tuple[int, int], Tuple[int, int]]
 
@@ -50,7 +51,8 @@ class _LeftoverStrings(NodeVisitor):
 
     def _check(self, node: cst.CSTNode) -> bool:
         if is_cuda_device_string(node):
-            if not self._covered(node) and not self._shim_device_argument(node) and not self._compared_with_shim(node):
+            if (not self._covered(node) and not self._shim_device_argument(node) and not self._compared_with_shim(node)
+                    and not self._scripted_comparison(node)):
                 self.found = True
                 if self.report:
                     code = "TDM302" if self._in_comparison(node) else "TDM301"
@@ -66,6 +68,11 @@ class _LeftoverStrings(NodeVisitor):
             if isinstance(parent, (cst.Tuple, cst.List, cst.Set)):
                 parent = self.ctx.parent(parent)
         return isinstance(parent, (cst.ComparisonTarget, cst.Comparison))
+
+    def _scripted_comparison(self, node: cst.CSTNode) -> bool:
+        """``t.device.type == 'cuda'`` in TorchScript: left as it is on purpose (exact on CUDA, false
+        wherever the original ran without CUDA); a shim call could not be scripted."""
+        return is_plain_cuda(node) and self._in_comparison(node) and in_torchscript(self.ctx, node)
 
     def _compared_with_shim(self, node: cst.CSTNode) -> bool:
         """``runtime_shim.accelerator_type() == 'cuda'``: a guard this tool wrote (or one written by hand)."""

@@ -12,7 +12,7 @@ the rest, each with its registry entry (code, reason, hint):
 * writes to ``CUDA_VISIBLE_DEVICES`` (TDM203): ``env['CUDA_VISIBLE_DEVICES'] = ...``,
   ``os.environ.setdefault(...)``, ``os.putenv(...)``, ``os.environ.update(CUDA_VISIBLE_DEVICES=...)``,
   ``{'CUDA_VISIBLE_DEVICES': ...}`` in a dict literal;
-* raw handle reads ``x.cuda_stream`` / ``x.cuda_event`` (TDM204);
+* raw handle reads ``x.cuda_stream`` / ``x.cuda_event`` (TDM204), except two compared for identity;
 * assignments to an unsupported registry name (``torch.backends.cuda.cufft_plan_cache.max_size = 0``),
   which ``registry_renames.py`` skips because it never looks at assignment targets.
 
@@ -30,6 +30,7 @@ from libcst.helpers import get_full_name_for_node
 
 from ..registry import API, Status, lookup, module_entry
 from .base import Rule, RuleContext, string_value
+from .device_comparisons import handle_identity_comparison
 
 CUDA_SOURCE_RE = re.compile(r"[^\s'\"]+\.cuh?")
 ENV_VAR = "CUDA_VISIBLE_DEVICES"
@@ -163,6 +164,9 @@ class Unsupported(Rule):
         parent = ctx.parent(original)
         if isinstance(parent, cst.AssignTarget) or (isinstance(parent, (cst.AugAssign, cst.AnnAssign)) and parent.target is original):
             return None
+        comparison = ctx.parent(parent) if isinstance(parent, cst.ComparisonTarget) else parent
+        if handle_identity_comparison(comparison):
+            return None  # ``a.cuda_stream == b.cuda_stream``: ported to ``a == b`` (device_comparisons)
         ctx.report_api(original, API[api_name])
         return None
 
