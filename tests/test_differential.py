@@ -177,6 +177,31 @@ def test_mask_timings_keeps_other_numbers():
     assert mask_timings("step took 12.5 ms\nloss 0.25") == "step took <n> ms\nloss 0.25"
 
 
+def test_registry_lists_what_the_shim_answers():
+    """The codemod keeps a literal copy (it never imports the shim); it must match the shim's own."""
+    runtime_shim = pytest.importorskip("runtime_shim")
+    from torchdevice_migrate.registry import DEVICE_PROPERTY_ATTRIBUTES
+
+    assert DEVICE_PROPERTY_ATTRIBUTES == runtime_shim.DEVICE_PROPERTY_ATTRIBUTES
+
+
+def test_shim_answers_listed_properties_and_names_the_others_on_cpu(monkeypatch):
+    runtime_shim = pytest.importorskip("runtime_shim")
+    from torchdevice_migrate.registry import DEVICE_PROPERTY_ATTRIBUTES, MEMORY_STATS_KEYS
+
+    monkeypatch.setenv("TORCHDEVICE_DEVICE", "cpu")
+    runtime_shim._reset()
+    try:
+        props = runtime_shim.get_device_properties(0)
+        for attr in DEVICE_PROPERTY_ATTRIBUTES:
+            getattr(props, attr)
+        with pytest.raises(runtime_shim.UnsupportedOnBackend, match="L2_cache_size"):
+            getattr(props, "L2_cache_size")
+        assert MEMORY_STATS_KEYS <= set(runtime_shim.memory_stats())
+    finally:
+        runtime_shim._reset()
+
+
 @pytest.mark.parametrize("case", RUN, ids=_id)
 def test_port_keeps_what_the_original_did(case: Path, results):
     r = results[str(case)]

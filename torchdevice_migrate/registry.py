@@ -103,7 +103,7 @@ _REASONS = [
     Reason("TDM210", "CUDA-only package", "This third-party package runs only on NVIDIA GPUs.", "Use a portable alternative or keep a fallback path when the import fails."),
     Reason("TDM211", "CUDA-specific API", "This CUDA API has no portable meaning.", "Keep it behind `runtime_shim.accelerator_type() == 'cuda'`."),
     Reason("TDM212", "Unported memory statistic", "A CUDA memory statistic that the runtime shim does not provide (nested or pinned-host statistics).", "Use `runtime_shim.memory_stats()` / `runtime_shim.memory_allocated()`, or keep it behind a CUDA check."),
-    Reason("TDM213", "Unanswered device property", "An attribute of `get_device_properties(...)` that the runtime shim answers only on CUDA (and XPU where torch has it); elsewhere reading it raises `runtime_shim.UnsupportedOnBackend`.", "Read it only when `runtime_shim.accelerator_type() == 'cuda'`, or use `name`, `major`, `minor`, `total_memory`, `multi_processor_count`."),
+    Reason("TDM213", "Unanswered device property", "An attribute of `get_device_properties(...)` that the runtime shim answers only on CUDA (and XPU where torch has it); elsewhere reading it raises `runtime_shim.UnsupportedOnBackend`.", "Read it only when `runtime_shim.accelerator_type() == 'cuda'`, or use `name`, `major`, `minor`, `total_memory`, `is_integrated`, `is_multi_gpu_board`."),
     Reason("TDM214", "CUDA call in TorchScript", "`.cuda()`, `.is_cuda` or another CUDA use inside TorchScript (a `@torch.jit.script` function, a `@torch.jit.script_method` or `@torch.jit.export` method, or a module class the project passes to `torch.jit.script`): a runtime shim call cannot be scripted, so the site is left as it was.", "Pass the device in as an argument (`x.to(device)`, `x.device.type`), or keep the scripted code CUDA-only."),
     # review
     Reason("TDM301", "Ambiguous CUDA string", "A `'cuda'` device string in a place where the syntax does not prove it is a device.", "If it is a device, wrap it as `runtime_shim.device_string(...)`; otherwise ignore this finding."),
@@ -557,7 +557,8 @@ def register(*entries_: Api) -> None:
 # --------------------------------------------------------------------------------------------
 #: Attributes of ``runtime_shim.get_device_properties(i)`` answered on every backend. Reading any
 #: other attribute (``L2_cache_size``, ``warp_size``, ...) is reported at the use site (TDM213).
-DEVICE_PROPERTY_ATTRIBUTES = frozenset({"name", "major", "minor", "total_memory", "multi_processor_count"})
-#: Keys of ``runtime_shim.memory_stats()`` answered on every backend. Any other key read with
-#: ``[key]`` or ``.get(key)`` is reported at the use site (TDM212).
-MEMORY_STATS_KEYS = frozenset({"allocated_bytes.all.current", "reserved_bytes.all.current"})
+DEVICE_PROPERTY_ATTRIBUTES = frozenset({"name", "major", "minor", "total_memory", "is_integrated", "is_multi_gpu_board"})
+#: Keys of ``runtime_shim.memory_stats()`` answered on every backend: none (on the CPU it is empty,
+#: as ``torch.cuda.memory_stats()`` was on a CPU-only torch). A key read with ``[key]`` or
+#: ``.get(key)`` (no default) is reported at the use site (TDM212).
+MEMORY_STATS_KEYS: frozenset = frozenset()

@@ -421,6 +421,7 @@ def _check_memory_key(ctx: RuleContext, value: cst.CSTNode, key: cst.CSTNode, si
     if text is None or text in MEMORY_STATS_KEYS or not _comes_from(ctx, value, MEMORY_STATS):
         return
     ctx.report(site, f"torch.cuda.memory_stats()[{text!r}]", FindingStatus.UNSUPPORTED, "TDM212",
-               f"The memory statistic {text!r} is answered only on CUDA (and XPU); elsewhere "
-               "runtime_shim.memory_stats() has only " + ", ".join(sorted(MEMORY_STATS_KEYS)) + ".",
+               f"The memory statistic {text!r} is answered only on CUDA and XPU; runtime_shim.memory_stats() "
+               "is empty on the CPU (as torch.cuda.memory_stats() was on a CPU-only torch) and has "
+               "only the current allocated and reserved bytes on MPS.",
                "Read it only when `runtime_shim.accelerator_type() == 'cuda'`, or use a key answered everywhere.")
