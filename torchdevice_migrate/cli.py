@@ -185,6 +185,10 @@ def migrate(
     if jobs <= 0:
         jobs = min(os.cpu_count() or 1, 8) if len(files) >= 8 else 1
     summary = run(files, options, jobs=jobs)
+    if files:  # the whole project, once: a staged file is judged as in a whole-tree run
+        from .project_index import index_for
+
+        options.project = index_for(paths)
     summary.results.extend(walk_errors)  # folders that could not be listed: one error line each
     if report:
         _write_report(summary, settings, fmt, output, console, err, quiet)

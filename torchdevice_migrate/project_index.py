@@ -11,10 +11,10 @@ LibCST: about a millisecond a file), before any file is rewritten:
 * ``torch.load`` calls without ``map_location``;
 * whether the file uses CUDA (``torch.cuda``, ``.cuda()``, ``.is_cuda``, a ``'cuda'`` device string).
 
-The index is plain data (picklable: it travels to worker processes) and is cached on disk under
-``.torchdevice-migrate-cache/`` at the project root, one entry per file keyed by the hash of its
-content, so a pre-commit run on one staged file sees the same project as a whole-tree run. A cache
-that cannot be read or written is ignored. The project root is the nearest folder, from the files
+The index is plain data (picklable: it travels to worker processes) and is cached on disk in the
+user cache folder (``cache_file``), one entry per file keyed by the hash of its content, so a
+pre-commit run on one staged file sees the same project as a whole-tree run, cheaply. A cache that
+cannot be read or written is ignored; the facts never depend on it. The project root is the nearest folder, from the files
 given, that holds ``pyproject.toml``, ``setup.py``, ``setup.cfg`` or ``.git``.
 """
 
@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple
 
 VERSION = 1
-CACHE_DIR = ".torchdevice-migrate-cache"
 ROOT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
 _CUDA_STRING = re.compile(r"cuda(:\d+)?")
 #: Methods and attributes of a class that decide how ``.cuda()`` / ``.is_cuda`` on it may be ported.
@@ -310,10 +309,7 @@ def _load_cache(path: Path) -> Dict[str, FileInfo]:
 
 def _save_cache(path: Path, entries: Dict[str, FileInfo]) -> None:
     try:
-        path.parent.mkdir(exist_ok=True)
-        gitignore = path.parent / ".gitignore"
-        if not gitignore.exists():
-            gitignore.write_text("*\n")
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=".index.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             pickle.dump({"version": VERSION, "entries": entries}, f, protocol=pickle.HIGHEST_PROTOCOL)
@@ -322,10 +318,31 @@ def _save_cache(path: Path, entries: Dict[str, FileInfo]) -> None:
         pass  # an unwritable cache only costs time
 
 
+def cache_file(root: Path) -> Optional[Path]:
+    """Where the index of the project at ``root`` is cached: ``$TORCHDEVICE_MIGRATE_CACHE`` (a folder;
+    ``0``/``off`` turns the cache off), else the user cache folder (``$XDG_CACHE_HOME`` or
+    ``~/.cache``) under ``torchdevice-migrate/``; never inside the project, whose tree a run leaves as
+    it was apart from the ports."""
+    where = os.environ.get("TORCHDEVICE_MIGRATE_CACHE")
+    if where is not None and where.strip().lower() in ("", "0", "off", "no", "false"):
+        return None
+    if where:
+        base = Path(where)
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        base = Path(xdg) if xdg else Path.home() / ".cache"
+        base = base / "torchdevice-migrate"
+    name = hashlib.blake2b(str(root).encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
+    return base / f"index-{name}.pickle"
+
+
 def build_index(files: Iterable[Path], root: Optional[Path] = None, cache: bool = True) -> ProjectIndex:
-    """Index ``files`` (every Python file of the project); content-hash cache under ``root``."""
+    """Index ``files`` (every Python file of the project); content-hash cache per project ``root``."""
     root_s = str(root) if root is not None else None
-    cache_path = root / CACHE_DIR / "index.pickle" if (cache and root is not None) else None
+    try:
+        cache_path = cache_file(root) if (cache and root is not None) else None
+    except (OSError, RuntimeError):  # no home folder
+        cache_path = None
     old = _load_cache(cache_path) if cache_path is not None else {}
     entries: Dict[str, FileInfo] = {}
     index = ProjectIndex(root_s)

@@ -177,7 +177,7 @@ def _migrate_module(module: cst.Module, path: str, options: Options, code: Optio
         else:
             AddImportsVisitor.add_needed_import(context, shim_last, asname=None if alias == shim_last else alias)
     if ctx.shim_used or ctx.imports:
-        new_module = _add_imports(context, new_module)
+        new_module = _add_imports(context, new_module, alias, vendored=bool(shim_parent))
     for module_name, obj, asname in sorted(ctx.removed_from_imports, key=str):
         RemoveImportsVisitor.remove_unused_import(context, module_name, obj, asname)
     if ctx.removed_from_imports:
@@ -190,7 +190,102 @@ def _is_import_line(statement: cst.CSTNode) -> bool:
             and isinstance(statement.body[0], (cst.Import, cst.ImportFrom)))
 
 
-def _add_imports(context: CodemodContext, module: cst.Module) -> cst.Module:
+def _imports_torch(statement: cst.CSTNode) -> bool:
+    """``import torch``, ``import torch.nn as nn``, ``import numpy, torch``, ``from torch... import ...``."""
+    if not _is_import_line(statement):
+        return False
+    node = statement.body[0]  # type: ignore[attr-defined]
+    if isinstance(node, cst.Import):
+        return any((cst.helpers.get_full_name_for_node(a.name) or "").split(".")[0] == "torch" for a in node.names)
+    return (not node.relative and node.module is not None
+            and (cst.helpers.get_full_name_for_node(node.module) or "").split(".")[0] == "torch")
+
+
+# Module-level statements that prepare the import of what follows: the import path and the environment.
+import re as _re  # noqa: E402  (here: only the import placement below needs it)
+
+_PATH_RE = _re.compile(r"\b(?:sys\.path|site\.addsitedir)\b")
+_ENV_RE = _re.compile(r"\b(?:os\.environ|os\.putenv|environ|putenv)\b")
+
+
+def _earliest_import_position(module: cst.Module, alias: str, vendored: bool = False) -> int:
+    """The first index of ``module.body`` where the shim import may go without changing what runs.
+
+    ``import runtime_shim`` imports torch, and a vendored ``from pkg._vendor import runtime_shim``
+    needs the import path the file sets up. So the import goes no earlier than just after the
+    file's first module-level torch import (so after the environment that import saw), and, for
+    a vendored shim, after every module-level import-path setup (``sys.path.insert(...)``) that
+    precedes the first use of the shim; in a file with no torch import, after the last
+    module-level import, path or environment setup (``os.environ[...] = ...``) before that first use."""
+    body = module.body
+    use = f"{alias}."
+    torch_at: Optional[int] = None
+    last_import = last_path = last_env = -1
+    for i, statement in enumerate(body):
+        if _is_import_line(statement):
+            if torch_at is None and _imports_torch(statement):
+                torch_at = i
+            last_import = i
+            continue
+        code = module.code_for_node(statement)
+        if use in code:
+            break  # the first use: what follows it cannot matter to it
+        if _PATH_RE.search(code):
+            last_path = i
+        if _ENV_RE.search(code):
+            last_env = i
+    if torch_at is not None:
+        return max(torch_at, last_path if vendored else -1) + 1
+    return max(last_import, last_path, last_env) + 1
+
+
+def _add_imports(context: CodemodContext, module: cst.Module, alias: str = DEFAULT_SHIM_MODULE,
+                 vendored: bool = False) -> cst.Module:
+    """Add the scheduled imports where they change nothing (``_earliest_import_position``).
+
+    Where the file's leading import block already ends at or after that position, LibCST's
+    ``AddImportsVisitor`` places them as usual (at the end of that block). Otherwise the visitor runs
+    on the part of the module from that position on, so the imports go right after the torch import
+    or the path setup they need (after the imports that directly follow it, in the file's own
+    section), and the statements before it are kept as they are."""
+    body = module.body
+    cut = 1
+    while cut < len(body) and _is_import_line(body[cut]):
+        cut += 1
+    earliest = _earliest_import_position(module, alias, vendored)
+    if earliest <= cut or earliest >= len(body):
+        return _add_imports_at_top(context, module)
+    # The statements from ``earliest`` on, as a module of their own; existing imports of the same
+    # names before them are still found (the visitor would otherwise add a duplicate).
+    head = body[:earliest]
+    tail = module.with_changes(body=body[earliest:], header=())
+    for statement in head:
+        if _is_import_line(statement):
+            _drop_present(context, statement.body[0])  # type: ignore[attr-defined]
+    new_tail = _add_imports_at_top(context, tail)
+    return module.with_changes(body=(*head, *new_tail.body))
+
+
+def _drop_present(context: CodemodContext, node: cst.CSTNode) -> None:
+    """Forget scheduled imports that ``node`` (an import before the insertion point) already does."""
+    key = AddImportsVisitor.CONTEXT_KEY
+    needed = context.scratch.get(key, [])
+    present = set()
+    if isinstance(node, cst.Import):
+        for a in node.names:
+            name = cst.helpers.get_full_name_for_node(a.name)
+            asname = a.asname.name.value if a.asname and isinstance(a.asname.name, cst.Name) else None
+            present.add((name, None, asname))
+    elif isinstance(node, cst.ImportFrom) and node.module is not None and not isinstance(node.names, cst.ImportStar):
+        module = cst.helpers.get_full_name_for_node(node.module)
+        for a in node.names:
+            asname = a.asname.name.value if a.asname and isinstance(a.asname.name, cst.Name) else None
+            present.add((module, a.name.value, asname))
+    context.scratch[key] = [imp for imp in needed
+                            if (imp.module_name, imp.obj_name, imp.alias) not in present]
+
+
+def _add_imports_at_top(context: CodemodContext, module: cst.Module) -> cst.Module:
     """``AddImportsVisitor(context).transform_module(module)``, on the statements it can touch only.
 
     The visitor reads and changes nothing but the module's first statements: an optional docstring

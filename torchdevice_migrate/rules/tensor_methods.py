@@ -97,7 +97,8 @@ def _asserted(ctx: RuleContext, node: cst.CSTNode) -> bool:
             child, parent = parent, ctx.parent(parent)
             continue
         if isinstance(parent, cst.GeneratorExp) and parent.elt is child:
-            call = ctx.parent(parent)
+            arg = ctx.parent(parent)
+            call = ctx.parent(arg) if isinstance(arg, cst.Arg) else None
             if (isinstance(call, cst.Call) and isinstance(call.func, cst.Name) and call.func.value == "all"
                     and len(call.args) == 1):
                 child, parent = call, ctx.parent(call)
@@ -130,6 +131,8 @@ class TensorMethods(Rule):
         "handlers = {Tensor.is_cuda.__get__: lambda self: -1}\n",
         "x = x.to(device, non_blocking=True)\n",
         "from torch.utils.data import DataLoader\nloader = DataLoader(ds, pin_memory=False)\n",
+        # Portable already, in a file with no CUDA use: pin_memory alone never ports a file.
+        "def place(x, device):\n    if device.type != 'cpu':\n        x = x.pin_memory()\n    return x.to(device)\n",
     )
     INVALID = (
         ("if x.is_cuda:\n    pass\n", "import runtime_shim\n\nif runtime_shim.is_cuda(x):\n    pass\n"),
@@ -139,9 +142,11 @@ class TensorMethods(Rule):
          "import runtime_shim\n\nx = runtime_shim.to_device(runtime_shim.pin_memory(x), non_blocking=True)\n"),
         ("import torch\nout.record_stream(torch.cuda.current_stream())\n",
          "import torch\nimport runtime_shim\n\nruntime_shim.record_stream(out, runtime_shim.current_stream())\n"),
-        ("import torch\nloader = torch.utils.data.DataLoader(ds, batch_size=8, pin_memory=torch.cuda.is_available())\n",
+        # pin_memory rewrites never make a file ported on their own: here .cuda() does
+        ("import torch\nloader = torch.utils.data.DataLoader(ds, batch_size=8, pin_memory=True)\nx = x.cuda()\n",
          "import torch\nimport runtime_shim\n\n"
-         "loader = torch.utils.data.DataLoader(ds, batch_size=8, pin_memory=runtime_shim.pin_memory_enabled(runtime_shim.is_available()))\n"),
+         "loader = torch.utils.data.DataLoader(ds, batch_size=8, pin_memory=runtime_shim.pin_memory_enabled(True))\n"
+         "x = runtime_shim.to_device(x)\n"),
     )
 
     def __init__(self) -> None:
@@ -188,7 +193,9 @@ class TensorMethods(Rule):
             method = func.attr.value
             if method == "pin_memory" and not original.args and not ctx.is_shim_ref(func):
                 new = ctx.shim_call("pin_memory", updated.func.value).with_changes(lpar=updated.lpar, rpar=updated.rpar)
-                return ctx.rewrite(original, new, "torch.Tensor.pin_memory", "TDM111")
+                # Portable-looking code (``if device.type != 'cpu': x = x.pin_memory()``): only a
+                # file with CUDA use makes it one, so it never makes a file ported on its own.
+                return ctx.rewrite(original, new, "torch.Tensor.pin_memory", "TDM111", alone=False)
             if (method == "record_stream" and len(original.args) == 1 and original.args[0].keyword is None
                     and not original.args[0].star and not ctx.is_shim_ref(func)):
                 new = ctx.shim_call("record_stream", updated.func.value, updated.args[0].value).with_changes(
@@ -212,7 +219,7 @@ class TensorMethods(Rule):
                 return None
             new_value = ctx.shim_call("pin_memory_enabled", upd.value)
             api = "torch.utils.data.DataLoader.pin_memory" if qual in DATALOADERS else "torch.Tensor.pin_memory"
-            if ctx.rewrite(value, new_value, api, "TDM111") is None:
+            if ctx.rewrite(value, new_value, api, "TDM111", alone=False) is None:
                 return None
             new_args[i] = upd.with_changes(value=new_value)
             return updated.with_changes(args=new_args)
