@@ -4,20 +4,25 @@ One flat module, vendored by copying this single file. It imports only torch, th
 standard library and (lazily, on the CPU paths that need a figure) psutil, and it never
 assigns anything into torch's namespace.
 
-The backend is chosen once, on first use, and cached:
-``TORCHDEVICE_DEVICE`` if set (``cpu``, ``mps``, ``xpu``, ``xpu:1``, ``cuda``, ``cuda:1``),
-else CUDA if available, else XPU, else MPS, else the CPU. ``TORCHDEVICE_LOG_LEVEL``
-(``DEBUG``, ``INFO``, ...; default ``WARNING``) makes the choice visible through
-``logging.getLogger("runtime_shim")``.
+The contract (docs/device-policy.md): on CUDA every function does exactly what the
+``torch.cuda`` call it replaces did. Elsewhere, where the original already ran on a CPU-only
+torch, the answer is the one it gave there (``is_available()`` False, ``device_count()`` 0,
+memory figures 0, seeding leaves the CPU generator alone); where the original crashed or
+silently did nothing, the work is done on the chosen device. Where a backend cannot answer,
+:class:`UnsupportedOnBackend` is raised instead of an invented value.
 
-On a CUDA machine every public function returns exactly what the ``torch.cuda`` call it
-replaces returns: the shim binds the ``torch.cuda`` functions and classes themselves.
-Where a backend cannot answer a question, the shim raises :class:`UnsupportedOnBackend`
-instead of inventing a value. See docs/shim.md and docs/device-policy.md.
+The backend is chosen on first use and cached: ``TORCHDEVICE_DEVICE`` if set (``cpu``,
+``mps``, ``xpu``, ``xpu:1``, ``cuda``, ``cuda:1``), else CUDA if ``torch.cuda.device_count()``
+finds a GPU, else XPU, else MPS, else the CPU. Choosing initialises no device, takes no lock
+(two threads racing compute the same answer) and traces under ``torch.compile``.
+``TORCHDEVICE_LOG_LEVEL`` (``DEBUG``, ``INFO``, ...; default ``WARNING``) makes the choice
+visible through ``logging.getLogger("runtime_shim")``. See docs/shim.md.
 """
 
+import collections
 import contextlib
 import logging
+import operator
 import os
 import platform
 import subprocess
@@ -30,19 +35,24 @@ import torch
 __all__ = [
     # device choice
     "device", "device_string", "device_type", "accelerator_type", "is_accelerator",
-    "is_available", "device_count", "current_device", "set_device", "device_context",
+    "is_available", "device_usable", "device_count", "worker_count", "current_device",
+    "set_device", "device_context", "set_default_tensor_type",
+    # objects of unknown type
+    "to_device", "is_cuda", "on_device",
     # streams and events
     "Stream", "Event", "stream", "current_stream", "default_stream", "set_stream",
     "synchronize", "record_stream",
     # memory
     "memory_allocated", "max_memory_allocated", "memory_reserved", "max_memory_reserved",
     "reset_peak_memory_stats", "reset_max_memory_allocated", "reset_accumulated_memory_stats",
-    "empty_cache", "memory_stats", "mem_get_info", "memory_summary",
+    "empty_cache", "ipc_collect", "memory_stats", "mem_get_info", "memory_summary",
+    "MEMORY_STATS_KEYS",
     # random numbers
     "manual_seed", "manual_seed_all", "seed", "seed_all", "initial_seed", "get_rng_state",
     "get_rng_state_all", "set_rng_state", "set_rng_state_all",
     # device queries
     "get_device_name", "get_device_properties", "get_device_capability", "is_bf16_supported",
+    "DEVICE_PROPERTY_ATTRIBUTES",
     # errors
     "OutOfMemoryError", "UnsupportedOnBackend",
     # beyond torch.cuda
@@ -77,43 +87,48 @@ class UnsupportedOnBackend(RuntimeError):
         )
 
 
+class _UnsupportedProperty(UnsupportedOnBackend, AttributeError):
+    """A CUDA device property this backend has no value for. Also an AttributeError, so that
+    ``getattr(props, name, default)`` and ``hasattr`` behave as for a missing attribute."""
+
+
 class _EventError(RuntimeError, ValueError):
     """Misuse of a CPU event. A RuntimeError, and a ValueError like torch's own events."""
 
 
 # ---------------------------------------------------------------------------
-# Backend choice (resolved once, cached in _S)
+# Backend choice: lock-free, idempotent, initialises no device
 # ---------------------------------------------------------------------------
 
 _S = None  # the chosen backend object; None until first use
-_LOCK = threading.Lock()
+_LOCAL = threading.local()  # per-thread CPU stream stack and NVTX ranges (never the device)
 _FORCE_HELP = "expected one of: cpu, mps, xpu, xpu:N, cuda, cuda:N"
 
 
 def _resolve():
-    """Choose the backend (once), log the choice, and cache it in ``_S``."""
+    """Choose the backend and cache it in ``_S``.
+
+    No lock: two threads racing here compute the same answer from the same environment, and
+    the first stored object is kept. Nothing here initialises CUDA (``device_count()`` asks
+    NVML first, see docs/device-policy.md), and nothing graph-breaks under torch.compile.
+    """
     global _S
-    with _LOCK:
-        if _S is None:
-            _configure_logging()
-            backend_type, index, reason = _choose()
-            backend = _BACKENDS[backend_type](index, reason)
-            _log.info("runtime_shim: using %s (%s)", backend.map_device(None), reason)
-            _log.debug("runtime_shim: torch %s, python %s", torch.__version__,
-                       platform.python_version())
-            _S = backend
-            globals().update({name: getattr(backend, name) for name in _BOUND_NAMES})
+    backend_type, index, reason = _choose()
+    backend = _BACKENDS[backend_type](index, reason)
+    if not torch.compiler.is_compiling():
+        _configure_logging()
+        _log.info("runtime_shim: using %s (%s)", backend.map_device(None), reason)
+        _log.debug("runtime_shim: torch %s, python %s", torch.__version__,
+                   platform.python_version())
+    if _S is None:
+        _S = backend
     return _S
 
 
 def _reset():
     """Forget the chosen backend so that the next call resolves again (for tests)."""
     global _S
-    with _LOCK:
-        _S = None
-        for name in _LAZY_NAMES:
-            globals().pop(name, None)
-        globals().update(_DISPATCHERS)
+    _S = None
 
 
 def _configure_logging():
@@ -134,18 +149,25 @@ def _configure_logging():
         _log.addHandler(logging.StreamHandler())
 
 
+def _cuda_found():
+    # device_count() asks NVML first and does not poison fork when NVML answers;
+    # torch.cuda.is_available() under PYTORCH_NVML_BASED_CUDA_CHECK=1 is exactly this test.
+    return torch.cuda.device_count() > 0
+
+
 def _xpu_available():
     xpu = getattr(torch, "xpu", None)
     return xpu is not None and xpu.is_available()
 
 
+@torch.compiler.assume_constant_result  # traced as its (constant) answer under torch.compile
 def _choose():
     """Return (backend type, forced index or None, reason)."""
     forced = os.environ.get(ENV_DEVICE, "").strip()
     if forced:
         backend_type, index = _parse_forced(forced)
         return backend_type, index, f"forced by {ENV_DEVICE}={forced}"
-    if torch.cuda.is_available():
+    if _cuda_found():
         return "cuda", None, "CUDA is available"
     if _xpu_available():
         return "xpu", None, "no CUDA; XPU is available"
@@ -163,7 +185,7 @@ def _parse_forced(value):
         raise ValueError(f"{ENV_DEVICE}={value!r}: {backend_type} has only index 0; {_FORCE_HELP}")
     if backend_type == "cpu":
         return "cpu", None
-    available = {"cuda": torch.cuda.is_available, "xpu": _xpu_available,
+    available = {"cuda": _cuda_found, "xpu": _xpu_available,
                  "mps": torch.backends.mps.is_available}[backend_type]()
     if not available:
         raise RuntimeError(
@@ -179,35 +201,74 @@ def _parse_forced(value):
 
 
 # ---------------------------------------------------------------------------
-# Backends: shared device mapping
+# The backend protocol
 # ---------------------------------------------------------------------------
 
-class _ThreadState(threading.local):
-    """Per-thread state: the current CPU stream and its context stack, open NVTX ranges."""
+# Names the public functions of this module dispatch to: every backend provides each of them
+# (a method, or on CUDA the torch.cuda function itself) with the signature of torch.cuda's.
+_PROTOCOL = (
+    "is_available", "device_usable", "device_count", "worker_count", "current_device",
+    "set_device", "device_context", "set_default_tensor_type", "to_device", "is_cuda", "on_device",
+    "Stream", "Event", "stream", "current_stream", "default_stream", "set_stream",
+    "synchronize", "record_stream",
+    "memory_allocated", "max_memory_allocated", "memory_reserved", "max_memory_reserved",
+    "reset_peak_memory_stats", "reset_max_memory_allocated", "reset_accumulated_memory_stats",
+    "empty_cache", "ipc_collect", "memory_stats", "mem_get_info", "memory_summary",
+    "manual_seed", "manual_seed_all", "seed", "seed_all", "initial_seed",
+    "get_rng_state", "get_rng_state_all", "set_rng_state", "set_rng_state_all",
+    "get_device_name", "get_device_properties", "get_device_capability", "is_bf16_supported",
+    "distributed_backend", "ddp_device_ids", "pin_memory_enabled", "pin_memory",
+    "load_location", "nvtx_range_push", "nvtx_range_pop", "nvtx_range", "nvtx_mark",
+)
 
-    stream = None
-    stream_stack = None
-    nvtx = None
+# torch.cuda functions whose first parameter is a device that defaults to the current one.
+_DEVICE_FIRST = (
+    "memory_allocated", "max_memory_allocated", "memory_reserved", "max_memory_reserved",
+    "reset_peak_memory_stats", "reset_max_memory_allocated", "reset_accumulated_memory_stats",
+    "memory_stats", "mem_get_info", "memory_summary", "synchronize", "current_stream",
+    "default_stream", "get_device_name", "get_device_properties", "get_device_capability",
+    "get_rng_state",
+)
+
+
+def _has_own(obj, name, torch_impl):
+    """Whether ``type(obj).name`` exists and is not torch's ``torch_impl``."""
+    impl = getattr(type(obj), name, None)
+    return impl is not None and impl is not torch_impl
+
+
+def _device_of(obj):
+    """The device an object is on: ``obj.device``, else ``obj.data.device`` for containers of
+    one tensor (PackedSequence); None when neither is a device."""
+    dev = getattr(obj, "device", None)
+    if dev is None:
+        data = getattr(obj, "data", None)
+        dev = data.device if isinstance(data, torch.Tensor) else None
+    if isinstance(dev, str):
+        dev = torch.device(dev)
+    return dev if isinstance(dev, torch.device) else None
 
 
 class _Backend:
-    """What every backend shares: its name and the device mapping of docs/device-policy.md.
+    """The backend protocol, with the answers of a single-device backend without pinned memory.
 
-    Subclasses provide one attribute per public function of this module (a method, or on
-    CUDA the ``torch.cuda`` function itself); the public functions only dispatch to them.
+    A backend has ``type`` ('cuda', 'xpu', 'mps', 'cpu'), ``accelerator`` (the same, or None
+    for the CPU), ``keeps_index`` (whether 'cuda:N' keeps its N), ``index`` (forced by
+    TORCHDEVICE_DEVICE, else None) and one attribute per name in ``_PROTOCOL``. Subclasses
+    override what differs; there is one level of subclassing per backend, no mixins.
     """
 
-    type = ""            # 'cuda', 'xpu', 'mps' or 'cpu'
-    accelerator = None   # the same, or None for the CPU
-    keeps_index = False  # whether 'cuda:N' keeps its N (CUDA, XPU) or drops it (MPS, CPU)
+    type = ""
+    accelerator = None
+    keeps_index = False
 
     def __init__(self, index, reason):
-        self.index = index    # index forced by TORCHDEVICE_DEVICE, else None
+        self.index = index
         self.reason = reason
         self.devices = {}     # device() cache: spec -> torch.device
         self.strings = {}     # device_string() cache: spec -> str
-        self._local = _ThreadState()
 
+    # --- device mapping (docs/device-policy.md) ---
     def map_device(self, spec, index=None):
         """Map a spec to a torch.device (see device()); caches index-less answers."""
         if spec is None:
@@ -223,18 +284,131 @@ class _Backend:
         return result
 
     def _target(self, cuda_index):
-        """What CUDA device ``cuda_index`` (None: no index) becomes on this backend."""
-        if self.keeps_index and cuda_index is not None:
-            return torch.device(self.type, cuda_index)
+        """What CUDA device ``cuda_index`` (None: no index, i.e. the forced one) becomes."""
+        if self.keeps_index:
+            if cuda_index is None:
+                cuda_index = self.index
+            if cuda_index is not None:
+                return torch.device(self.type, cuda_index)
         return torch.device(self.type)
 
     def device_arg(self, device):
-        """Map a device argument of a torch.cuda-style function to this backend's device."""
-        if device is None or isinstance(device, int):
+        """A device argument of a torch.cuda-style function, for this backend's module:
+        None stays None (the current device) unless an index was forced."""
+        if device is None:
+            return self.index
+        if isinstance(device, int):
             return device
         return self.map_device(device)
 
-    # Helpers of the "beyond torch.cuda" group shared by the non-CUDA backends.
+    def _on_device(self, fn):
+        """``fn`` with its first (device) argument mapped by device_arg."""
+        def call(device=None, *args, **kwargs):
+            return fn(self.device_arg(device), *args, **kwargs)
+        call.__name__ = call.__qualname__ = getattr(fn, "__name__", "call")
+        call.__doc__ = fn.__doc__
+        return call
+
+    # --- counts and selection ---
+    def is_available(self):
+        return True
+
+    def device_usable(self):
+        return True  # the chosen device is there: a stated GPU requirement is met by it
+
+    def device_count(self):
+        return 1
+
+    def worker_count(self, n=None):
+        return self.device_count() if n is None else n
+
+    def current_device(self):
+        return 0
+
+    def set_device(self, device):
+        pass
+
+    def device_context(self, device):
+        return contextlib.nullcontext()
+
+    def set_default_tensor_type(self, t):
+        name = t if isinstance(t, str) else f"{t.__module__}.{t.__name__}"
+        if not name.startswith("torch.cuda."):
+            return torch.set_default_tensor_type(t)
+        dtype = _CUDA_TENSOR_DTYPES.get(name[len("torch.cuda."):])
+        if dtype is None:
+            raise TypeError(f"only floating-point types are supported as the default type "
+                            f"(runtime_shim.set_default_tensor_type({name}))")
+        torch.set_default_dtype(dtype)
+        target = self._target(None)
+        if target.type != "cpu":  # the CPU is torch's default device already
+            torch.set_default_device(target)
+
+    def ipc_collect(self):
+        pass  # no CUDA IPC memory to collect
+
+    # --- objects of unknown type ---
+    def to_device(self, obj, device=None, non_blocking=False, **kwargs):
+        if isinstance(obj, torch.Tensor) and not _has_own(obj, "cuda", torch.Tensor.cuda):
+            target = self.map_device(device)
+            # .cuda() of a CPU tensor always copied: so does the port where the CPU is the target.
+            return obj.to(target, non_blocking=non_blocking, copy=target.type == "cpu", **kwargs)
+        if isinstance(obj, torch.nn.Module) and not _has_own(obj, "cuda", torch.nn.Module.cuda):
+            return obj.to(self.map_device(device))
+        impl = getattr(type(obj), "cuda", None)
+        if impl is not None and getattr(impl, "__module__", "").startswith("torch.") \
+                and hasattr(obj, "to"):  # torch's own cuda() of a PackedSequence, a storage
+            return obj.to(device=self.map_device(device), non_blocking=non_blocking, **kwargs)
+        return _call_cuda(obj, device, non_blocking, kwargs)
+
+    def is_cuda(self, obj):
+        dev = _device_of(obj)
+        if dev is None:
+            return obj.is_cuda
+        return self.accelerator is not None and dev.type == self.accelerator
+
+    def on_device(self, obj):
+        dev = _device_of(obj)
+        if dev is None:
+            return obj.is_cuda
+        return dev.type == self.type
+
+    # --- streams (single in-order queue) ---
+    def stream(self, stream):
+        return stream if stream is not None else contextlib.nullcontext()
+
+    def record_stream(self, tensor, stream):
+        pass  # one in-order queue: memory is never reused ahead of pending work
+
+    def memory_summary(self, device=None, abbreviated=False):
+        return _format_summary(self.type, self.memory_stats(device), self._summary_notes())
+
+    def _summary_notes(self):
+        return []
+
+    def set_rng_state_all(self, new_states):
+        """set_rng_state_all on a one-generator backend: at most one state."""
+        new_states = list(new_states)
+        if len(new_states) > 1:
+            raise ValueError(
+                f"runtime_shim.set_rng_state_all: got {len(new_states)} states, but the "
+                f"{self.type} backend has one generator; pass [get_rng_state()] or one state")
+        for state in new_states:
+            self.set_rng_state(state)
+
+    def get_device_capability(self, device=None):
+        return (0, 0)
+
+    # --- beyond torch.cuda ---
+    def ddp_device_ids(self, ids):
+        return None
+
+    def pin_memory_enabled(self, requested=True):
+        return False
+
+    def pin_memory(self, tensor):
+        return tensor
+
     def load_location(self):
         """A ``torch.load`` map_location that moves storages saved on CUDA to this backend's
         device and leaves every other storage where it was saved."""
@@ -248,29 +422,33 @@ class _Backend:
         return restore
 
     def distributed_backend(self, requested="nccl"):
-        if str(requested).lower() != "nccl":
+        text = str(requested).lower()
+        if text != "nccl" and "cuda:nccl" not in text.replace(" ", ""):
             return requested
         if not torch.distributed.is_available():
             raise UnsupportedOnBackend(
                 "distributed_backend", self.type,
                 "this torch build has no torch.distributed; install a build with distributed support")
-        return torch.distributed.get_default_backend_for_device(self.type)
-
-    def _nvtx_stack(self):
-        stack = self._local.nvtx
-        if stack is None:
-            stack = self._local.nvtx = []
-        return stack
+        own = torch.distributed.get_default_backend_for_device(self.type)
+        if text == "nccl":
+            return own
+        # a device-mapped string ("cpu:gloo,cuda:nccl"): drop the CUDA pair, keep the others,
+        # and give the chosen accelerator its default backend unless it has one
+        pairs = [p.strip() for p in str(requested).split(",") if p.strip()]
+        pairs = [p for p in pairs if p.replace(" ", "").lower() != "cuda:nccl"]
+        if self.accelerator and not any(p.split(":")[0].strip().lower() == self.type for p in pairs):
+            pairs.append(f"{self.type}:{own}")
+        return ",".join(pairs) or own
 
     def nvtx_range_push(self, msg):
         rf = torch.autograd.profiler.record_function(msg)
         rf.__enter__()
-        stack = self._nvtx_stack()
+        stack = _nvtx_stack()
         stack.append(rf)
         return len(stack) - 1
 
     def nvtx_range_pop(self):
-        stack = self._nvtx_stack()
+        stack = _nvtx_stack()
         if not stack:
             return -1
         stack.pop().__exit__(None, None, None)
@@ -284,8 +462,23 @@ class _Backend:
             pass
 
 
+def _call_cuda(obj, device, non_blocking, kwargs):
+    """``obj.cuda(...)`` with only the arguments the original passed (a user's ``cuda(self)``
+    may take none)."""
+    if non_blocking:
+        kwargs = dict(kwargs, non_blocking=True)
+    return obj.cuda(**kwargs) if device is None else obj.cuda(device, **kwargs)
+
+
+def _nvtx_stack():
+    stack = getattr(_LOCAL, "nvtx", None)
+    if stack is None:
+        stack = _LOCAL.nvtx = []
+    return stack
+
+
 # ---------------------------------------------------------------------------
-# CUDA backend: torch.cuda itself
+# CUDA: torch.cuda itself
 # ---------------------------------------------------------------------------
 
 # Public names whose CUDA implementation is the torch.cuda attribute of the same name.
@@ -301,51 +494,65 @@ _SAME_AS_TORCH_CUDA = (
 )
 
 
-class _CudaBackend(_Backend):
-    """CUDA: bind the torch.cuda functions and classes, so each call is the real one."""
+class _Cuda(_Backend):
+    """CUDA: the torch.cuda functions and classes themselves, so each call is the real one.
+
+    With a forced index (TORCHDEVICE_DEVICE=cuda:N) nothing is set per thread: index-less
+    specs and device arguments that default to the current device mean N instead.
+    """
 
     type = accelerator = "cuda"
     keeps_index = True
+    is_cuda = on_device = staticmethod(operator.attrgetter("is_cuda"))
 
     def __init__(self, index, reason):
         super().__init__(index, reason)
         for name in _SAME_AS_TORCH_CUDA:
-            setattr(self, name, getattr(torch.cuda, name))
+            fn = getattr(torch.cuda, name)
+            if index is not None and name in _DEVICE_FIRST:
+                fn = self._on_device(fn)
+            setattr(self, name, fn)
         self.device_context = torch.cuda.device
+        self.device_usable = torch.cuda.is_available
+        self.ipc_collect = torch.cuda.ipc_collect
+        self.set_default_tensor_type = torch.set_default_tensor_type
         nvtx = torch.cuda.nvtx
         self.nvtx_range_push = nvtx.range_push
         self.nvtx_range_pop = nvtx.range_pop
         self.nvtx_range = nvtx.range
         self.nvtx_mark = nvtx.mark
         if index is not None:
-            torch.cuda.set_device(index)
+            self.current_device = lambda: index
+            self.set_rng_state = (lambda new_state, device="cuda":
+                                  torch.cuda.set_rng_state(new_state, self.device_arg(device)))
+
+    def worker_count(self, n=None):
+        return torch.cuda.device_count() if n is None else n
+
+    def to_device(self, obj, device=None, non_blocking=False, **kwargs):
+        return _call_cuda(obj, self.index if device is None else device, non_blocking, kwargs)
 
     def distributed_backend(self, requested="nccl"):
         return requested
 
-    @staticmethod
-    def load_location():
+    def load_location(self):
         return None  # torch.load's own default: restore each storage where it was saved
 
-    @staticmethod
-    def record_stream(tensor, stream):
+    def record_stream(self, tensor, stream):
         tensor.record_stream(stream)
 
-    @staticmethod
-    def ddp_device_ids(ids):
+    def ddp_device_ids(self, ids):
         return ids
 
-    @staticmethod
-    def pin_memory_enabled(requested=True):
+    def pin_memory_enabled(self, requested=True):
         return requested
 
-    @staticmethod
-    def pin_memory(tensor):
+    def pin_memory(self, tensor):
         return tensor.pin_memory()
 
 
 # ---------------------------------------------------------------------------
-# XPU and MPS backends: torch.accelerator, torch.Stream/torch.Event, torch.xpu/torch.mps
+# XPU and MPS: torch.accelerator, torch.Stream/torch.Event, torch.xpu/torch.mps
 # ---------------------------------------------------------------------------
 
 class _AcceleratorStream(torch.Stream):
@@ -369,7 +576,7 @@ class _AcceleratorEvent(torch.Event):
                                blocking=blocking, interprocess=interprocess)
 
 
-class _AcceleratorBackend(_Backend):
+class _Accelerator(_Backend):
     """What XPU and MPS share: generic streams and events through torch.accelerator."""
 
     Stream = _AcceleratorStream
@@ -378,9 +585,6 @@ class _AcceleratorBackend(_Backend):
     def __init__(self, index, reason):
         super().__init__(index, reason)
         self.module = torch.get_device_module(self.type)
-
-    def stream(self, stream):
-        return stream if stream is not None else contextlib.nullcontext()
 
     def current_stream(self, device=None):
         return torch.accelerator.current_stream(self.device_arg(device))
@@ -400,14 +604,18 @@ class _AcceleratorBackend(_Backend):
     def synchronize(self, device=None):
         torch.accelerator.synchronize(self.device_arg(device))
 
-    def memory_summary(self, device=None, abbreviated=False):
-        return _format_summary(self.type, self.memory_stats(device), self._summary_notes())
 
-    def _summary_notes(self):
-        return []
+# torch.xpu functions with torch.cuda's name and signature (device arguments mapped).
+_XPU_SAME = ("is_available", "device_count", "empty_cache", "manual_seed", "manual_seed_all",
+             "seed", "seed_all", "initial_seed", "get_rng_state_all", "set_rng_state_all",
+             "is_bf16_supported")
+_XPU_DEVICE_FIRST = ("memory_allocated", "max_memory_allocated", "memory_reserved",
+                     "max_memory_reserved", "reset_peak_memory_stats",
+                     "reset_accumulated_memory_stats", "memory_stats", "mem_get_info",
+                     "get_device_name", "get_rng_state")
 
 
-class _XpuBackend(_AcceleratorBackend):
+class _Xpu(_Accelerator):
     """Intel XPU: torch.xpu, with CUDA-style device arguments mapped to XPU ones."""
 
     type = accelerator = "xpu"
@@ -415,17 +623,15 @@ class _XpuBackend(_AcceleratorBackend):
 
     def __init__(self, index, reason):
         super().__init__(index, reason)
-        if index is not None:
-            torch.xpu.set_device(index)
-
-    def is_available(self):
-        return torch.xpu.is_available()
-
-    def device_count(self):
-        return torch.xpu.device_count()
+        for name in _XPU_SAME:
+            setattr(self, name, getattr(torch.xpu, name))
+        for name in _XPU_DEVICE_FIRST:
+            setattr(self, name, self._on_device(getattr(torch.xpu, name)))
+        # torch.cuda.reset_max_memory_allocated is itself reset_peak_memory_stats
+        self.reset_max_memory_allocated = self.reset_peak_memory_stats
 
     def current_device(self):
-        return torch.xpu.current_device()
+        return torch.xpu.current_device() if self.index is None else self.index
 
     def set_device(self, device):
         torch.xpu.set_device(self.device_arg(device))
@@ -436,121 +642,28 @@ class _XpuBackend(_AcceleratorBackend):
     def record_stream(self, tensor, stream):
         tensor.record_stream(stream)
 
-    # memory: torch.xpu's own figures
-    def memory_allocated(self, device=None):
-        return torch.xpu.memory_allocated(self.device_arg(device))
-
-    def max_memory_allocated(self, device=None):
-        return torch.xpu.max_memory_allocated(self.device_arg(device))
-
-    def memory_reserved(self, device=None):
-        return torch.xpu.memory_reserved(self.device_arg(device))
-
-    def max_memory_reserved(self, device=None):
-        return torch.xpu.max_memory_reserved(self.device_arg(device))
-
-    def reset_peak_memory_stats(self, device=None):
-        torch.xpu.reset_peak_memory_stats(self.device_arg(device))
-
-    # torch.cuda.reset_max_memory_allocated is itself reset_peak_memory_stats
-    reset_max_memory_allocated = reset_peak_memory_stats
-
-    def reset_accumulated_memory_stats(self, device=None):
-        torch.xpu.reset_accumulated_memory_stats(self.device_arg(device))
-
-    def empty_cache(self):
-        torch.xpu.empty_cache()
-
-    def memory_stats(self, device=None):
-        return torch.xpu.memory_stats(self.device_arg(device))
-
-    def mem_get_info(self, device=None):
-        return torch.xpu.mem_get_info(self.device_arg(device))
-
-    # random numbers: torch.xpu's generators
-    def manual_seed(self, seed):
-        torch.xpu.manual_seed(seed)
-
-    def manual_seed_all(self, seed):
-        torch.xpu.manual_seed_all(seed)
-
-    def seed(self):
-        torch.xpu.seed()
-
-    def seed_all(self):
-        torch.xpu.seed_all()
-
-    def initial_seed(self):
-        return torch.xpu.initial_seed()
-
-    def get_rng_state(self, device="cuda"):
-        return torch.xpu.get_rng_state(self.device_arg(device))
-
-    def get_rng_state_all(self):
-        return torch.xpu.get_rng_state_all()
-
     def set_rng_state(self, new_state, device="cuda"):
         torch.xpu.set_rng_state(new_state, self.device_arg(device))
 
-    def set_rng_state_all(self, new_states):
-        torch.xpu.set_rng_state_all(new_states)
-
-    # device queries
-    def get_device_name(self, device=None):
-        return torch.xpu.get_device_name(self.device_arg(device))
-
     def get_device_properties(self, device=None):
         props = torch.xpu.get_device_properties(self.device_arg(device))
-        return _DeviceProperties(
-            "xpu", props.name, props.total_memory, props.max_compute_units,
-            backend_properties=props)
+        return _DeviceProperties("xpu", props.name, props.total_memory,
+                                 props.max_compute_units, backend_properties=props)
 
-    def get_device_capability(self, device=None):
-        return (0, 0)
-
-    def is_bf16_supported(self, including_emulation=True):
-        return torch.xpu.is_bf16_supported(including_emulation)
-
-    # beyond torch.cuda
-    @staticmethod
-    def ddp_device_ids(ids):
+    def ddp_device_ids(self, ids):
         return ids
 
-    @staticmethod
-    def pin_memory_enabled(requested=True):
+    def pin_memory_enabled(self, requested=True):
         return requested
 
-    @staticmethod
-    def pin_memory(tensor):
+    def pin_memory(self, tensor):
         return tensor.pin_memory()
 
 
-class _SingleDevice:
-    """A backend with exactly one device (MPS, CPU): always available, index 0, nothing to select."""
-
-    def is_available(self):
-        return True
-
-    def device_count(self):
-        return 1
-
-    def current_device(self):
-        return 0
-
-    def set_device(self, device):
-        pass
-
-    def device_context(self, device):
-        return contextlib.nullcontext()
-
-
-class _MpsBackend(_SingleDevice, _AcceleratorBackend):
+class _Mps(_Accelerator):
     """Apple MPS: one device; torch.mps for memory and random numbers."""
 
     type = accelerator = "mps"
-
-    def record_stream(self, tensor, stream):
-        pass  # one in-order command queue: memory is never reused ahead of pending work
 
     # memory: torch.mps figures; MPS keeps no peak
     def memory_allocated(self, device=None):
@@ -574,8 +687,11 @@ class _MpsBackend(_SingleDevice, _AcceleratorBackend):
     def reset_peak_memory_stats(self, device=None):
         pass  # no peak counter to reset
 
-    reset_max_memory_allocated = reset_peak_memory_stats
-    reset_accumulated_memory_stats = reset_peak_memory_stats
+    def reset_max_memory_allocated(self, device=None):
+        pass  # no peak counter to reset
+
+    def reset_accumulated_memory_stats(self, device=None):
+        pass  # no accumulated counters
 
     def empty_cache(self):
         torch.mps.empty_cache()
@@ -597,12 +713,14 @@ class _MpsBackend(_SingleDevice, _AcceleratorBackend):
     def manual_seed(self, seed):
         torch.mps.manual_seed(seed)
 
-    manual_seed_all = manual_seed
+    def manual_seed_all(self, seed):
+        torch.mps.manual_seed(seed)
 
     def seed(self):
         torch.mps.seed()
 
-    seed_all = seed
+    def seed_all(self):
+        torch.mps.seed()
 
     def initial_seed(self):
         return torch.mps._get_default_mps_generator().initial_seed()
@@ -616,40 +734,20 @@ class _MpsBackend(_SingleDevice, _AcceleratorBackend):
     def set_rng_state(self, new_state, device="cuda"):
         torch.mps.set_rng_state(new_state)
 
-    def set_rng_state_all(self, new_states):
-        _set_single_state_all(self, new_states)
-
     # device queries
     def get_device_name(self, device=None):
         return _cpu_model_name()  # the Apple chip ("Apple M2 Pro"), whose GPU MPS drives
 
     def get_device_properties(self, device=None):
-        return _DeviceProperties(
-            "mps", self.get_device_name(), torch.mps.recommended_max_memory(),
-            multi_processor_count=None, unavailable=("multi_processor_count",))
-
-    def get_device_capability(self, device=None):
-        return (0, 0)
+        return _DeviceProperties("mps", self.get_device_name(), torch.mps.recommended_max_memory(),
+                                 None, is_integrated=1)
 
     def is_bf16_supported(self, including_emulation=True):
         return torch.backends.mps.is_macos_or_newer(14, 0)
 
-    # beyond torch.cuda
-    @staticmethod
-    def ddp_device_ids(ids):
-        return None
-
-    @staticmethod
-    def pin_memory_enabled(requested=True):
-        return False
-
-    @staticmethod
-    def pin_memory(tensor):
-        return tensor
-
 
 # ---------------------------------------------------------------------------
-# CPU backend: in-order streams, perf_counter events, psutil memory figures
+# CPU: what torch.cuda answered on a CPU-only torch, or the work done on the CPU
 # ---------------------------------------------------------------------------
 
 _CPU = torch.device("cpu")
@@ -685,17 +783,15 @@ class _CpuStream:
         return event
 
     def __enter__(self):
-        local = (_S or _resolve())._local
-        stack = local.stream_stack
+        stack = getattr(_LOCAL, "streams", None)
         if stack is None:
-            stack = local.stream_stack = []
-        stack.append(local.stream)
-        local.stream = self
+            stack = _LOCAL.streams = []
+        stack.append(getattr(_LOCAL, "stream", None))
+        _LOCAL.stream = self
         return self
 
     def __exit__(self, *exc):
-        local = (_S or _resolve())._local
-        local.stream = local.stream_stack.pop()
+        _LOCAL.stream = _LOCAL.streams.pop()
         return False
 
     def __repr__(self):
@@ -744,6 +840,199 @@ class _CpuEvent:
         return f"<runtime_shim cpu Event timing={self.enable_timing} {state}>"
 
 
+def _no_cuda_generator(api):
+    return UnsupportedOnBackend(
+        api, "cpu", "there is no CUDA generator here (on a CPU-only torch the original raised "
+        "'Torch not compiled with CUDA enabled'); use torch.initial_seed() / "
+        "torch.get_rng_state() for the CPU generator")
+
+
+class _Cpu(_Backend):
+    """CPU: where the original ran on a CPU-only torch, its answers (no accelerator, zero
+    device memory, seeding a CUDA generator that is not there does nothing); elsewhere the
+    work done on the CPU (in-order streams, perf_counter events, psutil figures)."""
+
+    type = "cpu"
+    Stream = _CpuStream
+    Event = _CpuEvent
+
+    def __init__(self, index, reason):
+        super().__init__(index, reason)
+        self._default_stream = _CpuStream()
+
+    def is_available(self):
+        return False  # torch.cuda.is_available() on a CPU-only torch: the CPU path runs
+
+    def device_count(self):
+        return 0  # torch.cuda.device_count() on a CPU-only torch
+
+    def worker_count(self, n=None):
+        return max(1, 0 if n is None else n)  # the work runs at least once
+
+    # streams
+    def current_stream(self, device=None):
+        return getattr(_LOCAL, "stream", None) or self._default_stream
+
+    def default_stream(self, device=None):
+        return self._default_stream
+
+    def set_stream(self, stream):
+        if stream is not None:
+            _LOCAL.stream = stream
+
+    def synchronize(self, device=None):
+        pass  # eager CPU kernels have finished when they return
+
+    # memory: no device memory is allocated (CPU-only torch.cuda answered 0 / empty)
+    def memory_allocated(self, device=None):
+        return 0
+
+    def max_memory_allocated(self, device=None):
+        return 0
+
+    def memory_reserved(self, device=None):
+        return 0
+
+    def max_memory_reserved(self, device=None):
+        return 0
+
+    def reset_peak_memory_stats(self, device=None):
+        pass  # the peaks above are always 0
+
+    def reset_max_memory_allocated(self, device=None):
+        pass
+
+    def reset_accumulated_memory_stats(self, device=None):
+        pass
+
+    def empty_cache(self):
+        pass  # torch's CPU allocator keeps no cache
+
+    def memory_stats(self, device=None):
+        return collections.OrderedDict()  # what torch.cuda.memory_stats() returns there
+
+    def mem_get_info(self, device=None):
+        vm = _psutil().virtual_memory()
+        return vm.available, vm.total
+
+    def memory_summary(self, device=None, abbreviated=False):
+        rss = _psutil().Process().memory_info().rss
+        peak = _read_vm_hwm()
+        lines = ["runtime_shim memory summary (cpu backend)",
+                 f"  {'process resident set (RSS)':<32} {_format_bytes(rss):>12}"]
+        if peak is not None:
+            lines.append(f"  {'peak RSS (VmHWM)':<32} {_format_bytes(peak):>12}")
+        lines.append("  no device memory: memory_allocated() and memory_reserved() are 0.")
+        return "\n".join(lines) + "\n"
+
+    # random numbers: no CUDA generator; the CPU generator is left alone
+    def manual_seed(self, seed):
+        pass
+
+    def manual_seed_all(self, seed):
+        pass
+
+    def seed(self):
+        pass
+
+    def seed_all(self):
+        pass
+
+    def initial_seed(self):
+        raise _no_cuda_generator("initial_seed")
+
+    def get_rng_state(self, device="cuda"):
+        raise _no_cuda_generator("get_rng_state")
+
+    def get_rng_state_all(self):
+        return []
+
+    def set_rng_state(self, new_state, device="cuda"):
+        pass
+
+    def set_rng_state_all(self, new_states):
+        pass
+
+    # device queries
+    def get_device_name(self, device=None):
+        return _cpu_model_name()
+
+    def get_device_properties(self, device=None):
+        return _DeviceProperties("cpu", _cpu_model_name(), _psutil().virtual_memory().total,
+                                 os.cpu_count(), is_integrated=1)
+
+    def is_bf16_supported(self, including_emulation=True):
+        return False  # torch.cuda.is_bf16_supported() on a CPU-only torch
+
+
+#: dtype of each floating torch.cuda.<X>Tensor (the only kinds set_default_tensor_type accepts)
+_CUDA_TENSOR_DTYPES = {"FloatTensor": torch.float32, "DoubleTensor": torch.float64,
+                       "HalfTensor": torch.float16, "BFloat16Tensor": torch.bfloat16}
+
+#: The backends, by the type TORCHDEVICE_DEVICE names; bound once, at resolution.
+_BACKENDS = {"cuda": _Cuda, "xpu": _Xpu, "mps": _Mps, "cpu": _Cpu}
+
+
+# ---------------------------------------------------------------------------
+# Shared helpers of the non-CUDA backends
+# ---------------------------------------------------------------------------
+
+#: Every attribute torch documents on CUDA's ``get_device_properties(i)``.
+_CUDA_DEVICE_PROPERTIES = frozenset({
+    "name", "major", "minor", "total_memory", "multi_processor_count", "is_integrated",
+    "is_multi_gpu_board", "max_threads_per_multi_processor", "max_threads_per_block",
+    "regs_per_multiprocessor", "warp_size", "uuid", "gcnArchName", "L2_cache_size",
+    "clock_rate", "memory_clock_rate", "memory_bus_width", "shared_memory_per_block",
+    "shared_memory_per_multiprocessor", "shared_memory_per_block_optin",
+    "pci_bus_id", "pci_device_id", "pci_domain_id",
+})
+
+#: The ``get_device_properties(i)`` attributes the shim answers on every backend. The others
+#: of ``_CUDA_DEVICE_PROPERTIES`` raise UnsupportedOnBackend naming the attribute (except on
+#: XPU where torch.xpu reports one of that name, and ``multi_processor_count`` on CPU and XPU).
+DEVICE_PROPERTY_ATTRIBUTES = frozenset({
+    "name", "major", "minor", "total_memory", "is_integrated", "is_multi_gpu_board",
+})
+
+
+class _DeviceProperties:
+    """``get_device_properties()`` where torch has no CUDA-shaped object (XPU, MPS, CPU).
+
+    ``type``, ``name``, ``total_memory`` (bytes), ``major``/``minor`` (0, 0: no CUDA compute
+    capability), ``is_multi_gpu_board`` (0), ``is_integrated`` (1 where the device uses host
+    memory: MPS, CPU), ``multi_processor_count`` (CPU cores, XPU compute units). Any other
+    CUDA property raises UnsupportedOnBackend naming it (on XPU: torch.xpu's value if any).
+    """
+
+    def __init__(self, type, name, total_memory, multi_processor_count, is_integrated=0,
+                 backend_properties=None):
+        self.type = type
+        self.name = name
+        self.total_memory = total_memory
+        if multi_processor_count is not None:
+            self.multi_processor_count = multi_processor_count
+        self.major = self.minor = self.is_multi_gpu_board = 0
+        self.is_integrated = getattr(backend_properties, "is_integrated", is_integrated)
+        self._backend_properties = backend_properties
+
+    def __getattr__(self, attr):  # only called for attributes not set above
+        props = self.__dict__.get("_backend_properties")
+        if props is not None and not attr.startswith("_") and hasattr(props, attr):
+            return getattr(props, attr)
+        if attr in _CUDA_DEVICE_PROPERTIES:
+            raise _UnsupportedProperty(
+                f"get_device_properties().{attr}", self.__dict__.get("type", "?"),
+                "torch does not report it for this device; guard the use or pick a value "
+                "for this backend")
+        raise AttributeError(f"{type(self).__name__} has no attribute {attr!r}")
+
+    def __repr__(self):
+        mpc = self.__dict__.get("multi_processor_count", "unknown")
+        return (f"_DeviceProperties(type={self.type!r}, name={self.name!r}, major={self.major}, "
+                f"minor={self.minor}, total_memory={self.total_memory // 2**20}MB, "
+                f"multi_processor_count={mpc})")
+
+
 def _psutil():
     """psutil, imported on first use by the CPU paths that need a memory figure."""
     try:
@@ -765,229 +1054,6 @@ def _read_vm_hwm():
     except OSError:
         return None
     return None
-
-
-def _clear_os_peak():
-    """Reset the kernel's peak RSS (Linux: write 5 to /proc/self/clear_refs). True if done."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-class _CpuBackend(_SingleDevice, _Backend):
-    """CPU: one device; the process's memory figures from psutil and the kernel."""
-
-    type = "cpu"
-    Stream = _CpuStream
-    Event = _CpuEvent
-
-    def __init__(self, index, reason):
-        super().__init__(index, reason)
-        self._proc = None           # psutil.Process, created on first memory call
-        self._observed_peak = None  # set when the OS peak could not be reset
-        self._default_stream = _CpuStream()
-
-    # streams
-    def stream(self, stream):
-        return stream if stream is not None else contextlib.nullcontext()
-
-    def current_stream(self, device=None):
-        return self._local.stream or self._default_stream
-
-    def default_stream(self, device=None):
-        return self._default_stream
-
-    def set_stream(self, stream):
-        if stream is not None:
-            self._local.stream = stream
-
-    def synchronize(self, device=None):
-        pass  # eager CPU kernels have finished when they return
-
-    def record_stream(self, tensor, stream):
-        pass  # in-order execution: memory is never reused ahead of pending work
-
-    # memory: the process's resident set
-    def _process(self):
-        if self._proc is None:
-            self._proc = _psutil().Process()
-        return self._proc
-
-    def _rss(self):
-        rss = (self._proc or self._process()).memory_info().rss
-        if self._observed_peak is not None and rss > self._observed_peak:
-            self._observed_peak = rss
-        return rss
-
-    def _peak(self):
-        if self._observed_peak is not None:
-            return max(self._observed_peak, self._rss())
-        hwm = _read_vm_hwm()
-        if hwm is not None:
-            return hwm
-        info = (self._proc or self._process()).memory_info()
-        if hasattr(info, "peak_wset"):  # Windows
-            return info.peak_wset
-        import resource
-        maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return maxrss if sys.platform == "darwin" else maxrss * 1024
-
-    def peak_source(self):
-        if self._observed_peak is not None:
-            return "largest RSS seen by runtime_shim calls since the last reset"
-        if _read_vm_hwm() is not None:
-            return "kernel VmHWM (peak RSS) since process start or the last reset"
-        return "OS peak RSS since process start"
-
-    def memory_allocated(self, device=None):
-        return self._rss()
-
-    memory_reserved = memory_allocated
-
-    def max_memory_allocated(self, device=None):
-        return self._peak()
-
-    max_memory_reserved = max_memory_allocated
-
-    def reset_peak_memory_stats(self, device=None):
-        if _clear_os_peak():
-            self._observed_peak = None
-        else:
-            self._observed_peak = 0
-            self._rss()
-
-    reset_max_memory_allocated = reset_peak_memory_stats
-
-    def reset_accumulated_memory_stats(self, device=None):
-        pass  # the CPU figures have no accumulated counters
-
-    def empty_cache(self):
-        pass  # torch's CPU allocator keeps no cache
-
-    def memory_stats(self, device=None):
-        rss, peak = self._rss(), self._peak()
-        return {
-            "allocated_bytes.all.current": rss,
-            "allocated_bytes.all.peak": peak,
-            "reserved_bytes.all.current": rss,
-            "reserved_bytes.all.peak": peak,
-        }
-
-    def mem_get_info(self, device=None):
-        vm = _psutil().virtual_memory()
-        return vm.available, vm.total
-
-    def memory_summary(self, device=None, abbreviated=False):
-        notes = ["allocated = reserved = resident set size (RSS) of this process.",
-                 f"peak = {self.peak_source()}."]
-        return _format_summary("cpu", self.memory_stats(), notes)
-
-    # random numbers: torch.default_generator
-    def manual_seed(self, seed):
-        torch.default_generator.manual_seed(int(seed))
-
-    manual_seed_all = manual_seed
-
-    def seed(self):
-        torch.default_generator.seed()
-
-    seed_all = seed
-
-    def initial_seed(self):
-        return torch.default_generator.initial_seed()
-
-    def get_rng_state(self, device="cuda"):
-        return torch.default_generator.get_state()
-
-    def get_rng_state_all(self):
-        return [torch.default_generator.get_state()]
-
-    def set_rng_state(self, new_state, device="cuda"):
-        torch.default_generator.set_state(new_state)
-
-    def set_rng_state_all(self, new_states):
-        _set_single_state_all(self, new_states)
-
-    # device queries
-    def get_device_name(self, device=None):
-        return _cpu_model_name()
-
-    def get_device_properties(self, device=None):
-        return _DeviceProperties("cpu", _cpu_model_name(), _psutil().virtual_memory().total,
-                                 os.cpu_count())
-
-    def get_device_capability(self, device=None):
-        return (0, 0)
-
-    def is_bf16_supported(self, including_emulation=True):
-        if including_emulation:
-            return True  # torch ships bfloat16 kernels for the CPU
-        if platform.machine().lower() in ("x86_64", "amd64", "i386", "i686"):
-            return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-        raise UnsupportedOnBackend(
-            "is_bf16_supported(including_emulation=False)", "cpu",
-            f"torch has no check for native bfloat16 instructions on {platform.machine()}; "
-            "call is_bf16_supported() (bfloat16 works on every CPU torch supports)")
-
-    # beyond torch.cuda
-    @staticmethod
-    def ddp_device_ids(ids):
-        return None
-
-    @staticmethod
-    def pin_memory_enabled(requested=True):
-        return False
-
-    @staticmethod
-    def pin_memory(tensor):
-        return tensor
-
-
-_BACKENDS = {"cuda": _CudaBackend, "xpu": _XpuBackend, "mps": _MpsBackend, "cpu": _CpuBackend}
-
-
-# ---------------------------------------------------------------------------
-# Shared helpers of the non-CUDA backends
-# ---------------------------------------------------------------------------
-
-class _DeviceProperties:
-    """``get_device_properties()`` where torch has no CUDA-shaped object (XPU, MPS, CPU).
-
-    Attributes: ``type``, ``name``, ``total_memory`` (bytes), ``multi_processor_count``,
-    ``major``, ``minor`` (0, 0: no CUDA compute capability). An attribute the backend cannot
-    provide raises UnsupportedOnBackend; on XPU other attributes come from torch.xpu's object.
-    """
-
-    def __init__(self, type, name, total_memory, multi_processor_count, major=0, minor=0,
-                 backend_properties=None, unavailable=()):
-        self.type = type
-        self.name = name
-        self.total_memory = total_memory
-        if multi_processor_count is not None:
-            self.multi_processor_count = multi_processor_count
-        self.major = major
-        self.minor = minor
-        self._backend_properties = backend_properties
-        self._unavailable = unavailable
-
-    def __getattr__(self, attr):  # only called for attributes not set above
-        if attr in self.__dict__.get("_unavailable", ()):
-            raise UnsupportedOnBackend(
-                f"get_device_properties().{attr}", self.__dict__["type"],
-                "torch does not report it for this device")
-        props = self.__dict__.get("_backend_properties")
-        if props is not None:
-            return getattr(props, attr)
-        raise AttributeError(f"{type(self).__name__} has no attribute {attr!r}")
-
-    def __repr__(self):
-        mpc = self.__dict__.get("multi_processor_count", "unknown")
-        return (f"_DeviceProperties(type={self.type!r}, name={self.name!r}, major={self.major}, "
-                f"minor={self.minor}, total_memory={self.total_memory // 2**20}MB, "
-                f"multi_processor_count={mpc})")
 
 
 _cpu_name_cache = []
@@ -1017,17 +1083,6 @@ def _cpu_model_name():
     return name
 
 
-def _set_single_state_all(backend, new_states):
-    """set_rng_state_all on a one-generator backend: at most one state."""
-    new_states = list(new_states)
-    if len(new_states) > 1:
-        raise ValueError(
-            f"runtime_shim.set_rng_state_all: got {len(new_states)} states, but the "
-            f"{backend.type} backend has one generator; pass [get_rng_state()] or one state")
-    for state in new_states:
-        backend.set_rng_state(state)
-
-
 def _format_bytes(n):
     for unit in ("B", "KiB", "MiB", "GiB"):
         if abs(n) < 1024 or unit == "GiB":
@@ -1044,13 +1099,9 @@ def _format_summary(backend, stats, notes):
     return "\n".join(lines) + "\n"
 
 
-if hasattr(os, "register_at_fork"):
-    def _after_fork_in_child():
-        # psutil.Process caches the pid: a forked child must not report its parent.
-        if isinstance(_S, _CpuBackend):
-            _S._proc = None
-
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+def _restore_cuda_to_cpu(storage, location):
+    """map_location for CPU: the initial deserialization is already on the CPU; keep it."""
+    return storage
 
 
 # ---------------------------------------------------------------------------
@@ -1064,6 +1115,7 @@ def device(spec=None, index=None):
     chosen device: identity on CUDA; ``xpu``/``xpu:N`` on XPU (index kept); ``mps`` or
     ``cpu`` (index dropped). Any other spec (``'cpu'``, ``'meta'``, ``'mps'``) is returned
     unchanged as ``torch.device(spec)``. ``device('cuda', 1)`` mirrors ``torch.device('cuda', 1)``.
+    With ``TORCHDEVICE_DEVICE=cuda:N`` (or ``xpu:N``), index-less specs become index N.
     """
     s = _S or _resolve()
     if index is None:
@@ -1109,18 +1161,35 @@ def is_accelerator(value):
 
 
 def is_available():
-    """CUDA: ``torch.cuda.is_available()``. Elsewhere True: the chosen device (the CPU
-    included) can be used. Agrees with ``device_count() >= 1``."""
+    """Is there an accelerator? CUDA: ``torch.cuda.is_available()``; XPU, MPS: True; CPU
+    (also under ``TORCHDEVICE_DEVICE=cpu``): False, what a CPU-only torch answered, so the
+    original's own CPU path runs. Agrees with ``device_count() > 0``."""
     return (_S or _resolve()).is_available()
 
 
+def device_usable():
+    """A stated GPU requirement (``assert torch.cuda.is_available(), ...``) ported. CUDA:
+    exactly ``torch.cuda.is_available()``; elsewhere True: the chosen device can be used."""
+    return (_S or _resolve()).device_usable()
+
+
 def device_count():
-    """CUDA/XPU: the device count of torch.cuda/torch.xpu. MPS and CPU: 1."""
+    """CUDA/XPU: the device count of torch.cuda/torch.xpu. MPS: 1. CPU: 0 (what a CPU-only
+    torch answered). Where the count decides how many workers start, use worker_count()."""
     return (_S or _resolve()).device_count()
 
 
+def worker_count(n=None):
+    """How many processes/workers to start where the original started one per GPU
+    (``mp.spawn(fn, nprocs=torch.cuda.device_count())`` or ``nprocs=world_size``).
+    Accelerators: ``n``, or ``device_count()`` when ``n`` is None (exactly the original on
+    CUDA, 0 included). CPU: ``max(1, n or 0)``, so the work runs once instead of not at all."""
+    return (_S or _resolve()).worker_count(n)
+
+
 def current_device():
-    """CUDA/XPU: the current device index. MPS and CPU: 0."""
+    """CUDA/XPU: the current device index (the forced one under ``TORCHDEVICE_DEVICE=cuda:N``).
+    MPS and CPU: 0."""
     return (_S or _resolve()).current_device()
 
 
@@ -1130,6 +1199,15 @@ def set_device(device):
     return (_S or _resolve()).set_device(device)
 
 
+def set_default_tensor_type(t):
+    """``torch.set_default_tensor_type(t)`` ported. CUDA: exactly that. Elsewhere a CUDA type
+    (``torch.cuda.HalfTensor`` or its name) sets its dtype with ``torch.set_default_dtype`` and
+    the chosen accelerator with ``torch.set_default_device`` (nothing more on the CPU, already
+    the default); a non-floating CUDA type raises TypeError as torch does; other types go to
+    torch unchanged."""
+    return (_S or _resolve()).set_default_tensor_type(t)
+
+
 def device_context(device):
     """``with torch.cuda.device(i):`` ported: ``torch.cuda.device``/``torch.xpu.device``
     on CUDA/XPU, a no-op context manager on MPS and CPU."""
@@ -1137,26 +1215,51 @@ def device_context(device):
 
 
 # ---------------------------------------------------------------------------
+# Public API: objects whose type the codemod could not prove
+# ---------------------------------------------------------------------------
+
+def to_device(obj, device=None, non_blocking=False, **kwargs):
+    """``obj.cuda(device, non_blocking, **kwargs)`` ported, for a receiver of unknown type.
+
+    CUDA: exactly ``obj.cuda(...)`` with the arguments given. Elsewhere: a tensor whose type
+    keeps torch's ``cuda`` is moved with ``.to(device(device))``, as a copy where the target is
+    the CPU (``.cuda()`` of a CPU tensor never aliased it; autograd records the copy); a
+    Module whose type keeps torch's ``cuda`` is moved in place and returned; an object whose
+    ``cuda`` is torch's own but no Tensor's or Module's (PackedSequence) is moved with
+    ``.to(...)``; any other object's own ``cuda(...)`` is called (the user's code runs)."""
+    return (_S or _resolve()).to_device(obj, device, non_blocking, **kwargs)
+
+
+def is_cuda(obj):
+    """``obj.is_cuda`` ported. CUDA: exactly ``obj.is_cuda``. Elsewhere: whether the object is
+    on the chosen accelerator (``obj.device``, else ``obj.data.device``, else ``obj.is_cuda``);
+    False on the CPU, as on a CPU-only torch."""
+    return (_S or _resolve()).is_cuda(obj)
+
+
+def on_device(obj):
+    """``assert obj.is_cuda`` ported (a requirement that the object was moved). CUDA: exactly
+    ``obj.is_cuda``. Elsewhere: whether the object is on the chosen device, the CPU included."""
+    return (_S or _resolve()).on_device(obj)
+
+
+# ---------------------------------------------------------------------------
 # Public API: streams and events
 # ---------------------------------------------------------------------------
 
 # ``Stream`` and ``Event`` are classes that depend on the backend, so they are looked up
-# on first access through the module __getattr__ below (which resolves the backend, and
-# resolution makes them module globals).
+# through the module __getattr__ below.
 #   CUDA: torch.cuda.Stream / torch.cuda.Event.
 #   XPU, MPS: subclasses of torch.Stream / torch.Event for the chosen device.
 #   CPU: an in-order stream and a perf_counter_ns event (see _CpuStream, _CpuEvent).
-_LAZY_NAMES = ("Stream", "Event")
-
-
 def __getattr__(name):
-    if name in _LAZY_NAMES:
+    if name in ("Stream", "Event"):
         return getattr(_S or _resolve(), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY_NAMES))
+    return sorted(set(globals()) | {"Stream", "Event"})
 
 
 def stream(stream):
@@ -1200,31 +1303,31 @@ def record_stream(tensor, stream):
 # ---------------------------------------------------------------------------
 
 def memory_allocated(device=None):
-    """Bytes in use. CUDA/XPU: by tensors (torch's allocator). MPS:
-    ``torch.mps.current_allocated_memory()``. CPU: the process's resident set size."""
+    """Bytes in use by tensors. CUDA/XPU: torch's allocator. MPS:
+    ``torch.mps.current_allocated_memory()``. CPU: 0 (no device memory; a CPU-only torch
+    answered 0, so leak checks ``memory_allocated() == before`` hold)."""
     return (_S or _resolve()).memory_allocated(device)
 
 
 def max_memory_allocated(device=None):
-    """Peak of memory_allocated since start or the last reset. CUDA/XPU: torch's.
-    CPU: peak RSS (Linux VmHWM). MPS: UnsupportedOnBackend (no peak is kept)."""
+    """Peak of memory_allocated since start or the last reset. CUDA/XPU: torch's. CPU: 0.
+    MPS: UnsupportedOnBackend (no peak is kept)."""
     return (_S or _resolve()).max_memory_allocated(device)
 
 
 def memory_reserved(device=None):
     """Bytes held by the allocator. CUDA/XPU: torch's caching allocator. MPS:
-    ``torch.mps.driver_allocated_memory()``. CPU: the resident set size (as allocated)."""
+    ``torch.mps.driver_allocated_memory()``. CPU: 0."""
     return (_S or _resolve()).memory_reserved(device)
 
 
 def max_memory_reserved(device=None):
-    """Peak of memory_reserved. CUDA/XPU: torch's. CPU: peak RSS. MPS: UnsupportedOnBackend."""
+    """Peak of memory_reserved. CUDA/XPU: torch's. CPU: 0. MPS: UnsupportedOnBackend."""
     return (_S or _resolve()).max_memory_reserved(device)
 
 
 def reset_peak_memory_stats(device=None):
-    """CUDA/XPU: torch's. CPU: resets the kernel's peak RSS (Linux clear_refs), or, where
-    that is not allowed, starts tracking the largest RSS the shim sees. MPS: nothing to reset."""
+    """CUDA/XPU: torch's. MPS and CPU: nothing to reset (no peak is kept / it is 0)."""
     return (_S or _resolve()).reset_peak_memory_stats(device)
 
 
@@ -1243,9 +1346,20 @@ def empty_cache():
     return (_S or _resolve()).empty_cache()
 
 
+def ipc_collect():
+    """CUDA: ``torch.cuda.ipc_collect()``. Elsewhere nothing: there is no CUDA IPC memory."""
+    return (_S or _resolve()).ipc_collect()
+
+
+#: ``memory_stats()`` keys with an answer on every backend: none, because on the CPU the dict
+#: is empty, as ``torch.cuda.memory_stats()`` was on a CPU-only torch (MPS answers
+#: ``allocated_bytes.all.current`` and ``reserved_bytes.all.current``; CUDA/XPU all of torch's).
+MEMORY_STATS_KEYS = frozenset()
+
+
 def memory_stats(device=None):
-    """CUDA/XPU: torch's full dict. MPS and CPU: the CUDA keys that have a value here
-    (``allocated_bytes.all.current``, ``reserved_bytes.all.current``; CPU adds the ``.peak``s)."""
+    """CUDA/XPU: torch's full dict. MPS: ``allocated_bytes.all.current`` and
+    ``reserved_bytes.all.current``. CPU: an empty OrderedDict (what a CPU-only torch returned)."""
     return (_S or _resolve()).memory_stats(device)
 
 
@@ -1256,7 +1370,8 @@ def mem_get_info(device=None):
 
 
 def memory_summary(device=None, abbreviated=False):
-    """A printable report. CUDA: torch's. Elsewhere a short table of memory_stats()."""
+    """A printable report. CUDA: torch's. MPS/XPU: a short table of memory_stats(). CPU: the
+    process's RSS and peak RSS (psutil, VmHWM), and that device memory is 0."""
     return (_S or _resolve()).memory_summary(device, abbreviated)
 
 
@@ -1265,48 +1380,50 @@ def memory_summary(device=None, abbreviated=False):
 # ---------------------------------------------------------------------------
 
 def manual_seed(seed):
-    """Seed the chosen device's generator: torch.cuda / torch.xpu / torch.mps, or on the
-    CPU ``torch.default_generator`` (only it: unlike ``torch.manual_seed``)."""
+    """Seed the accelerator's generator (torch.cuda / torch.xpu / torch.mps). CPU: nothing,
+    as on a CPU-only torch: the CPU generator is never touched, so draws stay the original's."""
     return (_S or _resolve()).manual_seed(seed)
 
 
 def manual_seed_all(seed):
-    """Seed every device's generator (CUDA/XPU); the single generator on MPS and CPU."""
+    """Seed every accelerator generator (CUDA/XPU); MPS: its one generator; CPU: nothing."""
     return (_S or _resolve()).manual_seed_all(seed)
 
 
 def seed():
-    """Seed the chosen device's generator with a random number."""
+    """Seed the accelerator's generator with a random number; CPU: nothing."""
     return (_S or _resolve()).seed()
 
 
 def seed_all():
-    """Seed every device's generator with a random number (one generator on MPS and CPU)."""
+    """Seed every accelerator generator with a random number; CPU: nothing."""
     return (_S or _resolve()).seed_all()
 
 
 def initial_seed():
-    """The initial seed of the chosen device's generator."""
+    """The accelerator generator's initial seed. CPU: UnsupportedOnBackend (there is no CUDA
+    generator; a CPU-only torch raised too)."""
     return (_S or _resolve()).initial_seed()
 
 
 def get_rng_state(device="cuda"):
-    """The chosen device's generator state (a ByteTensor); ``device`` is mapped like device()."""
+    """The accelerator generator's state (a ByteTensor); ``device`` is mapped like device().
+    CPU: UnsupportedOnBackend (a CPU-only torch raised too)."""
     return (_S or _resolve()).get_rng_state(device)
 
 
 def get_rng_state_all():
-    """One state per device: CUDA/XPU per visible device; MPS and CPU a list of one."""
+    """One state per device: CUDA/XPU per visible device; MPS a list of one; CPU ``[]``."""
     return (_S or _resolve()).get_rng_state_all()
 
 
 def set_rng_state(new_state, device="cuda"):
-    """Restore the chosen device's generator state."""
+    """Restore the accelerator generator's state. CPU: nothing (as on a CPU-only torch)."""
     return (_S or _resolve()).set_rng_state(new_state, device)
 
 
 def set_rng_state_all(new_states):
-    """Restore one state per device; MPS and CPU accept at most one state."""
+    """Restore one state per device; MPS accepts at most one state; CPU: nothing."""
     return (_S or _resolve()).set_rng_state_all(new_states)
 
 
@@ -1320,10 +1437,11 @@ def get_device_name(device=None):
 
 
 def get_device_properties(device=None):
-    """CUDA: torch's object. XPU/MPS/CPU: an object with ``name``, ``total_memory``,
-    ``multi_processor_count`` (XPU: compute units; CPU: ``os.cpu_count()``; MPS: raises),
-    ``major``/``minor`` 0 (no CUDA compute capability). CPU total_memory: physical RAM;
-    MPS: Metal's recommended working set."""
+    """CUDA: torch's object. XPU/MPS/CPU: an object answering DEVICE_PROPERTY_ATTRIBUTES
+    (``name``, ``total_memory``, ``major``/``minor`` 0, ``is_integrated``,
+    ``is_multi_gpu_board`` 0) and ``multi_processor_count`` (XPU compute units, CPU cores);
+    any other CUDA property raises UnsupportedOnBackend naming it. CPU total_memory: physical
+    RAM; MPS: Metal's recommended working set."""
     return (_S or _resolve()).get_device_properties(device)
 
 
@@ -1334,20 +1452,14 @@ def get_device_capability(device=None):
 
 
 def is_bf16_supported(including_emulation=True):
-    """CUDA/XPU: torch's answer. MPS: macOS 14 or newer. CPU: True (torch has bfloat16
-    CPU kernels); with ``including_emulation=False``, whether the CPU has native bfloat16
-    instructions (x86 AVX512-BF16 or AMX; other architectures raise UnsupportedOnBackend)."""
+    """CUDA/XPU: torch's answer. MPS: macOS 14 or newer. CPU: False, what a CPU-only torch
+    answered (so code choosing fp16 vs bf16 keeps its original branch)."""
     return (_S or _resolve()).is_bf16_supported(including_emulation)
 
 
 # ---------------------------------------------------------------------------
 # Public API: beyond torch.cuda (issue 4)
 # ---------------------------------------------------------------------------
-
-def _restore_cuda_to_cpu(storage, location):
-    """map_location for CPU: the initial deserialization is already on the CPU; keep it."""
-    return storage
-
 
 def load_location():
     """``map_location`` for a ``torch.load`` that had none: None on CUDA (torch restores each
@@ -1358,8 +1470,9 @@ def load_location():
 
 def distributed_backend(requested="nccl"):
     """``'nccl'`` in init_process_group, ported: unchanged on CUDA; elsewhere
-    ``torch.distributed.get_default_backend_for_device`` (xpu: xccl, mps/cpu: gloo).
-    Any other requested backend is returned unchanged."""
+    ``torch.distributed.get_default_backend_for_device`` (xpu: xccl, mps/cpu: gloo). In a
+    device-mapped string (``"cpu:gloo,cuda:nccl"``) the ``cuda:nccl`` pair is dropped and the
+    chosen accelerator gets its default (``"cpu:gloo,xpu:xccl"``). Other backends: unchanged."""
     return (_S or _resolve()).distributed_backend(requested)
 
 
@@ -1399,18 +1512,3 @@ def nvtx_range(msg, *args, **kwargs):
 def nvtx_mark(msg):
     """CUDA: ``torch.cuda.nvtx.mark``. Elsewhere an empty profiler range named ``msg``."""
     return (_S or _resolve()).nvtx_mark(msg)
-
-
-# ---------------------------------------------------------------------------
-# Binding at resolution
-# ---------------------------------------------------------------------------
-
-# The functions above dispatch to the backend. When the backend is resolved, these module
-# names are rebound to the backend's own implementations (on CUDA: the torch.cuda functions
-# and classes themselves), so ``runtime_shim.memory_allocated()`` then costs exactly the
-# call it replaces. ``_reset()`` restores the dispatchers. The module-level wrappers stay
-# correct for anyone who imported a name before resolution.
-_BOUND_NAMES = tuple(sorted(set(__all__) - {
-    "device", "device_string", "device_type", "accelerator_type", "is_accelerator",
-    "OutOfMemoryError", "UnsupportedOnBackend"}))
-_DISPATCHERS = {name: globals()[name] for name in _BOUND_NAMES if name not in _LAZY_NAMES}

@@ -39,7 +39,7 @@ EPILOG = """\
 [bold]Configuration[/bold]
 
   A [tool.torchdevice-migrate] table in the nearest pyproject.toml above the paths
-  (keys: exclude, select, ignore, shim-module); flags override it.
+  (keys: exclude, select, ignore, shim-module, target); flags override it.
 
 [bold]Exit codes[/bold]
 
@@ -116,6 +116,9 @@ def migrate(
                                      help="Leave these reason codes or prefixes alone (repeatable)."),
     shim_module: Optional[str] = typer.Option(None, "--shim-module", metavar="MODULE", show_default=False,
                                               help="Import path of the runtime shim in migrated code [default: runtime_shim]."),
+    target: Optional[str] = typer.Option(None, "--target", metavar="shim|torch", show_default=False,
+                                         help="shim: portable everywhere through the runtime shim [default]; "
+                                              "torch: torch's own API only, for upstream pull requests (docs/targets.md)."),
     config: Optional[Path] = typer.Option(None, "--config", metavar="FILE",
                                           help="Read [tool.torchdevice-migrate] from FILE instead of the nearest pyproject.toml."),
     no_config: bool = typer.Option(False, "--no-config", help="Ignore configuration files."),
@@ -175,7 +178,7 @@ def migrate(
 
     try:
         settings = load_settings(paths, config=config, no_config=no_config, exclude=exclude, select=select,
-                                 ignore=ignore, shim_module=shim_module)
+                                 ignore=ignore, shim_module=shim_module, target=target)
     except ConfigError as e:
         err.print(f"error: {e}", markup=False)
         raise typer.Exit(EXIT_ERROR)

@@ -12,7 +12,9 @@ Keys:
 * ``select``: list of reason-code prefixes (``"TDM1"``, ``"TDM201"``): only those codes are
   rewritten or reported;
 * ``ignore``: list of reason codes (or prefixes) that are neither rewritten nor reported;
-* ``shim-module``: import path of the runtime shim in migrated code (default ``runtime_shim``).
+* ``shim-module``: import path of the runtime shim in migrated code (default ``runtime_shim``);
+* ``target``: ``"shim"`` (default: portable everywhere through the runtime shim) or ``"torch"`` (torch's
+  own API only, for upstream pull requests); see ``docs/targets.md``.
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set
 
 from .registry import REASONS
+from .targets import DEFAULT_TARGET, TARGETS
 from .transform import DEFAULT_SHIM_MODULE, Options
 
 TABLE = "torchdevice-migrate"
-KEYS = ("exclude", "select", "ignore", "shim-module")
+KEYS = ("exclude", "select", "ignore", "shim-module", "target")
 _TABLE_RE = re.compile(r"^\s*\[\s*tool\s*\.\s*[\"']?torchdevice-migrate", re.MULTILINE)
 _CODE_PREFIX_RE = re.compile(r"TDM\d{0,3}")
 _MODULE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
@@ -49,6 +52,7 @@ class Settings:
     select: Optional[List[str]] = None
     ignore: List[str] = field(default_factory=list)
     shim_module: str = DEFAULT_SHIM_MODULE
+    target: str = DEFAULT_TARGET
 
     @property
     def root(self) -> Optional[Path]:
@@ -56,7 +60,7 @@ class Settings:
 
     def options(self) -> Options:
         """The transform options: ``select`` as prefixes, ``ignore`` expanded to the codes it names."""
-        return Options(shim_module=self.shim_module,
+        return Options(shim_module=self.shim_module, target=self.target,
                        select=set(self.select) if self.select is not None else None,
                        ignore=expand_codes(self.ignore))
 
@@ -85,6 +89,7 @@ class Settings:
             "select": list(self.select) if self.select is not None else None,
             "ignore": list(self.ignore),
             "shim_module": self.shim_module,
+            "target": self.target,
         }
 
 
@@ -200,6 +205,12 @@ def _check_module(value: str, what: str) -> str:
     return value
 
 
+def _check_target(value: Any, what: str) -> str:
+    if value not in TARGETS:
+        raise ConfigError(f"{what}: {value!r} is not a target (choose one of {', '.join(TARGETS)})")
+    return value
+
+
 def load_settings(
     paths: Sequence[Path],
     *,
@@ -209,10 +220,11 @@ def load_settings(
     select: Optional[Sequence[str]] = None,
     ignore: Optional[Sequence[str]] = None,
     shim_module: Optional[str] = None,
+    target: Optional[str] = None,
 ) -> Settings:
     """Settings for a run: the configuration file (``config``, else found above ``paths``), then the flags.
 
-    ``select``, ``ignore`` and ``shim_module`` given on the command line replace the file's keys;
+    ``select``, ``ignore``, ``shim_module`` and ``target`` given on the command line replace the file's keys;
     ``exclude`` globs are added to the file's. ``None`` (or empty) means "not given".
     ``select``/``ignore`` items may be comma-separated.
     """
@@ -241,6 +253,8 @@ def load_settings(
             if not isinstance(table["shim-module"], str):
                 raise ConfigError(f"{source}: [tool.{TABLE}] shim-module must be a string")
             settings.shim_module = _check_module(table["shim-module"], f"{source}: shim-module")
+        if "target" in table:
+            settings.target = _check_target(table["target"], f"{source}: [tool.{TABLE}] target")
     if exclude:  # added to the file's globs: a flag never brings back what the project excluded
         settings.cli_exclude = list(exclude)
     if select:
@@ -249,4 +263,6 @@ def load_settings(
         settings.ignore = _check_codes(ignore, "--ignore")
     if shim_module is not None:
         settings.shim_module = _check_module(shim_module, "--shim-module")
+    if target is not None:
+        settings.target = _check_target(target, "--target")
     return settings

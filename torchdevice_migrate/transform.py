@@ -19,6 +19,7 @@ from .findings import Finding
 from .rules import ALL_RULES, Rule
 from .rules.base import RuleContext, resolve_scopes
 from .rules.review import report_leftover_device_strings
+from .targets import insert_binding, pending_binding
 
 # The byte pre-filter (a file it does not match is never parsed) and the options live in light
 # modules that do not import LibCST; re-exported here.
@@ -158,7 +159,8 @@ def _migrate_module(module: cst.Module, path: str, options: Options, code: Optio
     alias = _free_alias(scopes, shim_last, options.shim_module)
     if code is None:
         code = wrapper.module.code
-    ctx = RuleContext(wrapper, path, alias, code.splitlines(), options.select, options.ignore, scopes=scopes)
+    ctx = RuleContext(wrapper, path, alias, code.splitlines(), options.select, options.ignore, scopes=scopes,
+                      target=options.target)
     ctx.project_base, ctx.source_text = options.project, code  # type: ignore[attr-defined]  # project_of(ctx)
     rules = [r() for r in (options.rules if options.rules is not None else ALL_RULES)]
     new_module = wrapper.module.visit(_Migrator(ctx, rules))
@@ -182,6 +184,9 @@ def _migrate_module(module: cst.Module, path: str, options: Options, code: Optio
         RemoveImportsVisitor.remove_unused_import(context, module_name, obj, asname)
     if ctx.removed_from_imports:
         new_module = RemoveImportsVisitor(context).transform_module(new_module)
+    binding = pending_binding(ctx)  # --target torch: the one module-level device value
+    if binding is not None:
+        new_module = insert_binding(new_module, binding)
     return new_module, findings
 
 

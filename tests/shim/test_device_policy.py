@@ -6,6 +6,7 @@ import pathlib
 import re
 import subprocess
 import sys
+import threading
 from unittest import mock
 
 import pytest
@@ -67,7 +68,11 @@ def test_real_cpu_machine_policy():
     assert runtime_shim.device("meta") == torch.device("meta")
     assert runtime_shim.device_string("cuda") == "cpu"
     assert runtime_shim.accelerator_type() is None
-    assert runtime_shim.is_available() and runtime_shim.device_count() == 1
+    # what torch.cuda answers on this CPU-only torch: no accelerator, no GPUs
+    assert runtime_shim.is_available() is torch.cuda.is_available() is False
+    assert runtime_shim.device_count() == torch.cuda.device_count() == 0
+    # but one-process-per-GPU work still runs once
+    assert runtime_shim.worker_count() == 1 and runtime_shim.worker_count(3) == 3
     # a tensor created on the mapped device really lands on it
     assert torch.ones(2, device=runtime_shim.device("cuda")).device.type == "cpu"
 
@@ -99,11 +104,11 @@ def test_resolution_is_cached(simulate):
         runtime_shim.device()
         runtime_shim.device("cuda:1")
         runtime_shim.device_count()
-        assert mocks["torch.cuda.is_available"].call_count == 1
+        assert mocks["torch.cuda.device_count"].call_count == 1
         assert mocks["torch.xpu.is_available"].call_count == 1
         runtime_shim._reset()
         runtime_shim.device()
-        assert mocks["torch.cuda.is_available"].call_count == 2
+        assert mocks["torch.cuda.device_count"].call_count == 2
 
 
 # --- TORCHDEVICE_DEVICE -----------------------------------------------------------------
@@ -112,16 +117,33 @@ def test_env_forces_cpu_on_a_cuda_machine(simulate, monkeypatch):
     monkeypatch.setenv("TORCHDEVICE_DEVICE", "cpu")
     with simulate("cuda"):
         assert runtime_shim.device("cuda:1") == torch.device("cpu")
-        assert runtime_shim.device_count() == 1
+        # forced CPU answers like a CPU-only torch: the original's CPU path runs
+        assert runtime_shim.device_count() == 0
+        assert runtime_shim.is_available() is False
         assert runtime_shim.accelerator_type() is None
 
 
 def test_env_forces_cuda_index(simulate, monkeypatch):
     monkeypatch.setenv("TORCHDEVICE_DEVICE", "CUDA:1")
     set_device = mock.Mock()
-    with simulate("cuda", **{"torch.cuda.set_device": set_device}):
+    memory_allocated = mock.Mock(return_value=7)
+    with simulate("cuda", **{"torch.cuda.set_device": set_device,
+                             "torch.cuda.memory_allocated": memory_allocated}):
+        # the forced index is in the returned device, for every thread; nothing is set
         assert runtime_shim.device("cuda:0") == torch.device("cuda:0")
-        set_device.assert_called_once_with(1)
+        assert runtime_shim.device() == torch.device("cuda:1")
+        assert runtime_shim.device("cuda") == torch.device("cuda:1")
+        assert runtime_shim.device_string() == "cuda:1"
+        seen = []
+        worker = threading.Thread(target=lambda: seen.append(runtime_shim.device()))
+        worker.start()
+        worker.join()
+        assert seen == [torch.device("cuda:1")]
+        assert runtime_shim.current_device() == 1
+        # device arguments that default to the current device mean the forced one
+        assert runtime_shim.memory_allocated() == 7
+        memory_allocated.assert_called_once_with(1)
+        set_device.assert_not_called()
 
 
 def test_env_forces_mps_over_cuda(simulate, monkeypatch):
@@ -188,3 +210,55 @@ def test_default_is_silent_and_info_reports_reason():
     loud = _run_python(code, TORCHDEVICE_LOG_LEVEL="info", TORCHDEVICE_DEVICE="cpu")
     assert loud.returncode == 0
     assert "runtime_shim: using cpu (forced by TORCHDEVICE_DEVICE=cpu)" in loud.stderr
+
+
+# --- resolution initialises nothing, takes no lock, compiles -------------------------
+
+def test_resolution_does_not_initialise_cuda(simulate):
+    forbidden = {name: mock.Mock(side_effect=AssertionError(f"{name} initialises CUDA"))
+                 for name in ("torch.cuda.init", "torch.cuda._lazy_init", "torch.cuda.current_device",
+                              "torch.cuda.set_device", "torch.cuda.synchronize")}
+    forbidden["torch.cuda.is_available"] = mock.Mock(side_effect=AssertionError("poisons fork"))
+    with simulate("cuda", **forbidden) as mocks:
+        with mock.patch("torch.empty", side_effect=AssertionError("tensor creation")), \
+                mock.patch("torch.tensor", side_effect=AssertionError("tensor creation")):
+            assert runtime_shim.device() == torch.device("cuda")
+            assert runtime_shim.device_type("cuda:1") == "cuda"
+            assert runtime_shim.accelerator_type() == "cuda"
+            assert runtime_shim.device_count() == 2
+        assert mocks["torch.cuda.device_count"].call_count >= 1
+
+
+def test_resolution_takes_no_lock_and_keeps_the_first_answer(monkeypatch):
+    import ast
+    tree = ast.parse((REPO / "runtime_shim" / "__init__.py").read_text())
+    assert not [n for n in ast.walk(tree) if isinstance(n, (ast.With, ast.AsyncWith))
+                and any("lock" in ast.unparse(i.context_expr).lower() for i in n.items)]
+    first = runtime_shim._resolve()
+    assert runtime_shim._resolve() is first  # a racing second resolution keeps the first object
+
+
+def _compiled_function():
+    def f(x):
+        y = runtime_shim.to_device(x) * 2
+        if runtime_shim.is_available():
+            y = y + 1
+        if runtime_shim.device_type() == "cpu" and runtime_shim.accelerator_type() is None:
+            y = y + 3
+        return y.to(runtime_shim.device())
+    return f
+
+
+def test_ported_calls_compile_with_fullgraph():
+    compile_ok = hasattr(torch, "compile") and torch._dynamo.is_dynamo_supported()
+    if not compile_ok:
+        pytest.skip("torch.compile is not usable with this Python/torch")
+    f = _compiled_function()
+    x = torch.arange(3.0)
+    eager = f(x)
+    torch._dynamo.reset()
+    runtime_shim._reset()  # the first shim call (resolution) happens inside the trace
+    compiled = torch.compile(f, fullgraph=True)
+    assert torch.equal(compiled(x), eager)
+    assert runtime_shim._S is not None and runtime_shim._S.type == "cpu"
+    assert torch.equal(compiled(x), eager)

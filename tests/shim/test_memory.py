@@ -1,4 +1,5 @@
-"""Memory figures: real psutil/kernel figures on the CPU, torch's own on simulated backends."""
+"""Memory figures: CPU-only torch's answers on the CPU (psutil where it had none), torch's own on
+simulated backends."""
 
 from unittest import mock
 
@@ -17,52 +18,40 @@ def _allocate_and_touch(nbytes):
     return t
 
 
-def test_cpu_allocated_is_process_rss():
-    rss = psutil.Process().memory_info().rss
-    got = runtime_shim.memory_allocated()
-    assert abs(got - rss) < 32 * MiB
-    assert runtime_shim.memory_reserved() > 0
-    assert runtime_shim.memory_allocated("cuda:0") > 0  # device argument accepted
+# On a CPU-only torch the original torch.cuda memory calls answered 0 / an empty dict: the
+# port answers the same, so code that already ran there (leak checks, logging) is unchanged.
+COUNTERS = ("memory_allocated", "max_memory_allocated", "memory_reserved", "max_memory_reserved")
 
 
-def test_cpu_peak_after_touching_64mib():
+@pytest.mark.parametrize("name", COUNTERS)
+def test_cpu_counters_are_what_cpu_only_torch_answered(name):
+    original = getattr(torch.cuda, name)()
+    assert original == 0  # this machine's torch has no CUDA
+    assert getattr(runtime_shim, name)() == original
+    assert getattr(runtime_shim, name)("cuda:0") == original  # device argument accepted
+
+
+def test_cpu_leak_check_holds_across_a_large_allocation():
+    before = runtime_shim.memory_allocated()
     runtime_shim.reset_peak_memory_stats()
-    base = runtime_shim.max_memory_allocated()
     t = _allocate_and_touch(64 * MiB)
+    during = runtime_shim.memory_allocated()
     del t
-    peak = runtime_shim.max_memory_allocated()
-    assert peak >= 64 * MiB
-    assert peak - base >= 63 * MiB  # the 64 MiB tensor itself, at page granularity
-    assert runtime_shim.max_memory_reserved() >= peak - 1 * MiB
+    assert runtime_shim.memory_allocated() == before == during
+    assert runtime_shim.max_memory_allocated() == torch.cuda.max_memory_allocated()
 
 
-def test_cpu_reset_lowers_the_peak():
-    t = _allocate_and_touch(96 * MiB)
-    del t
-    high = runtime_shim.max_memory_allocated()
-    runtime_shim.reset_peak_memory_stats()
-    after = runtime_shim.max_memory_allocated()
-    assert after <= high - 64 * MiB
-    assert after >= runtime_shim.memory_allocated() - 8 * MiB
+def test_cpu_max_reserved_is_its_own_function():
+    assert runtime_shim.max_memory_reserved is not runtime_shim.max_memory_allocated
+    runtime_shim.device()
+    backend = runtime_shim._S
+    assert type(backend).max_memory_reserved is not type(backend).max_memory_allocated
 
 
-def test_cpu_peak_tracked_by_the_shim_where_the_os_cannot_reset(monkeypatch):
-    monkeypatch.setattr(runtime_shim, "_clear_os_peak", lambda: False)
-    runtime_shim.reset_peak_memory_stats()
-    base = runtime_shim.max_memory_allocated()
-    t = _allocate_and_touch(64 * MiB)
-    runtime_shim.memory_allocated()  # the shim can only see what it is asked about
-    del t
-    assert runtime_shim.max_memory_allocated() - base >= 63 * MiB
-    assert "seen by runtime_shim" in runtime_shim.memory_summary()
-
-
-def test_cpu_memory_stats_use_cuda_key_names():
+def test_cpu_memory_stats_match_cpu_only_torch():
     stats = runtime_shim.memory_stats()
-    for key in ("allocated_bytes.all.current", "allocated_bytes.all.peak",
-                "reserved_bytes.all.current", "reserved_bytes.all.peak"):
-        assert stats[key] > 0, key
-    assert stats["allocated_bytes.all.peak"] >= stats["allocated_bytes.all.current"] - 8 * MiB
+    original = torch.cuda.memory_stats()
+    assert stats == original and type(stats) is type(original)
 
 
 def test_cpu_mem_get_info_is_system_memory():
@@ -71,13 +60,16 @@ def test_cpu_mem_get_info_is_system_memory():
     assert 0 < free <= total
 
 
-def test_cpu_summary_and_noops():
+def test_cpu_summary_describes_the_process_and_noops():
+    # torch.cuda.memory_summary() raised on a CPU-only torch: the port describes the process
+    rss = psutil.Process().memory_info().rss
     summary = runtime_shim.memory_summary()
-    assert "cpu" in summary and "allocated_bytes.all.current" in summary and "RSS" in summary
+    assert "cpu" in summary and "RSS" in summary and "are 0" in summary
+    shown = float(summary.split("(RSS)", 1)[1].split()[0])  # MiB
+    assert abs(shown * MiB - rss) < 64 * MiB
     assert runtime_shim.empty_cache() is None
     assert runtime_shim.reset_accumulated_memory_stats() is None
-    runtime_shim.reset_max_memory_allocated()
-    assert runtime_shim.max_memory_allocated() > 0
+    assert runtime_shim.reset_max_memory_allocated() is None
 
 
 def test_cuda_memory_functions_are_torch_cuda(simulate):

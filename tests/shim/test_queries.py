@@ -1,7 +1,9 @@
 """Device queries, errors and the issue-4 helpers."""
 
 import os
+import pathlib
 import platform
+import re
 from unittest import mock
 
 import psutil
@@ -26,16 +28,45 @@ def test_cpu_properties_describe_this_machine():
         assert props.name in cpuinfo
 
 
-def test_cpu_bf16_is_answered_honestly():
-    assert runtime_shim.is_bf16_supported() is True
-    a = torch.randn(8, 8, dtype=torch.bfloat16)
-    assert (a @ a).dtype == torch.bfloat16  # torch really computes in bf16 on this CPU
-    if platform.machine().lower() in ("x86_64", "amd64"):
-        native = runtime_shim.is_bf16_supported(including_emulation=False)
-        assert native == (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-    with mock.patch("platform.machine", return_value="riscv64"):
-        with pytest.raises(runtime_shim.UnsupportedOnBackend, match="is_bf16_supported.*cpu"):
-            runtime_shim.is_bf16_supported(including_emulation=False)
+def test_cpu_bf16_is_what_cpu_only_torch_answered():
+    # code choosing bf16 vs fp16 with this keeps the branch it took on a CPU-only torch
+    assert runtime_shim.is_bf16_supported() is torch.cuda.is_bf16_supported() is False
+    assert runtime_shim.is_bf16_supported(including_emulation=False) is False
+
+
+# every attribute torch documents on CUDA's get_device_properties(i) (torch/_C/__init__.pyi
+# _CudaDeviceProperties, plus those torch's own code reads: profiler, numa binding)
+CUDA_PROPERTIES = ("name major minor multi_processor_count total_memory is_integrated "
+                   "is_multi_gpu_board max_threads_per_multi_processor gcnArchName warp_size "
+                   "uuid L2_cache_size clock_rate memory_clock_rate memory_bus_width "
+                   "shared_memory_per_block shared_memory_per_multiprocessor "
+                   "max_threads_per_block regs_per_multiprocessor pci_bus_id pci_device_id "
+                   "pci_domain_id").split()
+
+
+def _stub_properties():
+    stub = pathlib.Path(torch.__file__).parent / "_C" / "__init__.pyi"
+    body = stub.read_text().split("class _CudaDeviceProperties:", 1)[1].split("\nclass ", 1)[0]
+    return set(re.findall(r"^    (\w+):", body, re.M))
+
+
+def test_every_cuda_property_is_answered_or_unsupported_on_cpu():
+    assert _stub_properties() <= set(CUDA_PROPERTIES) <= runtime_shim._CUDA_DEVICE_PROPERTIES
+    props = runtime_shim.get_device_properties(0)
+    answered = set()
+    for attr in CUDA_PROPERTIES:
+        try:
+            getattr(props, attr)
+            answered.add(attr)
+        except runtime_shim.UnsupportedOnBackend as e:
+            assert attr in str(e) and "cpu" in str(e)
+            assert isinstance(e, AttributeError)  # getattr(props, attr, default) still works
+            assert getattr(props, attr, "dflt") == "dflt"
+    assert runtime_shim.DEVICE_PROPERTY_ATTRIBUTES <= answered
+    assert answered == runtime_shim.DEVICE_PROPERTY_ATTRIBUTES | {"multi_processor_count"}
+    assert (props.major, props.minor, props.is_multi_gpu_board) == (0, 0, 0)
+    with pytest.raises(AttributeError):
+        props.no_such_property
 
 
 def test_out_of_memory_error_is_torch_cuda_one():

@@ -8,35 +8,46 @@ import torch
 import runtime_shim
 
 
-def test_cpu_state_round_trip():
-    runtime_shim.manual_seed(1234)
-    assert runtime_shim.initial_seed() == 1234
-    state = runtime_shim.get_rng_state()
-    first = torch.rand(8)
-    runtime_shim.set_rng_state(state)
-    assert torch.equal(torch.rand(8), first)
-    states = runtime_shim.get_rng_state_all()
-    assert len(states) == 1
-    second = torch.rand(8)
-    runtime_shim.set_rng_state_all(states)
-    assert torch.equal(torch.rand(8), second)
+def _draws(seed_calls):
+    """torch.manual_seed(0), then the CUDA seeding calls, then CPU draws."""
+    torch.manual_seed(0)
+    seed_calls()
+    return torch.randn(6), torch.randint(0, 1000, (6,)), torch.rand(2, generator=None)
 
 
-def test_cpu_seeds_the_default_generator():
-    runtime_shim.manual_seed_all(7)
-    a = torch.randn(4)
-    runtime_shim.manual_seed(7)
-    assert torch.equal(torch.randn(4), a)
-    runtime_shim.seed()
-    assert runtime_shim.initial_seed() == torch.default_generator.initial_seed() != 7
-    runtime_shim.seed_all()
-    assert runtime_shim.get_rng_state(device="cuda:0").dtype == torch.uint8
+def test_cpu_draws_are_identical_to_the_original():
+    # What the original did on a CPU-only torch: torch.cuda seeding left the CPU generator alone.
+    def original():
+        torch.cuda.manual_seed(123)
+        torch.cuda.manual_seed_all(123)
+        torch.cuda.seed()
+        torch.cuda.seed_all()
+        torch.cuda.set_rng_state_all(torch.cuda.get_rng_state_all())
+
+    def port():
+        runtime_shim.manual_seed(123)
+        runtime_shim.manual_seed_all(123)
+        runtime_shim.seed()
+        runtime_shim.seed_all()
+        runtime_shim.set_rng_state_all(runtime_shim.get_rng_state_all())
+
+    want, got = _draws(original), _draws(port)
+    assert all(torch.equal(a, b) for a, b in zip(want, got))
+    assert not torch.equal(_draws(lambda: torch.manual_seed(123))[0], want[0])  # seeding matters
 
 
-def test_cpu_rejects_more_states_than_generators():
-    state = runtime_shim.get_rng_state()
-    with pytest.raises(ValueError, match="one generator"):
-        runtime_shim.set_rng_state_all([state, state])
+def test_cpu_generator_untouched_and_answers_match_cpu_only_torch():
+    before = torch.default_generator.get_state()
+    runtime_shim.manual_seed(5)
+    runtime_shim.set_rng_state(torch.ByteTensor([1, 2, 3]))
+    assert torch.equal(torch.default_generator.get_state(), before)
+    assert runtime_shim.get_rng_state_all() == torch.cuda.get_rng_state_all() == []
+    for api, original in ((runtime_shim.initial_seed, torch.cuda.initial_seed),
+                          (runtime_shim.get_rng_state, torch.cuda.get_rng_state)):
+        with pytest.raises(AssertionError):  # the original raised on a CPU-only torch
+            original()
+        with pytest.raises(runtime_shim.UnsupportedOnBackend, match=f"{api.__name__}.*cpu"):
+            api()
 
 
 def test_cuda_rng_is_torch_cuda(simulate):

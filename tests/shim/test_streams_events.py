@@ -156,7 +156,7 @@ def test_accelerators_use_generic_torch_stream_and_event(simulate, machine):
 def test_generic_event_and_stream_are_built_for_the_chosen_device():
     # Construct the XPU/MPS classes against a CPU backend: the constructor must ask the
     # chosen backend for its device and pass the CUDA-style flags through to torch.Event.
-    runtime_shim._S = runtime_shim._CpuBackend(None, "test")
+    runtime_shim._S = runtime_shim._Cpu(None, "test")
     event = runtime_shim._AcceleratorEvent(enable_timing=True)
     assert isinstance(event, torch.Event) and event.device == torch.device("cpu")
     stream = runtime_shim._AcceleratorStream("cuda:1", priority=0)

@@ -52,8 +52,9 @@ class RuleContext:
 
     def __init__(self, wrapper: cst.MetadataWrapper, path: str, shim_alias: str, source_lines: Sequence[str],
                  select: Optional[Set[str]] = None, ignore: Optional[Set[str]] = None,
-                 scopes: Optional[Mapping[cst.CSTNode, object]] = None) -> None:
+                 scopes: Optional[Mapping[cst.CSTNode, object]] = None, target: str = "shim") -> None:
         self.module = wrapper.module
+        self.target = target  # "shim" or "torch": which column of targets.py the rules write
         self.path = path
         self.shim_alias = shim_alias
         # Metadata. Scopes are needed by every file (qualified names, computed from them per node
