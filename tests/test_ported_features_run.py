@@ -108,7 +108,11 @@ pytestmark = pytest.mark.skipif(not _cpu_only(), reason="checks the behaviour of
 
 def test_ported_script_runs_on_cpu(tmp_path):
     ported = migrate_text(SCRIPT)
-    assert "torch.cuda" not in ported.replace("torch.cuda.is_available", "")
+    # a CUDA tensor type as the argument of the shim's set_default_tensor_type is a type object
+    # that a CPU-only torch imports fine; the shim maps it (dtype + chosen device)
+    assert "runtime_shim.set_default_tensor_type(torch.cuda.HalfTensor)" in ported
+    assert "torch.cuda" not in ported.replace("torch.cuda.is_available", "").replace(
+        "runtime_shim.set_default_tensor_type(torch.cuda.HalfTensor)", "")
     assert 'backend = runtime_shim.distributed_backend("nccl")' in ported
     assert "device_ids=runtime_shim.ddp_device_ids([local_rank])" in ported
     proc = _run(ported, tmp_path, "ported.py")
