@@ -42,6 +42,20 @@ def test_unknown_target_and_non_rewritten_entries_raise():
         targets.replacement_for("torch.cuda.graphs", "torch")  # unsupported, not rewritten
 
 
+def test_variants_are_looked_up_per_context():
+    guard = targets.replacement_for("torch.cuda.is_available", "torch", "cuda_only_guard")
+    assert guard.text == "torch.cuda.is_available" and guard.cpu_safe
+    assert targets.replacement_for("torch.cuda.is_available", "torch", "requirement").kept
+    assert targets.replacement_for("torch.cuda.is_available", "torch").text == "torch.accelerator.is_available"
+    with pytest.raises(KeyError):
+        targets.replacement_for("torch.cuda.is_available", "torch", "nonsense")
+    for (name, _variant), sp in targets._VARIANTS.items():
+        assert name in TORCH_CELLS and "runtime_shim" not in sp.text
+        if sp.is_rename:
+            _resolve(sp.text)
+            assert _runs(lambda: _resolve(sp.text)()) == sp.cpu_safe
+
+
 def test_since_values_are_well_formed_and_sourced():
     for name, sp in TORCH_CELLS.items():
         if sp.kept:
@@ -301,6 +315,14 @@ def test_device_value_does_not_reuse_a_shadowed_or_later_or_rebound_device():
         ctx = _ctx(code)
         targets.device_value(ctx, _find(ctx, "'cuda'"))
         assert targets.pending_binding(ctx) is not None, code
+
+
+def test_insert_binding_goes_after_a_late_torch_import():
+    code = 'import sys\nsys.path.insert(0, "src")\nimport torch\nmodel = torch.nn.Linear(1, 1).cuda()\n'
+    ctx = _ctx(code)
+    out = targets.insert_binding(ctx.module, targets.DeviceBinding("device")).code
+    assert out.index("import torch") < out.index("device = torch.accelerator") < out.index("model =")
+    compile(out, "<t>", "exec")
 
 
 def test_insert_binding_is_idempotent():

@@ -96,7 +96,7 @@ def _t(text: str, since: str, cpu_safe: bool = True, note: str = "", guard: str 
 
 # Where each minimum version comes from (docs/targets.md prints this table).
 SOURCES: Dict[str, str] = {
-    "1.0": "`Tensor.device`.",
+    "1.0": "`Tensor.device`, `torch.cuda.is_available` (kept as it is).",
     "1.10": "`torch.autocast` (registry entry `since`).",
     "2.3": "`torch.amp.GradScaler(device)`, `torch.nn.attention.sdpa_kernel` (registry `since`); "
            "`torch.get_device_module` (not confirmed in the stored sources: no earlier use seen).",
@@ -206,6 +206,18 @@ for _name in ("torch.nn.parallel.DistributedDataParallel", "torch.nn.parallel.di
     _RULES[_name] = _t("device_ids=D if torch.accelerator.is_available() else None (output_device likewise)", "2.6",
                        note="None for a CPU module, as DDP requires; the original ids on CUDA.")
 
+# Context variants: the same API ported differently by where it stands (a rule names the variant).
+_VARIANTS: Dict[Tuple[str, str], Spelling] = {
+    # `if torch.cuda.is_available(): <CUDA-only code>` (shim: accelerator_type() == 'cuda'): the original is
+    # already exact on CUDA and False everywhere else, so the torch target keeps it as it is.
+    ("torch.cuda.is_available", "cuda_only_guard"): _t(
+        "torch.cuda.is_available", "1.0", note="Guards CUDA-only code: kept as it is (exact, False elsewhere)."),
+    # `assert torch.cuda.is_available()` / `if not ...: raise` (shim: device_usable()): relaxing the requirement
+    # has no torch spelling a reviewer reads as intended; left in place and reported (TDM114 asks a person).
+    ("torch.cuda.is_available", "requirement"): Spelling(
+        "", "", False, "A stated GPU requirement: left in place and reported; the person decides whether to drop it."),
+}
+
 _LEGACY_RE = re.compile(r"torch\.cuda\.[A-Za-z0-9]+Tensor")
 _DTYPE_RE = re.compile(r"dtype=(torch\.\w+)")
 
@@ -227,9 +239,15 @@ def missing() -> List[str]:
     return [a.name for a in entries() if a.status is Status.REWRITTEN and _torch_spelling(a) is None]
 
 
-def replacement_for(api_name: str, target: str) -> Spelling:
-    """The ``target`` column of the REWRITTEN registry entry ``api_name``. Raises KeyError for an
-    unknown target, an entry that is not REWRITTEN, or one the torch column lacks (a test checks none does)."""
+def replacement_for(api_name: str, target: str, variant: str = "") -> Spelling:
+    """The ``target`` column of the REWRITTEN registry entry ``api_name`` (``variant``: a context the rule
+    recognised, such as ``"cuda_only_guard"``; the torch column may spell it differently). Raises KeyError
+    for an unknown target or variant, an entry that is not REWRITTEN, or one the torch column lacks (a
+    test checks none does)."""
+    if variant and target == "torch":
+        if (api_name, variant) not in _VARIANTS:
+            raise KeyError(f"{api_name!r} has no variant {variant!r} in targets.py")
+        return _VARIANTS[(api_name, variant)]
     if target not in TARGETS:
         raise KeyError(f"unknown target {target!r} (known: {', '.join(TARGETS)})")
     api = lookup(api_name)
@@ -429,9 +447,12 @@ def _is_head(stmt: cst.CSTNode, first: bool) -> bool:
 
 
 def insert_binding(module: cst.Module, binding: DeviceBinding) -> cst.Module:
-    """``module`` with ``binding`` as a statement right after its leading docstring and import lines
-    (with one empty line before it); unchanged when that exact statement is already there."""
+    """``module`` with ``binding`` as a statement right after its leading docstring and import lines,
+    and after the module-level statement that imports torch when that comes later (``sys.path`` set-up
+    before ``import torch``), with one empty line before it; unchanged when that exact statement is
+    already there."""
     import libcst as cst
+
     statement = binding.statement()
     code = cst.Module([]).code_for_node(statement)
     body = list(module.body)
@@ -440,6 +461,10 @@ def insert_binding(module: cst.Module, binding: DeviceBinding) -> cst.Module:
     cut = 0
     while cut < len(body) and _is_head(body[cut], cut == 0):
         cut += 1
+    for i, stmt in enumerate(body):
+        if _torch_alias(module.with_changes(body=[stmt])) == binding.torch:
+            cut = max(cut, i + 1)
+            break
     statement = statement.with_changes(leading_lines=(cst.EmptyLine(),) if cut else ())
     if cut < len(body) and not body[cut].leading_lines:
         body[cut] = body[cut].with_changes(leading_lines=(cst.EmptyLine(),))
