@@ -49,6 +49,11 @@ def test_variants_are_looked_up_per_context():
     assert targets.replacement_for("torch.cuda.is_available", "torch").text == "torch.accelerator.is_available"
     with pytest.raises(KeyError):
         targets.replacement_for("torch.cuda.is_available", "torch", "nonsense")
+    workers = targets.replacement_for("torch.cuda.device_count", "torch", "worker_count")
+    if not torch.accelerator.is_available():
+        assert eval(workers.text, {"torch": torch}) == 1  # noqa: S307 - the work runs once on CPU
+    string = targets.replacement_for("literal:'cuda'", "torch", "string")
+    assert isinstance(DEVICE.type, str) and f"{DEVICE.type}:0" and "{device_type}" in string.text
     for (name, _variant), sp in targets._VARIANTS.items():
         assert name in TORCH_CELLS and "runtime_shim" not in sp.text
         if sp.is_rename:

@@ -216,6 +216,17 @@ def render_targets() -> str:
         text = f"`{sp.text}`" if sp.text else "left in place and reported"
         lines.append("| " + " | ".join([_cell(text), sp.since, sp.cpu, _cell(shown), _cell(sp.note)]) + " |")
     lines.append("")
+    lines.append("## Context variants")
+    lines.append("")
+    lines.append("Where a rule recognises a context, it asks `replacement_for(api, target, variant)`; the torch "
+                 "column may spell that context differently.")
+    lines.append("")
+    lines.append("| registry entry | variant | torch spelling | since | CPU | note |")
+    lines.append("|---|---|---|---|---|---|")
+    for (name, variant), sp in sorted(targets._VARIANTS.items()):
+        text = f"`{sp.text}`" if sp.text else "left in place and reported"
+        lines.append("| " + " | ".join([f"`{name}`", variant, _cell(text), sp.since, sp.cpu, _cell(sp.note)]) + " |")
+    lines.append("")
     lines.append("## Where each minimum version comes from")
     lines.append("")
     lines.append("| torch | spellings and source |")

@@ -171,7 +171,9 @@ for _name in ("nvtx_range_push", "nvtx_range_pop", "nvtx_range", "nvtx_mark"):
 _AUTOCAST = _t("torch.autocast({device_type}, ...)", "1.10")
 _SCALER = _t("torch.amp.GradScaler({device_type}, ...)", "2.3")
 _RULES: Dict[str, Spelling] = {
-    "literal:'cuda'": _t("{device} where a device is meant; {device_type} where a device type is meant", "2.7"),
+    "literal:'cuda'": _t("{device} where a device is meant; {device_type} where a device type is meant", "2.7",
+                         note="A string that must stay a string (`'cuda' in device`, `.split(':')`) is the "
+                              "`string` variant."),
     "literal:'nccl'": _t("torch.distributed.get_default_backend_for_device({device})", "2.6",
                          note="cpu -> gloo, cuda -> nccl, xpu -> xccl."),
     "torch.Tensor.cuda": _t("x.to({device}); x.cuda(i) -> x.to(torch.device({device_type}, i))", "2.7"),
@@ -212,6 +214,13 @@ _VARIANTS: Dict[Tuple[str, str], Spelling] = {
     # already exact on CUDA and False everywhere else, so the torch target keeps it as it is.
     ("torch.cuda.is_available", "cuda_only_guard"): _t(
         "torch.cuda.is_available", "1.0", note="Guards CUDA-only code: kept as it is (exact, False elsewhere)."),
+    # A device string that must stay a str (FIELD_NOTES trap 2): 'cuda' -> device.type, 'cuda:N' -> f"{device.type}:N".
+    ("literal:'cuda'", "string"): _t("{device_type} for 'cuda'; f\"{device_type}:N\" for 'cuda:N'", "2.7",
+                                     note="A str, as the original; 'cpu:N' is a valid device string on CPU."),
+    # `mp.spawn(main, nprocs=torch.cuda.device_count())` (shim: worker_count()): at least one worker, so the
+    # work is done on a machine without an accelerator (FIELD_NOTES trap 4); exact on CUDA with >= 1 GPU.
+    ("torch.cuda.device_count", "worker_count"): _t(
+        "max(torch.accelerator.device_count(), 1)", "2.6", note="The number of worker processes to start."),
     # `assert torch.cuda.is_available()` / `if not ...: raise` (shim: device_usable()): relaxing the requirement
     # has no torch spelling a reviewer reads as intended; left in place and reported (TDM114 asks a person).
     ("torch.cuda.is_available", "requirement"): Spelling(
