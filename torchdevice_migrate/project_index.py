@@ -205,8 +205,14 @@ def _class_info(node: ast.ClassDef) -> ClassInfo:
     return ClassInfo(node.name, bases, frozenset(members), to_positional_only, script)
 
 
+_WALK_TRIGGER = re.compile(rb"cuda|load|jit")
+_PARSE_TRIGGER = re.compile(rb"cuda|load|jit|\bclass\b")
+
+
 def index_source(source: bytes) -> FileInfo:
     """The facts of one file; an empty ``FileInfo`` for a file that does not parse."""
+    if not _PARSE_TRIGGER.search(source):
+        return FileInfo()  # no class, no CUDA, no load, no TorchScript: nothing to know, no parse
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
@@ -217,10 +223,23 @@ def index_source(source: bytes) -> FileInfo:
     scripted: Set[str] = set()
     constructed: Dict[str, str] = {}  # ``m = Net(...)``: variable -> class name
     uses_cuda = False
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ClassDef):
-            classes.append(_class_info(node))
-        elif isinstance(node, ast.Attribute):
+    # Classes: module level, in class bodies and in if/try/with blocks (not inside functions).
+    todo = list(tree.body)
+    while todo:
+        stmt = todo.pop()
+        if isinstance(stmt, ast.ClassDef):
+            classes.append(_class_info(stmt))
+            todo.extend(stmt.body)
+        elif isinstance(stmt, (ast.If, ast.Try, ast.With, ast.For, ast.While)):
+            for name in ("body", "orelse", "finalbody"):
+                todo.extend(getattr(stmt, name, ()))
+            for handler in getattr(stmt, "handlers", ()):
+                todo.extend(handler.body)
+    classes.sort(key=lambda c: c.name)
+    # The rest only where the bytes can hold it: most files of a project mention none of these.
+    walked = ast.walk(tree) if _WALK_TRIGGER.search(source) else ()
+    for node in walked:
+        if isinstance(node, ast.Attribute):
             if node.attr in ("cuda", "is_cuda") and not uses_cuda:
                 uses_cuda = True
         elif isinstance(node, ast.Assign) and len(node.targets) == 1:
@@ -254,7 +273,7 @@ def index_source(source: bytes) -> FileInfo:
                         scripted.add(f.rpartition(".")[2])
                 elif isinstance(arg, ast.Name):
                     scripted.add("\0" + arg.id)  # resolved below
-    for stmt in tree.body:
+    for stmt in tree.body if uses_cuda else ():
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
             if any(isinstance(s, ast.Return) and _is_cuda_device_expr(s.value) for s in ast.walk(stmt)):
                 helpers.append(stmt.name)
@@ -349,9 +368,11 @@ def build_index(files: Iterable[Path], root: Optional[Path] = None, cache: bool 
     for f in files:
         if not str(f).endswith((".py", ".pyi")):
             continue
-        try:
-            source = Path(f).read_bytes()
-        except OSError:
+        try:  # never open a FIFO, socket or device named like a Python file (issue 14): it may block
+            from .engine import NotRegularFile, read_regular
+
+            source, _ = read_regular(Path(f))
+        except (OSError, NotRegularFile, MemoryError):
             continue
         digest = hashlib.blake2b(source, digest_size=16).hexdigest()
         info = old.get(digest)
