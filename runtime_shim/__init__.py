@@ -66,9 +66,7 @@ ENV_LOG_LEVEL = "TORCHDEVICE_LOG_LEVEL"
 _log = logging.getLogger("runtime_shim")
 
 
-# ---------------------------------------------------------------------------
-# Errors
-# ---------------------------------------------------------------------------
+# === Errors ===
 
 #: ``torch.cuda.OutOfMemoryError`` is ``torch.OutOfMemoryError``; it exists in every build,
 #: so ``except runtime_shim.OutOfMemoryError`` works on every backend. Note that the CPU
@@ -96,9 +94,7 @@ class _EventError(RuntimeError, ValueError):
     """Misuse of a CPU event. A RuntimeError, and a ValueError like torch's own events."""
 
 
-# ---------------------------------------------------------------------------
-# Backend choice: lock-free, idempotent, initialises no device
-# ---------------------------------------------------------------------------
+# === Backend choice: lock-free, idempotent, initialises no device ===
 
 _S = None  # the chosen backend object; None until first use
 _LOCAL = threading.local()  # per-thread CPU stream stack and NVTX ranges (never the device)
@@ -200,26 +196,13 @@ def _parse_forced(value):
     return backend_type, index
 
 
-# ---------------------------------------------------------------------------
-# The backend protocol
-# ---------------------------------------------------------------------------
+# === The backend protocol ===
 
 # Names the public functions of this module dispatch to: every backend provides each of them
 # (a method, or on CUDA the torch.cuda function itself) with the signature of torch.cuda's.
-_PROTOCOL = (
-    "is_available", "device_usable", "device_count", "worker_count", "current_device",
-    "set_device", "device_context", "set_default_tensor_type", "to_device", "is_cuda", "on_device",
-    "Stream", "Event", "stream", "current_stream", "default_stream", "set_stream",
-    "synchronize", "record_stream",
-    "memory_allocated", "max_memory_allocated", "memory_reserved", "max_memory_reserved",
-    "reset_peak_memory_stats", "reset_max_memory_allocated", "reset_accumulated_memory_stats",
-    "empty_cache", "ipc_collect", "memory_stats", "mem_get_info", "memory_summary",
-    "manual_seed", "manual_seed_all", "seed", "seed_all", "initial_seed",
-    "get_rng_state", "get_rng_state_all", "set_rng_state", "set_rng_state_all",
-    "get_device_name", "get_device_properties", "get_device_capability", "is_bf16_supported",
-    "distributed_backend", "ddp_device_ids", "pin_memory_enabled", "pin_memory",
-    "load_location", "nvtx_range_push", "nvtx_range_pop", "nvtx_range", "nvtx_mark",
-)
+_PROTOCOL = tuple(name for name in __all__ if name not in {
+    "device", "device_string", "device_type", "accelerator_type", "is_accelerator",
+    "DEVICE_PROPERTY_ATTRIBUTES", "MEMORY_STATS_KEYS", "OutOfMemoryError", "UnsupportedOnBackend"})
 
 # torch.cuda functions whose first parameter is a device that defaults to the current one.
 _DEVICE_FIRST = (
@@ -229,6 +212,10 @@ _DEVICE_FIRST = (
     "default_stream", "get_device_name", "get_device_properties", "get_device_capability",
     "get_rng_state",
 )
+
+
+def _nothing(*args, **kwargs):
+    """Nothing to do on this backend (see the comment where it is bound)."""
 
 
 def _has_own(obj, name, torch_impl):
@@ -325,8 +312,7 @@ class _Backend:
     def current_device(self):
         return 0
 
-    def set_device(self, device):
-        pass
+    set_device = staticmethod(_nothing)  # one device: nothing to select
 
     def device_context(self, device):
         return contextlib.nullcontext()
@@ -344,8 +330,7 @@ class _Backend:
         if target.type != "cpu":  # the CPU is torch's default device already
             torch.set_default_device(target)
 
-    def ipc_collect(self):
-        pass  # no CUDA IPC memory to collect
+    ipc_collect = staticmethod(_nothing)  # no CUDA IPC memory to collect
 
     # --- objects of unknown type ---
     def to_device(self, obj, device=None, non_blocking=False, **kwargs):
@@ -377,8 +362,8 @@ class _Backend:
     def stream(self, stream):
         return stream if stream is not None else contextlib.nullcontext()
 
-    def record_stream(self, tensor, stream):
-        pass  # one in-order queue: memory is never reused ahead of pending work
+    # one in-order queue: memory is never reused ahead of pending work
+    record_stream = staticmethod(_nothing)
 
     def memory_summary(self, device=None, abbreviated=False):
         return _format_summary(self.type, self.memory_stats(device), self._summary_notes())
@@ -477,21 +462,13 @@ def _nvtx_stack():
     return stack
 
 
-# ---------------------------------------------------------------------------
-# CUDA: torch.cuda itself
-# ---------------------------------------------------------------------------
+# === CUDA: torch.cuda itself ===
 
 # Public names whose CUDA implementation is the torch.cuda attribute of the same name.
-_SAME_AS_TORCH_CUDA = (
-    "is_available", "device_count", "current_device", "set_device",
-    "Stream", "Event", "stream", "current_stream", "default_stream", "set_stream", "synchronize",
-    "memory_allocated", "max_memory_allocated", "memory_reserved", "max_memory_reserved",
-    "reset_peak_memory_stats", "reset_max_memory_allocated", "reset_accumulated_memory_stats",
-    "empty_cache", "memory_stats", "mem_get_info", "memory_summary",
-    "manual_seed", "manual_seed_all", "seed", "seed_all", "initial_seed",
-    "get_rng_state", "get_rng_state_all", "set_rng_state", "set_rng_state_all",
-    "get_device_name", "get_device_properties", "get_device_capability", "is_bf16_supported",
-)
+_SAME_AS_TORCH_CUDA = tuple(name for name in _PROTOCOL if hasattr(torch.cuda, name) and name not in {
+    "worker_count", "device_usable", "set_default_tensor_type", "to_device", "is_cuda",
+    "on_device", "record_stream", "distributed_backend", "ddp_device_ids", "pin_memory_enabled",
+    "pin_memory", "load_location"})
 
 
 class _Cuda(_Backend):
@@ -514,7 +491,6 @@ class _Cuda(_Backend):
             setattr(self, name, fn)
         self.device_context = torch.cuda.device
         self.device_usable = torch.cuda.is_available
-        self.ipc_collect = torch.cuda.ipc_collect
         self.set_default_tensor_type = torch.set_default_tensor_type
         nvtx = torch.cuda.nvtx
         self.nvtx_range_push = nvtx.range_push
@@ -551,9 +527,7 @@ class _Cuda(_Backend):
         return tensor.pin_memory()
 
 
-# ---------------------------------------------------------------------------
-# XPU and MPS: torch.accelerator, torch.Stream/torch.Event, torch.xpu/torch.mps
-# ---------------------------------------------------------------------------
+# === XPU and MPS: torch.accelerator, torch.Stream/torch.Event, torch.xpu/torch.mps ===
 
 class _AcceleratorStream(torch.Stream):
     """``Stream(device=None, priority=0)`` on XPU/MPS: a ``torch.Stream`` of the chosen device.
@@ -639,8 +613,9 @@ class _Xpu(_Accelerator):
     def device_context(self, device):
         return torch.xpu.device(self.device_arg(device))
 
-    def record_stream(self, tensor, stream):
-        tensor.record_stream(stream)
+    # streams that reuse memory, pinned host memory and per-device DDP: as on CUDA
+    record_stream, ddp_device_ids = _Cuda.record_stream, _Cuda.ddp_device_ids
+    pin_memory_enabled, pin_memory = _Cuda.pin_memory_enabled, _Cuda.pin_memory
 
     def set_rng_state(self, new_state, device="cuda"):
         torch.xpu.set_rng_state(new_state, self.device_arg(device))
@@ -649,15 +624,6 @@ class _Xpu(_Accelerator):
         props = torch.xpu.get_device_properties(self.device_arg(device))
         return _DeviceProperties("xpu", props.name, props.total_memory,
                                  props.max_compute_units, backend_properties=props)
-
-    def ddp_device_ids(self, ids):
-        return ids
-
-    def pin_memory_enabled(self, requested=True):
-        return requested
-
-    def pin_memory(self, tensor):
-        return tensor.pin_memory()
 
 
 class _Mps(_Accelerator):
@@ -684,14 +650,9 @@ class _Mps(_Accelerator):
     def max_memory_reserved(self, device=None):
         raise self._no_peak("max_memory_reserved")
 
-    def reset_peak_memory_stats(self, device=None):
-        pass  # no peak counter to reset
-
-    def reset_max_memory_allocated(self, device=None):
-        pass  # no peak counter to reset
-
-    def reset_accumulated_memory_stats(self, device=None):
-        pass  # no accumulated counters
+    # no peak or accumulated counters to reset
+    reset_peak_memory_stats = reset_max_memory_allocated = staticmethod(_nothing)
+    reset_accumulated_memory_stats = staticmethod(_nothing)
 
     def empty_cache(self):
         torch.mps.empty_cache()
@@ -709,18 +670,16 @@ class _Mps(_Accelerator):
     def _summary_notes(self):
         return ["reserved = memory the Metal driver holds for this process; MPS keeps no peak."]
 
-    # random numbers: the MPS generator
+    # random numbers: the MPS generator (one generator: the *_all forms are the same)
     def manual_seed(self, seed):
         torch.mps.manual_seed(seed)
 
-    def manual_seed_all(self, seed):
-        torch.mps.manual_seed(seed)
+    manual_seed_all = manual_seed
 
     def seed(self):
         torch.mps.seed()
 
-    def seed_all(self):
-        torch.mps.seed()
+    seed_all = seed
 
     def initial_seed(self):
         return torch.mps._get_default_mps_generator().initial_seed()
@@ -746,9 +705,7 @@ class _Mps(_Accelerator):
         return torch.backends.mps.is_macos_or_newer(14, 0)
 
 
-# ---------------------------------------------------------------------------
-# CPU: what torch.cuda answered on a CPU-only torch, or the work done on the CPU
-# ---------------------------------------------------------------------------
+# === CPU: what torch.cuda answered on a CPU-only torch, or the work done on the CPU ===
 
 _CPU = torch.device("cpu")
 
@@ -880,8 +837,7 @@ class _Cpu(_Backend):
         if stream is not None:
             _LOCAL.stream = stream
 
-    def synchronize(self, device=None):
-        pass  # eager CPU kernels have finished when they return
+    synchronize = staticmethod(_nothing)  # eager CPU kernels have finished when they return
 
     # memory: no device memory is allocated (CPU-only torch.cuda answered 0 / empty)
     def memory_allocated(self, device=None):
@@ -896,17 +852,9 @@ class _Cpu(_Backend):
     def max_memory_reserved(self, device=None):
         return 0
 
-    def reset_peak_memory_stats(self, device=None):
-        pass  # the peaks above are always 0
-
-    def reset_max_memory_allocated(self, device=None):
-        pass
-
-    def reset_accumulated_memory_stats(self, device=None):
-        pass
-
-    def empty_cache(self):
-        pass  # torch's CPU allocator keeps no cache
+    # the peaks above are always 0, there are no counters, torch's CPU allocator keeps no cache
+    reset_peak_memory_stats = reset_max_memory_allocated = staticmethod(_nothing)
+    reset_accumulated_memory_stats = empty_cache = staticmethod(_nothing)
 
     def memory_stats(self, device=None):
         return collections.OrderedDict()  # what torch.cuda.memory_stats() returns there
@@ -925,18 +873,9 @@ class _Cpu(_Backend):
         lines.append("  no device memory: memory_allocated() and memory_reserved() are 0.")
         return "\n".join(lines) + "\n"
 
-    # random numbers: no CUDA generator; the CPU generator is left alone
-    def manual_seed(self, seed):
-        pass
-
-    def manual_seed_all(self, seed):
-        pass
-
-    def seed(self):
-        pass
-
-    def seed_all(self):
-        pass
+    # random numbers: no CUDA generator; the CPU generator is left alone (as CPU-only torch)
+    manual_seed = manual_seed_all = seed = seed_all = staticmethod(_nothing)
+    set_rng_state = set_rng_state_all = staticmethod(_nothing)
 
     def initial_seed(self):
         raise _no_cuda_generator("initial_seed")
@@ -946,12 +885,6 @@ class _Cpu(_Backend):
 
     def get_rng_state_all(self):
         return []
-
-    def set_rng_state(self, new_state, device="cuda"):
-        pass
-
-    def set_rng_state_all(self, new_states):
-        pass
 
     # device queries
     def get_device_name(self, device=None):
@@ -973,9 +906,7 @@ _CUDA_TENSOR_DTYPES = {"FloatTensor": torch.float32, "DoubleTensor": torch.float
 _BACKENDS = {"cuda": _Cuda, "xpu": _Xpu, "mps": _Mps, "cpu": _Cpu}
 
 
-# ---------------------------------------------------------------------------
-# Shared helpers of the non-CUDA backends
-# ---------------------------------------------------------------------------
+# === Shared helpers of the non-CUDA backends ===
 
 #: Every attribute torch documents on CUDA's ``get_device_properties(i)``.
 _CUDA_DEVICE_PROPERTIES = frozenset({
@@ -1104,9 +1035,7 @@ def _restore_cuda_to_cpu(storage, location):
     return storage
 
 
-# ---------------------------------------------------------------------------
-# Public API: device choice
-# ---------------------------------------------------------------------------
+# === Public API: device choice ===
 
 def device(spec=None, index=None):
     """The device a CUDA-ish spec stands for on this machine (docs/device-policy.md).
@@ -1174,8 +1103,7 @@ def device_usable():
 
 
 def device_count():
-    """CUDA/XPU: the device count of torch.cuda/torch.xpu. MPS: 1. CPU: 0 (what a CPU-only
-    torch answered). Where the count decides how many workers start, use worker_count()."""
+    """CUDA/XPU: torch's count. MPS: 1. CPU: 0, as on a CPU-only torch (see worker_count)."""
     return (_S or _resolve()).device_count()
 
 
@@ -1188,14 +1116,12 @@ def worker_count(n=None):
 
 
 def current_device():
-    """CUDA/XPU: the current device index (the forced one under ``TORCHDEVICE_DEVICE=cuda:N``).
-    MPS and CPU: 0."""
+    """CUDA/XPU: the current index (the forced N under TORCHDEVICE_DEVICE). MPS, CPU: 0."""
     return (_S or _resolve()).current_device()
 
 
 def set_device(device):
-    """CUDA: ``torch.cuda.set_device``; XPU: ``torch.xpu.set_device`` (CUDA specs mapped).
-    MPS and CPU: accepts any int/str/device and does nothing (there is one device)."""
+    """CUDA/XPU: torch's ``set_device`` (CUDA specs mapped). MPS and CPU: does nothing."""
     return (_S or _resolve()).set_device(device)
 
 
@@ -1209,14 +1135,11 @@ def set_default_tensor_type(t):
 
 
 def device_context(device):
-    """``with torch.cuda.device(i):`` ported: ``torch.cuda.device``/``torch.xpu.device``
-    on CUDA/XPU, a no-op context manager on MPS and CPU."""
+    """``with torch.cuda.device(i):`` ported: torch's on CUDA/XPU, a no-op on MPS and CPU."""
     return (_S or _resolve()).device_context(device)
 
 
-# ---------------------------------------------------------------------------
-# Public API: objects whose type the codemod could not prove
-# ---------------------------------------------------------------------------
+# === Public API: objects whose type the codemod could not prove ===
 
 def to_device(obj, device=None, non_blocking=False, **kwargs):
     """``obj.cuda(device, non_blocking, **kwargs)`` ported, for a receiver of unknown type.
@@ -1243,9 +1166,7 @@ def on_device(obj):
     return (_S or _resolve()).on_device(obj)
 
 
-# ---------------------------------------------------------------------------
-# Public API: streams and events
-# ---------------------------------------------------------------------------
+# === Public API: streams and events ===
 
 # ``Stream`` and ``Event`` are classes that depend on the backend, so they are looked up
 # through the module __getattr__ below.
@@ -1263,14 +1184,12 @@ def __dir__():
 
 
 def stream(stream):
-    """``with torch.cuda.stream(s):`` ported; ``s`` may be None (no-op).
-    CUDA: ``torch.cuda.stream``. Elsewhere the stream's own context manager."""
+    """``with torch.cuda.stream(s):`` ported (``s`` may be None): torch's, or ``s``'s own."""
     return (_S or _resolve()).stream(stream)
 
 
 def current_stream(device=None):
-    """CUDA: ``torch.cuda.current_stream``. XPU/MPS: ``torch.accelerator.current_stream``.
-    CPU: the thread's current CPU stream (the default stream unless one was set)."""
+    """CUDA: torch's. XPU/MPS: ``torch.accelerator.current_stream``. CPU: the thread's."""
     return (_S or _resolve()).current_stream(device)
 
 
@@ -1281,14 +1200,12 @@ def default_stream(device=None):
 
 
 def set_stream(stream):
-    """CUDA: ``torch.cuda.set_stream``; XPU/MPS: ``torch.accelerator.set_stream``;
-    CPU: makes ``stream`` the thread's current CPU stream."""
+    """CUDA: torch's; XPU/MPS: ``torch.accelerator.set_stream``; CPU: the thread's stream."""
     return (_S or _resolve()).set_stream(stream)
 
 
 def synchronize(device=None):
-    """Wait for all work on the device. CUDA: ``torch.cuda.synchronize``; XPU/MPS:
-    ``torch.accelerator.synchronize``; CPU: returns at once (eager CPU work is finished)."""
+    """Wait for the device: torch's on CUDA, torch.accelerator's on XPU/MPS; at once on CPU."""
     return (_S or _resolve()).synchronize(device)
 
 
@@ -1298,26 +1215,20 @@ def record_stream(tensor, stream):
     return (_S or _resolve()).record_stream(tensor, stream)
 
 
-# ---------------------------------------------------------------------------
-# Public API: memory (docs/shim.md says what each figure means on each backend)
-# ---------------------------------------------------------------------------
+# === Public API: memory (docs/shim.md says what each figure means on each backend) ===
 
 def memory_allocated(device=None):
-    """Bytes in use by tensors. CUDA/XPU: torch's allocator. MPS:
-    ``torch.mps.current_allocated_memory()``. CPU: 0 (no device memory; a CPU-only torch
-    answered 0, so leak checks ``memory_allocated() == before`` hold)."""
+    """Bytes in use by tensors: torch's on CUDA/XPU/MPS; 0 on the CPU (as CPU-only torch)."""
     return (_S or _resolve()).memory_allocated(device)
 
 
 def max_memory_allocated(device=None):
-    """Peak of memory_allocated since start or the last reset. CUDA/XPU: torch's. CPU: 0.
-    MPS: UnsupportedOnBackend (no peak is kept)."""
+    """Peak of memory_allocated: torch's on CUDA/XPU, 0 on CPU, unsupported on MPS."""
     return (_S or _resolve()).max_memory_allocated(device)
 
 
 def memory_reserved(device=None):
-    """Bytes held by the allocator. CUDA/XPU: torch's caching allocator. MPS:
-    ``torch.mps.driver_allocated_memory()``. CPU: 0."""
+    """Bytes held by the allocator: torch's on CUDA/XPU/MPS; 0 on the CPU."""
     return (_S or _resolve()).memory_reserved(device)
 
 
@@ -1358,8 +1269,7 @@ MEMORY_STATS_KEYS = frozenset()
 
 
 def memory_stats(device=None):
-    """CUDA/XPU: torch's full dict. MPS: ``allocated_bytes.all.current`` and
-    ``reserved_bytes.all.current``. CPU: an empty OrderedDict (what a CPU-only torch returned)."""
+    """CUDA/XPU: torch's dict. MPS: two ``.all.current`` keys. CPU: empty (as CPU-only torch)."""
     return (_S or _resolve()).memory_stats(device)
 
 
@@ -1375,13 +1285,10 @@ def memory_summary(device=None, abbreviated=False):
     return (_S or _resolve()).memory_summary(device, abbreviated)
 
 
-# ---------------------------------------------------------------------------
-# Public API: random numbers (the generator of the device that replaced CUDA, nothing more)
-# ---------------------------------------------------------------------------
+# === Public API: random numbers (the generator of the device that replaced CUDA, nothing more) ===
 
 def manual_seed(seed):
-    """Seed the accelerator's generator (torch.cuda / torch.xpu / torch.mps). CPU: nothing,
-    as on a CPU-only torch: the CPU generator is never touched, so draws stay the original's."""
+    """Seed the accelerator's generator. CPU: nothing; the CPU generator is never touched."""
     return (_S or _resolve()).manual_seed(seed)
 
 
@@ -1401,14 +1308,12 @@ def seed_all():
 
 
 def initial_seed():
-    """The accelerator generator's initial seed. CPU: UnsupportedOnBackend (there is no CUDA
-    generator; a CPU-only torch raised too)."""
+    """The accelerator generator's initial seed. CPU: UnsupportedOnBackend (as the original)."""
     return (_S or _resolve()).initial_seed()
 
 
 def get_rng_state(device="cuda"):
-    """The accelerator generator's state (a ByteTensor); ``device`` is mapped like device().
-    CPU: UnsupportedOnBackend (a CPU-only torch raised too)."""
+    """The accelerator generator's state (``device`` mapped). CPU: UnsupportedOnBackend."""
     return (_S or _resolve()).get_rng_state(device)
 
 
@@ -1427,9 +1332,7 @@ def set_rng_state_all(new_states):
     return (_S or _resolve()).set_rng_state_all(new_states)
 
 
-# ---------------------------------------------------------------------------
-# Public API: device queries
-# ---------------------------------------------------------------------------
+# === Public API: device queries ===
 
 def get_device_name(device=None):
     """CUDA/XPU: torch's device name. MPS: the Apple chip's name. CPU: the processor model."""
@@ -1446,8 +1349,7 @@ def get_device_properties(device=None):
 
 
 def get_device_capability(device=None):
-    """CUDA: (major, minor). Elsewhere (0, 0): there is no CUDA compute capability, so
-    checks such as ``major >= 8`` take the conservative branch."""
+    """CUDA: (major, minor). Elsewhere (0, 0): ``major >= 8`` checks stay conservative."""
     return (_S or _resolve()).get_device_capability(device)
 
 
@@ -1457,9 +1359,7 @@ def is_bf16_supported(including_emulation=True):
     return (_S or _resolve()).is_bf16_supported(including_emulation)
 
 
-# ---------------------------------------------------------------------------
-# Public API: beyond torch.cuda (issue 4)
-# ---------------------------------------------------------------------------
+# === Public API: beyond torch.cuda (issue 4) ===
 
 def load_location():
     """``map_location`` for a ``torch.load`` that had none: None on CUDA (torch restores each
@@ -1482,7 +1382,7 @@ def ddp_device_ids(ids):
 
 
 def pin_memory_enabled(requested=True):
-    """``pin_memory=...``: ``requested`` on CUDA/XPU (pinned host memory exists), else False."""
+    """``pin_memory=...``: ``requested`` on CUDA/XPU (pinned memory exists), else False."""
     return (_S or _resolve()).pin_memory_enabled(requested)
 
 
@@ -1492,20 +1392,17 @@ def pin_memory(tensor):
 
 
 def nvtx_range_push(msg):
-    """CUDA: ``torch.cuda.nvtx.range_push``. Elsewhere opens a profiler
-    ``record_function`` range (per thread). Returns the zero-based depth of the new range."""
+    """CUDA: ``torch.cuda.nvtx.range_push``. Elsewhere a per-thread profiler range."""
     return (_S or _resolve()).nvtx_range_push(msg)
 
 
 def nvtx_range_pop():
-    """CUDA: ``torch.cuda.nvtx.range_pop``. Elsewhere closes the innermost range opened by
-    nvtx_range_push on this thread; returns its depth, or -1 if none is open."""
+    """CUDA: ``torch.cuda.nvtx.range_pop``. Elsewhere closes the innermost range (-1: none)."""
     return (_S or _resolve()).nvtx_range_pop()
 
 
 def nvtx_range(msg, *args, **kwargs):
-    """Context manager: ``torch.cuda.nvtx.range`` on CUDA, a profiler ``record_function``
-    named ``msg.format(*args, **kwargs)`` elsewhere."""
+    """Context manager: ``torch.cuda.nvtx.range`` on CUDA, else a profiler ``record_function``."""
     return (_S or _resolve()).nvtx_range(msg, *args, **kwargs)
 
 

@@ -3,7 +3,6 @@
 import logging
 import os
 import pathlib
-import re
 import subprocess
 import sys
 import threading

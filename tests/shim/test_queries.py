@@ -2,7 +2,6 @@
 
 import os
 import pathlib
-import platform
 import re
 from unittest import mock
 
