@@ -18,7 +18,7 @@ def test_bom_and_crlf_are_kept():
     out = migrate_source(src).new
     assert out.startswith(b"\xef\xbb\xbf")
     assert b"\r\n" in out and b"\n" not in out.replace(b"\r\n", b"")
-    assert b"runtime_shim.device()" in out
+    assert b"runtime_shim.to_device(y)" in out
 
 
 def test_encoding_declaration_is_kept():
@@ -33,7 +33,7 @@ def test_trailing_whitespace_at_end_of_file_round_trips():
     src = b"import torch\nx = y.cuda()\n\t\n  "
     out = migrate_source(src).new
     assert out.endswith(b"\n\t\n  ")
-    assert b"runtime_shim.device()" in out
+    assert b"runtime_shim.to_device(y)" in out
 
 
 def test_file_without_cuda_is_byte_identical():
@@ -86,7 +86,7 @@ def test_atomic_write_through_symlink_keeps_link(tmp_path: Path):
 def test_import_is_not_shadowing_an_existing_name():
     out = migrate_text("runtime_shim = 3\nx = y.cuda()\n")
     assert "import runtime_shim as _runtime_shim" in out
-    assert "x = y.to(device=_runtime_shim.device())" in out
+    assert "x = _runtime_shim.to_device(y)" in out
     assert "runtime_shim = 3" in out
 
 
@@ -94,13 +94,13 @@ def test_import_reused_on_second_run():
     once = migrate_text("import torch\nx = y.cuda()\n")
     twice = migrate_text(once + "z = w.cuda()\n")
     assert twice.count("import runtime_shim") == 1
-    assert "z = w.to(device=runtime_shim.device())" in twice
+    assert "z = runtime_shim.to_device(w)" in twice
 
 
 def test_vendored_shim_module_import():
     out = migrate_text("x = y.cuda()\n", Options(shim_module="mypkg._vendor.runtime_shim"))
     assert "from mypkg._vendor import runtime_shim" in out
-    assert "x = y.to(device=runtime_shim.device())" in out
+    assert "x = runtime_shim.to_device(y)" in out
 
 
 def test_future_import_stays_first():
@@ -124,7 +124,7 @@ def test_suppression_comment():
     src = "x = y.cuda()  # torchdevice: ignore\nz = w.cuda()  # torchdevice: ignore[TDM999]\n"
     out = migrate_text(src)
     assert "x = y.cuda()  # torchdevice: ignore" in out
-    assert "z = w.to(device=runtime_shim.device())" in out
+    assert "z = runtime_shim.to_device(w)" in out
 
 
 def test_discover_skips_venvs_and_caches(tmp_path: Path):
@@ -155,3 +155,58 @@ def test_run_falls_back_to_one_process_when_workers_cannot_start(tmp_path: Path,
     summary = engine.run(files, Options(), jobs=2)
     assert [r.path for r in summary.results] == [str(f) for f in files]
     assert all(r.state is FileState.CHANGED for r in summary.results)
+
+
+# ---- reliability (issue 14): the write path and discovery ---------------------------------------
+
+def test_write_refuses_a_link_out_of_the_root(tmp_path: Path):
+    from torchdevice_migrate.engine import WriteRefused
+
+    (tmp_path / "tree").mkdir()
+    outside = tmp_path / "outside.py"
+    outside.write_bytes(b"old")
+    link = tmp_path / "tree" / "link.py"
+    link.symlink_to(outside)
+    with pytest.raises(WriteRefused, match="outside"):
+        write_atomic(link, b"new", root=tmp_path / "tree")
+    assert outside.read_bytes() == b"old" and link.is_symlink()
+    with pytest.raises(WriteRefused, match="symbolic link"):  # --out: never through a link at all
+        write_atomic(link, b"new", root=tmp_path, follow_links=False)
+    assert outside.read_bytes() == b"old"
+
+
+def test_write_refuses_a_file_removed_since_it_was_read(tmp_path: Path):
+    from torchdevice_migrate.engine import WriteRefused
+
+    f = tmp_path / "gone.py"
+    with pytest.raises(WriteRefused, match="removed"):
+        write_atomic(f, b"new", original=b"old", read_stat=(3, 0))
+    assert not f.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_discover_reports_a_folder_it_cannot_list_and_goes_on(tmp_path: Path, monkeypatch):
+    from torchdevice_migrate import engine
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.py").write_text("x = 1\n")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "y.py").write_text("y = 1\n")
+    real_scandir = os.scandir
+
+    def scandir(path):
+        if str(path).endswith("/a"):
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    monkeypatch.setattr(engine.os, "scandir", scandir)
+    errors = []
+    assert [p.name for p in discover([tmp_path], errors=errors)] == ["y.py"]
+    assert len(errors) == 1 and errors[0].state is FileState.ERROR and "cannot list folder" in errors[0].error
+
+
+def test_discover_does_not_follow_links_to_folders(tmp_path: Path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "m.py").write_text("x = 1\n")
+    (tmp_path / "loop").symlink_to(tmp_path)  # a cycle: would never end if followed
+    (tmp_path / "alias").symlink_to(tmp_path / "real")
+    assert [p.relative_to(tmp_path).as_posix() for p in discover([tmp_path])] == ["real/m.py"]
