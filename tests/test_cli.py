@@ -30,7 +30,7 @@ def test_diff_writes_nothing_and_is_plain_when_piped(tmp_path, cli_env):
     make_tree(tmp_path)
     r = run_cli([tmp_path, "--diff"], env=cli_env)
     assert r.returncode == 0, r.stderr
-    assert "+x = torch.ones(2).to(device=runtime_shim.device())" in r.stdout
+    assert "+x = runtime_shim.to_device(torch.ones(2))" in r.stdout
     assert "\x1b[" not in r.stdout
     assert (tmp_path / "pkg" / "a.py").read_text() == CUDA_SRC
     assert "3 file(s) scanned" not in r.stderr  # data.txt is not Python
@@ -44,7 +44,7 @@ def test_check_exits_1_before_and_0_after(tmp_path, cli_env):
     assert (tmp_path / "pkg" / "a.py").read_text() == CUDA_SRC
     r = run_cli([tmp_path], env=cli_env)
     assert r.returncode == 0, r.stderr
-    assert "runtime_shim.device()" in (tmp_path / "pkg" / "a.py").read_text()
+    assert "runtime_shim.to_device(" in (tmp_path / "pkg" / "a.py").read_text()
     assert (tmp_path / "pkg" / "b.py").read_text() == PLAIN_SRC
     r = run_cli([tmp_path, "--check", "--diff"], env=cli_env)
     assert r.returncode == 0 and r.stdout == ""
@@ -58,7 +58,7 @@ def test_syntax_error_reported_others_ported(tmp_path, cli_env):
     assert r.returncode == 2
     assert f"{bad}:" in r.stderr and "syntax error" in r.stderr
     assert bad.read_bytes() == b"import torch\nx = y.cuda(\n"
-    assert "runtime_shim.device()" in (tmp_path / "pkg" / "a.py").read_text()
+    assert "runtime_shim.to_device(" in (tmp_path / "pkg" / "a.py").read_text()
 
 
 def test_out_writes_a_ported_copy(tmp_path, cli_env):
@@ -67,7 +67,7 @@ def test_out_writes_a_ported_copy(tmp_path, cli_env):
     r = run_cli([src, "--out", dest], env=cli_env)
     assert r.returncode == 0, r.stderr
     assert (src / "pkg" / "a.py").read_text() == CUDA_SRC
-    assert "runtime_shim.device()" in (dest / "pkg" / "a.py").read_text()
+    assert "runtime_shim.to_device(" in (dest / "pkg" / "a.py").read_text()
     assert (dest / "pkg" / "b.py").read_text() == PLAIN_SRC
     assert (dest / "pkg" / "data.txt").read_text() == "not python, cuda\n"
 

@@ -96,7 +96,7 @@ def test_json_layout_is_kept(indent, sort_keys, crlf):
     result = port(data)
     assert result.state is FileState.CHANGED
     new = json.loads(result.new)
-    assert "runtime_shim.device()" in "".join(new["cells"][1]["source"])
+    assert "runtime_shim.to_device(" in "".join(new["cells"][1]["source"])
     # the same layout: what json.dumps writes with the original's indent, key order and line ending
     expected = json.dumps(new, indent=indent, ensure_ascii=False) + "\n"
     assert result.new == (expected.replace("\n", "\r\n") if crlf else expected).encode("utf-8")
@@ -124,7 +124,7 @@ def test_findings_carry_the_cell_and_lines_within_it():
     ("%matplotlib inline\nx = torch.ones(1).cuda()", "%matplotlib inline\n"),
     ("files = !ls\nx = torch.ones(1).cuda()", "files = !ls\n"),
     ("for i in range(2):\n    !echo cuda\n    x = torch.ones(1).cuda()", "    !echo cuda\n"),
-    ("%timeit -n 1 -r 2 torch.ones(1).cuda()", "%timeit -n 1 -r 2 torch.ones(1).to("),
+    ("%timeit -n 1 -r 2 torch.ones(1).cuda()", "%timeit -n 1 -r 2 runtime_shim.to_device(torch.ones(1))"),
     ("torch.cuda.is_available??\nx = torch.ones(1).cuda()", "torch.cuda.is_available??\n"),
     ("%%timeit\nx = torch.ones(1).cuda()", "%%timeit\n"),
 ])
@@ -162,7 +162,7 @@ def test_a_broken_cell_without_cuda_is_left_alone_and_the_rest_is_ported():
     result = port(data)
     assert result.state is FileState.CHANGED, result.error
     assert sources(result.new)[1] == "def broken(:\n    pass"
-    assert "runtime_shim.device()" in sources(result.new)[2]
+    assert "runtime_shim.to_device(" in sources(result.new)[2]
 
 
 @pytest.mark.parametrize("data,message", [

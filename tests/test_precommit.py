@@ -97,7 +97,7 @@ def test_fix_hook_fails_fixes_then_passes_and_commits(git_repo):
     assert r.returncode != 0
     assert "files were modified by this hook" in r.stdout + r.stderr
     ported = (repo / "train.py").read_text()
-    assert "runtime_shim.device()" in ported and ".cuda()" not in ported
+    assert "runtime_shim.to_device(" in ported and ".cuda()" not in ported
     assert _git(repo, env, "log", "--oneline").stdout.count("\n") == 1
 
     # stage the fix: the next commit passes
@@ -115,7 +115,7 @@ def test_check_hook_fails_without_writing(git_repo):
     _git(repo, env, "add", ".")
     r = _precommit(repo, env, "run", "--files", "train.py", "notes.txt")
     assert r.returncode == 1, r.stdout + r.stderr
-    assert "-x = torch.ones(2).cuda()" in r.stdout and "runtime_shim.device()" in r.stdout
+    assert "-x = torch.ones(2).cuda()" in r.stdout and "runtime_shim.to_device(" in r.stdout
     assert (repo / "train.py").read_text() == CUDA_SRC
     # only non-Python files: skipped, passes
     r = _precommit(repo, env, "run", "--files", "notes.txt")
@@ -130,7 +130,7 @@ def test_fix_hook_ports_notebooks(git_repo):
     _git(repo, env, "add", ".")
     r = _precommit(repo, env, "run", "--all-files")
     assert r.returncode == 1, r.stdout + r.stderr
-    assert "runtime_shim.device()" in (repo / "nb.ipynb").read_text(encoding="utf-8")
+    assert "runtime_shim.to_device(" in (repo / "nb.ipynb").read_text(encoding="utf-8")
     _git(repo, env, "add", ".")
     r = _precommit(repo, env, "run", "--all-files")
     assert r.returncode == 0, r.stdout + r.stderr
@@ -151,7 +151,7 @@ def test_try_repo_installs_and_runs_the_real_hook(git_repo):
     _git(repo, env, "add", ".")
     r = _precommit(repo, env, "try-repo", str(REPO), "torchdevice-migrate", "--files", "train.py")
     assert r.returncode == 1, r.stdout + r.stderr
-    assert "runtime_shim.device()" in (repo / "train.py").read_text()
+    assert "runtime_shim.to_device(" in (repo / "train.py").read_text()
     _git(repo, env, "add", ".")
     r = _precommit(repo, env, "try-repo", str(REPO), "torchdevice-migrate", "--files", "train.py")
     assert r.returncode == 0, r.stdout + r.stderr
