@@ -25,6 +25,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,7 @@ def mask_timings(text: str) -> str:
 def _run_child(script: Path, workdir: Path, out: Path) -> dict:
     """Fork; the child runs ``script`` as ``__main__`` in ``workdir`` with stdout/stderr to files."""
     stdout, stderr, info = out.with_suffix(".out"), out.with_suffix(".err"), out.with_suffix(".json")
+    started = time.monotonic()
     pid = os.fork()
     if pid == 0:  # child
         code = 1
@@ -115,12 +117,17 @@ def _run_child(script: Path, workdir: Path, out: Path) -> dict:
     _, status = os.waitpid(pid, 0)
     rc = os.waitstatus_to_exitcode(status)
     error = json.loads(info.read_text())["error"] if info.exists() else {"type": "Killed", "message": str(rc), "line": None}
-    return {"rc": rc, "stdout": stdout.read_text(errors="replace"), "stderr": stderr.read_text(errors="replace")[-2000:],
+    return {"rc": rc, "seconds": round(time.monotonic() - started, 2), "stdout": stdout.read_text(errors="replace"), "stderr": stderr.read_text(errors="replace")[-2000:],
             "error": error}
 
 
 def _driver(outdir: Path, cases) -> None:
     import torch  # noqa: F401 - imported once here, inherited by every forked child
+
+    try:  # what every port imports; importing it resolves nothing (the device is chosen on first use)
+        import runtime_shim  # noqa: F401
+    except Exception:  # noqa: BLE001 - a broken shim shows in the ports' own runs
+        pass
 
     from torchdevice_migrate.transform import migrate_source
 

@@ -111,6 +111,7 @@ _REASONS = [
     Reason("TDM303", "Unknown CUDA API", "A `torch.cuda` name that the registry does not classify.", "Report it; port it by hand meanwhile."),
     Reason("TDM304", "Indirect CUDA reference", "A CUDA API is referenced without being called (passed as a value), so its use cannot be ported safely.", "Port the use site by hand."),
     Reason("TDM305", "Tensor device index", "`x.get_device()` is the CUDA index of a tensor and -1 for a CPU tensor, so used as a device or an index it breaks off CUDA.", "Use `x.device` where a device is meant; keep `get_device()` only where an integer index is meant."),
+    Reason("TDM306", "GPU count requirement", "A stated requirement of several GPUs (`assert torch.cuda.device_count() >= 2`, `if torch.cuda.device_count() < n: raise ...`): the chosen device counts as none on the CPU and one on MPS, so the check still stops the code there, as the original did.", "If the code can run on one device, relax the check by hand (for example with `runtime_shim.worker_count()`); otherwise ignore this finding."),
 ]
 REASONS: Dict[str, Reason] = {r.code: r for r in _REASONS}
 

@@ -139,6 +139,8 @@ class RegistryRenames(Rule):
     leave_Attribute = _leave_ref
 
     def leave_If(self, ctx: RuleContext, original: cst.If, updated: cst.If):
+        if _stops(ctx, original.body):
+            _report_count_requirement(ctx, original.test)
         required = _stated_requirement(ctx, original)
         if required is not None:
             new_test = updated.test.visit(_RequirementReplacer(ctx, required))
@@ -147,6 +149,7 @@ class RegistryRenames(Rule):
 
     def leave_Assert(self, ctx: RuleContext, original: cst.Assert, updated: cst.Assert):
         """``assert torch.cuda.is_available(), "needs a GPU"``: a stated GPU requirement."""
+        _report_count_requirement(ctx, original.test)
         if not _is_availability_call(ctx, original.test):
             return None
         new_test = updated.test.visit(_RequirementReplacer(ctx, original.test))
@@ -301,6 +304,22 @@ def _stated_requirement(ctx: RuleContext, node: cst.If) -> Optional[cst.Call]:
     if _is_availability_call(ctx, test) and isinstance(node.orelse, cst.Else) and _stops(ctx, node.orelse):
         return test  # type: ignore[return-value]
     return None
+
+
+def _report_count_requirement(ctx: RuleContext, test: cst.BaseExpression) -> None:
+    """``assert torch.cuda.device_count() >= 2``: a requirement of several GPUs, left and reported."""
+    found: List[cst.Call] = []
+
+    class _Find(NodeVisitor):
+        def visit_Comparison(self, node: cst.Comparison) -> None:
+            for operand in [node.left] + [t.comparator for t in node.comparisons]:
+                if (isinstance(operand, cst.Call) and not operand.args
+                        and ctx.qualname(operand.func) in ("torch.cuda.device_count", "torch.cuda.random.device_count")):
+                    found.append(operand)
+
+    test.visit(_Find())
+    for call in found:
+        ctx.report(call, "torch.cuda.device_count", FindingStatus.REVIEW, "TDM306")
 
 
 class _RequirementReplacer(cst.CSTTransformer):
