@@ -243,7 +243,7 @@ def write_atomic(path: Path, data: bytes, *, original: Optional[bytes] = None,
             os.fsync(f.fileno())
         if st is not None:
             os.chmod(tmp, stat.S_IMODE(st.st_mode))
-            if (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
+            if hasattr(os, "chown") and (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
                 try:
                     os.chown(tmp, st.st_uid, st.st_gid)
                 except OSError:
