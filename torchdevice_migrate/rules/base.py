@@ -364,6 +364,8 @@ def is_cuda_device_string(node: cst.CSTNode) -> bool:
         if "b" in node.prefix.lower():
             return False
         parts = node.parts
+        if all(isinstance(p, cst.FormattedStringText) for p in parts):  # f"cuda": an f-string with no fields
+            return CUDA_DEVICE_RE.fullmatch("".join(p.value for p in parts)) is not None
         return (len(parts) == 2 and isinstance(parts[0], cst.FormattedStringText)
                 and parts[0].value == "cuda:" and isinstance(parts[1], cst.FormattedStringExpression))
     if isinstance(node, cst.BinaryOperation):
