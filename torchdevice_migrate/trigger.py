@@ -162,10 +162,89 @@ TRIGGER = build(API.values())
 PROJECT_TRIGGER = Trigger(word(name.rpartition(".")[2]) for name in sorted(PROJECT_EVIDENCE))
 
 
-def is_candidate(source: bytes, project=None) -> bool:
+def is_candidate(source: bytes, project=None, refine: bool = True) -> bool:
     """True if ``source`` may use a CUDA API (the rules must see it); False: leave it as it is.
 
-    ``project``: the run's ``ProjectIndex`` (or None), whose ``uses_cuda`` turns on ``PROJECT_TRIGGER``."""
-    if TRIGGER.search(source) is not None:
+    ``project``: the run's ``ProjectIndex`` (or None), whose ``uses_cuda`` turns on ``PROJECT_TRIGGER``.
+    ``refine``: a file the regexes match only in comments and docstrings is no candidate either
+    (``in_code``); False: the regexes alone (what the parallel runner's parent uses to dispatch)."""
+    triggers = [TRIGGER]
+    if project is not None and PROJECT_TRIGGER.search(source) is not None and bool(project.uses_cuda):
+        triggers.append(PROJECT_TRIGGER)
+    if not any(t.search(source) is not None for t in triggers):
+        return False
+    return not refine or in_code(source, triggers)
+
+
+def in_code(source: bytes, triggers: Sequence[Trigger] = (TRIGGER,)) -> bool:
+    """Whether some match of ``triggers`` lies outside comments and docstrings.
+
+    The rules never act on a comment (``# move it to cuda``) or a docstring (``Runs on cuda.``), and
+    in real code most files that mention CUDA words at all mention them only there. The standard
+    library's parser (C, a few ms a file) gives the exact extent of every string literal; a match
+    inside a docstring, or after a ``#`` that is not inside a string, is not code. Anything this
+    cannot decide exactly (no parse, a non-UTF-8 file, odd line endings) counts as code: the rules
+    then see the file, as without this step."""
+    import ast
+    import bisect
+
+    try:
+        text = source.decode("utf-8")
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, UnicodeDecodeError, RecursionError, MemoryError):
         return True
-    return project is not None and PROJECT_TRIGGER.search(source) is not None and bool(project.uses_cuda)
+    if text.startswith("\ufeff") or "\r" in text or "\f" in text or "\x00" in text:
+        return True  # offsets and lines as ast counts them; keep the exact cases only
+    starts = [0]
+    for line in source.split(b"\n"):
+        starts.append(starts[-1] + len(line) + 1)
+
+    def offset(lineno: int, col: int) -> int:
+        return starts[lineno - 1] + col
+
+    strings, docstrings = [], []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                d = body[0].value
+                if not any(c.isspace() for c in d.value):
+                    continue  # a one-word docstring ('cuda'): treated as code, as the review rule sees it
+                docstrings.append((offset(d.lineno, d.col_offset), offset(d.end_lineno, d.end_col_offset)))
+        elif isinstance(node, (ast.Constant, ast.JoinedStr)) and isinstance(getattr(node, "value", ""), (str, bytes)):
+            if getattr(node, "end_lineno", None) is None:
+                return True
+            strings.append((offset(node.lineno, node.col_offset), offset(node.end_lineno, node.end_col_offset)))
+    spans = _merged(strings + docstrings)
+    docstrings = _merged(docstrings)
+
+    def inside(pos: int, ranges) -> bool:
+        i = bisect.bisect_right(ranges, (pos, float("inf"))) - 1
+        return i >= 0 and ranges[i][0] <= pos < ranges[i][1]
+
+    for trigger in triggers:
+        for pattern in trigger.patterns:
+            for match in pattern.finditer(source):
+                pos = match.start()
+                if inside(pos, docstrings):
+                    continue
+                line_start = source.rfind(b"\n", 0, pos) + 1
+                h = source.find(b"#", line_start, pos)
+                while h != -1 and inside(h, spans):
+                    h = source.find(b"#", h + 1, pos)
+                if h != -1:
+                    continue  # after a '#' outside any string: a comment
+                return True
+    return False
+
+def _merged(ranges):
+    """Sorted, non-overlapping (start, end) ranges covering the same positions."""
+    out = []
+    for a, b in sorted(ranges):
+        if out and a <= out[-1][1]:
+            if b > out[-1][1]:
+                out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
