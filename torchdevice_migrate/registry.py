@@ -417,6 +417,8 @@ _unsupported("handles", "TDM204", "torch.cuda.Stream.cuda_stream", "torch.cuda.E
              reason="A raw `cudaStream_t` / `cudaEvent_t` pointer for passing to CUDA code.")
 _unsupported("handles", "TDM205", "torch.cuda.ExternalStream", "torch.cuda.streams.ExternalStream",
              "torch.cuda.get_stream_from_external")
+_unsupported("handles", "TDM206", "torch.cuda.Event.from_ipc_handle",
+             reason="Opens an event another process shared through a CUDA IPC handle.")
 # ipc_collect frees CUDA memory that other processes released; elsewhere there is nothing to collect.
 _shim("handles", "TDM104", "ipc_collect", reason="Housekeeping: the real call on CUDA, nothing to do on another backend.")
 
