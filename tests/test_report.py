@@ -316,3 +316,23 @@ def test_report_counts_equal_the_changes_of_a_rewrite(tmp_path, cli_env):
     assert changed == {x["path"] for x in data["files"] if x["state"] == "changed"}
     assert (f"{s['rewritten']} site(s) rewritten, {s['review']} for review, {s['unsupported']} unsupported"
             in w.stderr)
+
+
+def test_errors_come_from_the_typed_error_not_from_parsing_the_text():
+    """A path holding ``:3:`` and a notebook cell do not confuse the report (issue 14)."""
+    from torchdevice_migrate.findings import FileResult
+
+    odd = FileResult.failed("dir:3: x.py", 7, "syntax error: a: b")
+    cell = FileResult.failed("nb.ipynb", 2, "syntax error", cell=4)
+    assert odd.error == "dir:3: x.py:7: syntax error: a: b" and cell.error == "nb.ipynb[cell 4]:2: syntax error"
+    errors = build_report([odd, cell])["errors"]
+    assert errors == [{"path": "dir:3: x.py", "line": 7, "message": "syntax error: a: b"},
+                      {"path": "nb.ipynb", "line": 2, "message": "[cell 4] syntax error"}]
+
+
+def test_csv_cells_that_look_like_formulas_are_neutralised():
+    from torchdevice_migrate.report import csv_cell
+
+    for start in ("=", "+", "-", "@", "\t", "\r"):
+        assert csv_cell(start + "1+1") == "'" + start + "1+1"
+    assert csv_cell("x = 1") == "x = 1" and csv_cell(3) == 3 and csv_cell(None) == ""

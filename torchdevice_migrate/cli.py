@@ -210,7 +210,7 @@ def migrate(
             if not quiet:
                 err.print(f"note: {where}: {why}; not copied", markup=False)
         for where, why in copied.errors:
-            summary.results.append(FileResult(where, FileState.ERROR, error=f"{where}:0: {why}"))
+            summary.results.append(FileResult.failed(where, 0, why))
     written_targets = set()
     for result in summary.results:
         if result.state is FileState.ERROR:
@@ -287,10 +287,10 @@ def _write_port(result: FileResult, paths: List[Path], out: Optional[Path], writ
     try:
         write_atomic(target, result.new or b"", **kwargs)
     except WriteRefused as e:
-        result.state, result.error = FileState.ERROR, f"{result.path}:0: {e}"
+        result.fail(0, str(e))
     except OSError as e:
         what = e.strerror or str(e)
-        result.state, result.error = FileState.ERROR, f"{result.path}:0: cannot write {target}: {what}; left as it was"
+        result.fail(0, f"cannot write {target}: {what}; left as it was")
     else:
         result.written = True
         written.add(real)

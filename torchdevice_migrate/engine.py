@@ -57,7 +57,7 @@ def _safe_skip_dir(path: Path) -> bool:
 
 def _walk_error(path: Path, e: OSError, what: str) -> FileResult:
     display = str(path)
-    return FileResult(display, FileState.ERROR, error=f"{display}:0: {what}: {e.strerror or e}")
+    return FileResult.failed(display, 0, f"{what}: {e.strerror or e}")
 
 
 def discover(paths: Iterable[Path], excludes: Sequence[str] = (), suffixes: Sequence[str] = SOURCE_SUFFIXES,
@@ -145,11 +145,11 @@ def migrate_path(path: Path, options: Options) -> FileResult:
     try:
         source, read_stat = read_regular(path)
     except NotRegularFile as e:
-        return FileResult(display, FileState.ERROR, error=f"{display}:0: {e}; skipped")
+        return FileResult.failed(display, 0, f"{e}; skipped")
     except OSError as e:
-        return FileResult(display, FileState.ERROR, error=f"{display}:0: cannot read: {e.strerror or e}")
+        return FileResult.failed(display, 0, f"cannot read: {e.strerror or e}")
     except MemoryError:
-        return FileResult(display, FileState.ERROR, error=f"{display}:0: cannot read: too large")
+        return FileResult.failed(display, 0, "cannot read: too large")
     result = migrate_bytes(source, display, options)
     result.read_stat = read_stat
     return result
@@ -169,12 +169,12 @@ def migrate_bytes(source: bytes, display: str, options: Options) -> FileResult:
     try:
         result = migrate_source(source, display, options, prefilter=False)  # the pre-filter just ran
     except SourceError as e:
-        return FileResult(display, FileState.ERROR, original=source, error=f"{display}:{e.line}: {e.reason}")
+        return FileResult.failed(display, e.line, e.reason, original=source)
     except RecursionError:
-        return FileResult(display, FileState.ERROR, original=source, error=f"{display}:1: too deeply nested to process")
+        return FileResult.failed(display, 1, "too deeply nested to process", original=source)
     except Exception as e:  # a bug in a rule must never cost the user a file or the rest of the run
-        return FileResult(display, FileState.ERROR, original=source,
-                          error=f"{display}:1: internal error ({type(e).__name__}: {e}); file left untouched, please report")
+        return FileResult.failed(display, 1, f"internal error ({type(e).__name__}: {e}); file left untouched, please report",
+                                 original=source)
     state = FileState.CHANGED if result.new != source else FileState.UNCHANGED
     return FileResult(display, state, original=source, new=result.new, findings=result.findings)
 

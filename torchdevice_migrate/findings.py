@@ -42,6 +42,21 @@ class FileState(str, enum.Enum):
     ERROR = "error"
 
 
+@dataclass(frozen=True)
+class FileError:
+    """Why a file was left untouched: where (``line`` 0: the file as a whole) and the reason."""
+
+    path: str
+    line: int
+    reason: str
+    cell: Optional[int] = None  # notebook cell number (1-based), when the error is in one cell
+
+    def render(self) -> str:
+        """``path[cell N]:line: reason``, the form printed on standard error."""
+        cell = f"[cell {self.cell}]" if self.cell is not None else ""
+        return f"{self.path}{cell}:{self.line}: {self.reason}"
+
+
 @dataclass
 class FileResult:
     path: str
@@ -52,6 +67,21 @@ class FileResult:
     error: Optional[str] = None  # "path:line: reason" for ERROR
     written: bool = False
     read_stat: Optional[Tuple[int, int]] = None  # (size, mtime_ns) when read: a write checks it still holds
+    failure: Optional[FileError] = None  # the typed error; ``error`` is its rendering
+
+    def __post_init__(self) -> None:
+        if self.failure is not None and self.error is None:
+            self.error = self.failure.render()
+
+    @classmethod
+    def failed(cls, path: str, line: int, reason: str, original: bytes = b"", cell: Optional[int] = None) -> "FileResult":
+        """An ERROR result for ``path``: left untouched, reported as ``path:line: reason``."""
+        return cls(path, FileState.ERROR, original=original, failure=FileError(path, line, reason, cell))
+
+    def fail(self, line: int, reason: str) -> None:
+        """Turn this result into an error (e.g. the port could not be written)."""
+        self.state, self.failure = FileState.ERROR, FileError(self.path, line, reason)
+        self.error = self.failure.render()
 
     @property
     def changed(self) -> bool:

@@ -57,8 +57,7 @@ def migrate_notebook(source: bytes, display: str, options: Options) -> FileResul
     try:
         new, findings = _migrate(source, display, options)
     except NotebookError as e:
-        where = f"[cell {e.cell}]" if e.cell is not None else ""
-        return FileResult(display, FileState.ERROR, original=source, error=f"{display}{where}:{e.line}: {e.reason}")
+        return FileResult.failed(display, e.line, e.reason, original=source, cell=e.cell)
     state = FileState.CHANGED if new != source else FileState.UNCHANGED
     return FileResult(display, state, original=source, new=new, findings=findings)
 

@@ -85,7 +85,11 @@ def _finding(f: Finding, docs_base: str) -> Dict[str, Any]:
 
 
 def _split_error(result: FileResult) -> Dict[str, Any]:
-    """``{"path", "line", "message"}`` from the engine's ``path:line: reason``."""
+    """``{"path", "line", "message"}``: the typed error, else parsed from the engine's ``path:line: reason``."""
+    f = result.failure
+    if f is not None:
+        message = f.reason if f.cell is None else f"[cell {f.cell}] {f.reason}"
+        return {"path": printable(f.path), "line": f.line, "message": printable(message)}
     text = result.error or f"{result.path}:0: cannot be read"
     m = _ERROR_RE.match(text[len(result.path) + 1:]) if text.startswith(result.path + ":") else None
     if m:
