@@ -61,31 +61,42 @@ def _pairs(backend):
          lambda: torch.empty(16, device=shim.device("cuda")),
          lambda: torch.empty(16, device=backend)),
         ("is_available()", shim.is_available, torch.cuda.is_available),
-        ("manual_seed(0)", lambda: shim.manual_seed(0), lambda: torch.manual_seed(0)),
-        ("get_rng_state()", shim.get_rng_state, torch.get_rng_state),
-        ("initial_seed()", shim.initial_seed, torch.initial_seed),
+        ("worker_count()", shim.worker_count, torch.cuda.device_count),
     ]
+    x = torch.ones(16)
     if backend == "cpu":
         import psutil
         proc = psutil.Process()
         pairs += [
+            # where a CPU-only torch answered, the shim answers the same: compare with that call
+            ("manual_seed(0) vs torch.cuda.manual_seed(0)", lambda: shim.manual_seed(0),
+             lambda: torch.cuda.manual_seed(0)),
+            ("get_rng_state_all() vs torch.cuda's", shim.get_rng_state_all,
+             torch.cuda.get_rng_state_all),
+            ("memory_allocated() vs torch.cuda's (both 0)", shim.memory_allocated,
+             torch.cuda.memory_allocated),
+            ("to_device(x) vs x.clone() (a CPU copy)", lambda: shim.to_device(x), x.clone),
+            ("is_cuda(x) vs x.is_cuda", lambda: shim.is_cuda(x), lambda: x.is_cuda),
             ("device_count()", shim.device_count, torch.cpu.device_count),
             ("current_device()", shim.current_device, torch.cpu.current_device),
             ("current_stream()", shim.current_stream, torch.cpu.current_stream),
             ("synchronize()", shim.synchronize, torch.cpu.synchronize),
             ("Event record x2 + elapsed_time vs perf_counter_ns x2", shim_event, direct_event),
             ("Event() + record vs perf_counter_ns", shim_event_new, pc),
-            ("memory_allocated() vs psutil rss", shim.memory_allocated,
-             lambda: proc.memory_info().rss),
             ("mem_get_info() vs psutil.virtual_memory", shim.mem_get_info,
              lambda: psutil.virtual_memory()[1:0:-1]),
         ]
         if os.path.exists("/proc/self/status"):
-            pairs.append(("max_memory_allocated() vs reading VmHWM",
-                          shim.max_memory_allocated, _vm_hwm_direct))
+            pairs.append(("memory_summary() vs psutil rss + reading VmHWM", shim.memory_summary,
+                          lambda: (proc.memory_info().rss, _vm_hwm_direct())))
     else:
         mod = torch.get_device_module(backend)
         pairs += [
+            ("manual_seed(0)", lambda: shim.manual_seed(0), lambda: mod.manual_seed(0)),
+            ("get_rng_state()", shim.get_rng_state, mod.get_rng_state),
+            ("to_device(x)", lambda: shim.to_device(x), (lambda: x.cuda()) if backend == "cuda"
+             else (lambda: x.to(backend))),
+            ("is_cuda(x)", lambda: shim.is_cuda(x), lambda: x.is_cuda),
             ("device_count()", shim.device_count, mod.device_count),
             ("synchronize()", shim.synchronize, mod.synchronize),
             ("memory_allocated()", shim.memory_allocated,

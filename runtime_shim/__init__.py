@@ -156,7 +156,6 @@ def _xpu_available():
     return xpu is not None and xpu.is_available()
 
 
-@torch.compiler.assume_constant_result  # traced as its (constant) answer under torch.compile
 def _choose():
     """Return (backend type, forced index or None, reason)."""
     forced = os.environ.get(ENV_DEVICE, "").strip()
@@ -170,6 +169,11 @@ def _choose():
     if torch.backends.mps.is_available():
         return "mps", None, "no CUDA or XPU; MPS is available"
     return "cpu", None, "no CUDA, XPU or MPS device is available"
+
+
+# torch.compile traces the choice as its constant answer: what torch.compiler.assume_constant_result
+# does, without importing torch._dynamo at import (~1.8 s). tests/shim checks fullgraph compiles.
+_choose._dynamo_marked_constant = True
 
 
 def _parse_forced(value):
@@ -365,11 +369,10 @@ class _Backend:
     # one in-order queue: memory is never reused ahead of pending work
     record_stream = staticmethod(_nothing)
 
-    def memory_summary(self, device=None, abbreviated=False):
-        return _format_summary(self.type, self.memory_stats(device), self._summary_notes())
+    summary_notes = ()  # lines memory_summary() adds under the table
 
-    def _summary_notes(self):
-        return []
+    def memory_summary(self, device=None, abbreviated=False):
+        return _format_summary(self.type, self.memory_stats(device), self.summary_notes)
 
     def set_rng_state_all(self, new_states):
         """set_rng_state_all on a one-generator backend: at most one state."""
@@ -667,8 +670,7 @@ class _Mps(_Accelerator):
         total = torch.mps.recommended_max_memory()
         return max(0, total - torch.mps.driver_allocated_memory()), total
 
-    def _summary_notes(self):
-        return ["reserved = memory the Metal driver holds for this process; MPS keeps no peak."]
+    summary_notes = ("reserved = memory the Metal driver holds for this process; MPS keeps no peak.",)
 
     # random numbers: the MPS generator (one generator: the *_all forms are the same)
     def manual_seed(self, seed):

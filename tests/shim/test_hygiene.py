@@ -139,6 +139,16 @@ def test_import_does_not_load_psutil_or_choose_a_device():
     assert out.stdout.split() == ["True", "False", "False", "False", "True"]
 
 
+def test_import_and_resolution_do_not_load_the_compiler():
+    # torch.compiler.assume_constant_result would import torch._dynamo (~2 s) at import time
+    code = ("import sys, torch; had = 'torch._dynamo' in sys.modules; import runtime_shim; "
+            "runtime_shim.device(); print(had, 'torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False"]
+
+
 def test_public_functions_keep_their_identity_and_docstrings(simulate):
     before = {name: getattr(runtime_shim, name) for name in DISPATCHED if name not in ("Stream", "Event")}
     for machine in ("cuda", "cpu"):
