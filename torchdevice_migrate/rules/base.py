@@ -480,7 +480,12 @@ def in_torchscript(ctx: RuleContext, node: cst.CSTNode) -> bool:
         text = getattr(ctx, "source_text", None)
         if text is None:
             text = ctx.module.code
-        possible = ctx._jit_possible = "jit" in text or "ScriptModule" in text  # type: ignore[attr-defined]
+        possible = "jit" in text or "ScriptModule" in text
+        if not possible:  # a class of this file may be scripted in another file of the project
+            from ..project_index import project_of  # local: the index module is optional here
+
+            possible = bool(project_of(ctx).scripted_classes())
+        ctx._jit_possible = possible  # type: ignore[attr-defined]
     if not possible:
         return False
     scripted: Optional[Set[str]] = None
