@@ -187,9 +187,10 @@ def test_mask_timings_keeps_other_numbers():
 def test_registry_lists_what_the_shim_answers():
     """The codemod keeps a literal copy (it never imports the shim); it must match the shim's own."""
     runtime_shim = pytest.importorskip("runtime_shim")
-    from torchdevice_migrate.registry import DEVICE_PROPERTY_ATTRIBUTES
+    from torchdevice_migrate.registry import DEVICE_PROPERTY_ATTRIBUTES, MEMORY_STATS_KEYS
 
     assert DEVICE_PROPERTY_ATTRIBUTES == runtime_shim.DEVICE_PROPERTY_ATTRIBUTES
+    assert MEMORY_STATS_KEYS == runtime_shim.MEMORY_STATS_KEYS
 
 
 def test_shim_answers_listed_properties_and_names_the_others_on_cpu(monkeypatch):
