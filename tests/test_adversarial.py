@@ -77,6 +77,7 @@ def test_in_place_never_writes_through_a_link_out_of_the_tree(tmp_path, cli_env)
     assert "link_out.py" in r.stderr and "outside" in r.stderr and "link_rel_out.py" in r.stderr
     assert ported(tree / "a.py") and ported(tree / "real.py")
     assert (tree / "link_in.py").is_symlink() and ported(tree / "link_in.py")
+    assert "link_in.py:0" not in r.stderr and "real.py:0" not in r.stderr  # one file, two names: ported once
     assert (tree / "link_out.py").is_symlink()
 
 
