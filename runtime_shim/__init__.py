@@ -97,7 +97,11 @@ class _EventError(RuntimeError, ValueError):
 # === Backend choice: lock-free, idempotent, initialises no device ===
 
 _S = None  # the chosen backend object; None until first use
-_LOCAL = threading.local()  # per-thread CPU stream stack and NVTX ranges (never the device)
+class _Local(threading.local):  # per thread: CPU stream, its context stack, NVTX ranges
+    stream = streams = nvtx = None
+
+
+_LOCAL = _Local()
 _FORCE_HELP = "expected one of: cpu, mps, xpu, xpu:N, cuda, cuda:N"
 
 
@@ -459,7 +463,7 @@ def _call_cuda(obj, device, non_blocking, kwargs):
 
 
 def _nvtx_stack():
-    stack = getattr(_LOCAL, "nvtx", None)
+    stack = _LOCAL.nvtx
     if stack is None:
         stack = _LOCAL.nvtx = []
     return stack
@@ -639,10 +643,8 @@ class _Mps(_Accelerator):
         return torch.mps.current_allocated_memory()
 
     def _no_peak(self, api):
-        return UnsupportedOnBackend(
-            api, "mps",
-            "the MPS allocator keeps no peak figure; sample memory_allocated() or "
-            "memory_reserved() at the points you care about")
+        return UnsupportedOnBackend(api, "mps", "the MPS allocator keeps no peak figure; sample "
+                                    "memory_allocated() or memory_reserved() where it matters")
 
     def max_memory_allocated(self, device=None):
         raise self._no_peak("max_memory_allocated")
@@ -742,10 +744,10 @@ class _CpuStream:
         return event
 
     def __enter__(self):
-        stack = getattr(_LOCAL, "streams", None)
+        stack = _LOCAL.streams
         if stack is None:
             stack = _LOCAL.streams = []
-        stack.append(getattr(_LOCAL, "stream", None))
+        stack.append(_LOCAL.stream)
         _LOCAL.stream = self
         return self
 
@@ -830,7 +832,7 @@ class _Cpu(_Backend):
 
     # streams
     def current_stream(self, device=None):
-        return getattr(_LOCAL, "stream", None) or self._default_stream
+        return _LOCAL.stream or self._default_stream
 
     def default_stream(self, device=None):
         return self._default_stream
@@ -1076,10 +1078,8 @@ def accelerator_type():
 
 
 def is_accelerator(value):
-    """``'cuda' in value``, ported: True when an accelerator was chosen and ``accelerator_type()
-    in value``, where a torch.device counts as its ``str()``. Always False on the CPU. A collection
-    (``'cuda' in device_types``, ``'cuda' in sys.argv``) is a membership test, as in the original:
-    on CUDA the answer is exactly the original's."""
+    """``'cuda' in value`` ported: ``accelerator_type() in value`` (a torch.device as its str();
+    a collection is a membership test, exactly the original on CUDA); always False on the CPU."""
     accelerator = (_S or _resolve()).accelerator
     if accelerator is None:
         return False
