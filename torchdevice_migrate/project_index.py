@@ -25,12 +25,13 @@ import hashlib
 import os
 import pickle
 import re
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple
 
-VERSION = 1
+VERSION = 2  # bump whenever what index_source extracts changes: cached entries of another version are ignored
 ROOT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
 _CUDA_STRING = re.compile(r"cuda(:\d+)?")
 #: Methods and attributes of a class that decide how ``.cuda()`` / ``.is_cuda`` on it may be ported.
@@ -200,11 +201,12 @@ def _class_info(node: ast.ClassDef) -> ClassInfo:
             for t in targets:
                 if isinstance(t, ast.Name) and t.id in DEVICE_MEMBERS:
                     members.add(t.id)
-    bases = tuple(b for b in (_dotted(x) for x in node.bases) if b)
+    bases = tuple(sys.intern(b) for b in (_dotted(x) for x in node.bases) if b)  # interned: pickled once
     script = any(b.rpartition(".")[2] == "ScriptModule" for b in bases)
-    return ClassInfo(node.name, bases, frozenset(members), to_positional_only, script)
+    return ClassInfo(sys.intern(node.name), bases, frozenset(members), to_positional_only, script)
 
 
+_EMPTY = FileInfo()
 _WALK_TRIGGER = re.compile(rb"cuda|load|jit")
 _PARSE_TRIGGER = re.compile(rb"cuda|load|jit|\bclass\b")
 
@@ -228,7 +230,9 @@ def index_source(source: bytes) -> FileInfo:
     while todo:
         stmt = todo.pop()
         if isinstance(stmt, ast.ClassDef):
-            classes.append(_class_info(stmt))
+            info = _class_info(stmt)
+            if info.bases or info.members:  # ``class Foo:`` with no device member tells nothing
+                classes.append(info)
             todo.extend(stmt.body)
         elif isinstance(stmt, (ast.If, ast.Try, ast.With, ast.For, ast.While)):
             for name in ("body", "orelse", "finalbody"):
@@ -379,7 +383,8 @@ def build_index(files: Iterable[Path], root: Optional[Path] = None, cache: bool 
         if not isinstance(info, FileInfo):
             info = index_source(source)
         entries[digest] = info
-        index.files[_key(root_s, str(f))] = info
+        if info != _EMPTY:  # a file with no facts adds nothing (and the index travels to every worker)
+            index.files[_key(root_s, str(f))] = info
     if cache_path is not None and set(entries) != set(old):
         _save_cache(cache_path, entries)
     return index
