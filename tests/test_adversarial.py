@@ -534,6 +534,17 @@ def _children(pid: int):
         return []
 
 
+def _describe(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        with open(f"/proc/{pid}/status") as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+        return f"{pid} ({cmd}; PPid {fields.get('PPid', '?').strip()}, SigCgt {fields.get('SigCgt', '?').strip()})"
+    except OSError:
+        return str(pid)
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -571,11 +582,12 @@ def test_signal_with_jobs_2_stops_workers_and_leaves_no_temp_file(tmp_path, cli_
             break
         time.sleep(0.1)
     alive = [w for w in workers if _alive(w)]
+    described = [_describe(w) for w in alive]
     for w in alive:
         os.kill(w, signal.SIGKILL)
     log.seek(0)
     stderr = log.read()
-    assert not alive, f"worker processes outlived the main process; its stderr:\n{stderr[-2000:]}"
+    assert not alive, f"worker processes outlived the main process: {described}; its stderr:\n{stderr[-2000:]}"
     assert no_temp_files(src)
     for p in src.glob("*.py"):  # every file original or fully ported
         text = p.read_text()
