@@ -94,6 +94,7 @@ def test_module_classes_through_the_project():
     assert not project.is_plain_module_class("Ema")  # not a module
     assert not project.is_plain_module_class("Unknown")
     assert "is_cuda" in project.members("Batch")
+    assert project.device_helpers() == {"get_device"}
 
 
 @pytest.mark.parametrize("source", [b"x = 'cuda_rng_state'\nimpl = 'cuda'\n", b"import torch\nsd = torch.load(p)\n",

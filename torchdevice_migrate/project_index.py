@@ -86,6 +86,12 @@ class ProjectIndex:
             self._memo["scripted"] = {n for f in self.files.values() for n in f.scripted}
         return self._memo["scripted"]  # type: ignore[return-value]
 
+    def device_helpers(self) -> Set[str]:
+        """Names of module-level functions, in any file, that return a CUDA device or device string."""
+        if "helpers" not in self._memo:
+            self._memo["helpers"] = {n for f in self.files.values() for n in f.device_helpers}
+        return self._memo["helpers"]  # type: ignore[return-value]
+
     def defines_anywhere(self, member: str) -> bool:
         return any(member in c.members for f in self.files.values() for c in f.classes)
 
