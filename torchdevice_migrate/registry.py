@@ -90,6 +90,7 @@ _REASONS = [
     Reason("TDM112", "Profiler ranges", "An NVTX range was ported to the runtime shim (NVTX on CUDA, a profiler range elsewhere).", "Nothing to do."),
     Reason("TDM113", "Attention backend", "`torch.backends.cuda.sdp_kernel` was ported to `torch.nn.attention.sdpa_kernel`.", "Nothing to do."),
     Reason("TDM114", "Relaxed GPU requirement", "A stated GPU requirement (`assert torch.cuda.is_available()`, `if not torch.cuda.is_available(): raise ...`) now holds on CUDA exactly as before and is relaxed elsewhere: on a machine without a CUDA GPU the code runs on the chosen device instead of stopping.", "Check that the code is meant to run on the chosen device (a CPU or a Mac); keep the original requirement with `# torchdevice: ignore[TDM114]`."),
+    Reason("TDM115", "CPU-unsafe torch spelling", "With `--target torch`, the site was ported to torch's own spelling, which is exact on CUDA but raises on a CPU-only torch (the message says how).", "Guard the statement with `if torch.accelerator.is_available():`, or port with the default `--target shim`."),
     # unsupported
     Reason("TDM201", "CUDA graphs", "CUDA graphs capture CUDA kernels; there is no portable equivalent.", "Guard the capture with `runtime_shim.accelerator_type() == 'cuda'` and run the eager path elsewhere."),
     Reason("TDM202", "Custom CUDA extension", "Custom CUDA kernels (`cpp_extension`, `CUDAExtension`, `.cu` sources) only build and run with CUDA.", "Keep a pure-PyTorch fallback and select it when the extension is unavailable."),

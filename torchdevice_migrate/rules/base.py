@@ -140,6 +140,16 @@ class RuleContext:
         return (isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name)
                 and node.value.value == self.shim_alias)
 
+    # ---- per target (issue 11; helpers at the end of this module) ----------------------------
+    def port(self, api_name: str, variant: str = "") -> "Spelling":
+        """This file's target cell for a REWRITTEN registry entry (``targets.replacement_for``)."""
+        return replacement_for(api_name, self.target, variant)
+
+    def torch_ref(self, text: str) -> cst.BaseExpression:
+        """``text`` (``torch.accelerator.synchronize``, ``torch.get_device_module().stream``) as an
+        expression under the file's torch alias; schedules ``import torch`` when the file has none."""
+        return torch_expression(self, text)
+
     # ---- findings -------------------------------------------------------------------------
     def allowed(self, original: cst.CSTNode, code: str) -> bool:
         if code in self.ignore or (self.select is not None and not any(code.startswith(s) for s in self.select)):
@@ -516,3 +526,143 @@ def in_torchscript(ctx: RuleContext, node: cst.CSTNode) -> bool:
                 return True
         current = ctx.parent(current)
     return False
+
+
+# ---- per-target ports (issue 11): torch spellings, statement guards, CPU-unsafe sites ------------
+#
+# A rule asks ``ctx.port(api, variant)`` for the target's ``Spelling``; under ``--target shim`` it
+# writes what it always wrote. Under ``--target torch`` it builds the torch spelling (``ctx.torch_ref``,
+# ``device_value``/``device_type_value``) and records it with ``rewrite_ported``, which adds the
+# statement guard (``if torch.accelerator.is_available():``) or the TDM115 finding the spelling needs.
+# A rule that can guard statements mixes in ``GuardsStatements`` (its ``leave_SimpleStatementLine``
+# wraps the guarded lines); a rule never calls ``ctx.shim``/``ctx.shim_call`` under the torch target.
+
+from ..targets import Spelling, _torch_alias, device_type_value, device_value, replacement_for  # noqa: E402
+
+CPU_UNSAFE_CODE = "TDM115"
+
+
+def torch_alias(ctx: RuleContext) -> str:
+    """The name the file's top-level ``import torch [as t]`` binds; ``torch`` (import scheduled) if none."""
+    alias = getattr(ctx, "_torch_alias_name", None)
+    if alias is None:
+        alias = _torch_alias(ctx.module)
+        if alias is None:
+            ctx.add_import("torch")
+            alias = "torch"
+        ctx._torch_alias_name = alias  # type: ignore[attr-defined]
+    return alias
+
+
+def torch_expression(ctx: RuleContext, text: str) -> cst.BaseExpression:
+    """``text`` parsed, with each attribute chain rooted at the name ``torch`` moved to the file's torch alias."""
+    node = cst.parse_expression(text)
+    alias = torch_alias(ctx)
+    if alias == "torch":
+        return node
+
+    class _Alias(cst.CSTTransformer):
+        def leave_Name(self, original: cst.Name, updated: cst.Name) -> cst.Name:
+            return updated.with_changes(value=alias) if updated.value == "torch" else updated
+
+        def visit_Attribute(self, node: cst.Attribute) -> bool:
+            return True
+
+        def leave_Attribute(self, original: cst.Attribute, updated: cst.Attribute) -> cst.Attribute:
+            # only the chain's root is torch; an attribute *named* torch stays
+            if isinstance(original.attr, cst.Name) and original.attr.value == "torch":
+                return updated.with_changes(attr=original.attr)
+            return updated
+
+    return node.visit(_Alias())  # type: ignore[return-value]
+
+
+def device_expression(ctx: RuleContext, at: cst.CSTNode) -> cst.BaseExpression:
+    """The torch target's ``{device}`` for a site (``targets.device_value``)."""
+    return device_value(ctx, at)
+
+
+def device_type_expression(ctx: RuleContext, at: cst.CSTNode) -> cst.BaseExpression:
+    """The torch target's ``{device_type}`` for a site: ``{device}.type``."""
+    return device_type_value(ctx, at)
+
+
+def statement_of_call(ctx: RuleContext, node: cst.CSTNode) -> Optional[cst.SimpleStatementLine]:
+    """The line ``node`` is the whole of, as an expression statement: ``node`` is a call, or the callee
+    of one (``torch.cuda.synchronize`` in ``torch.cuda.synchronize()``), whose parent is an ``Expr``
+    that is the one statement of a ``SimpleStatementLine``; None anywhere else (values, one-line
+    suites such as ``if x: f()``, ``a(); b()``)."""
+    parent = ctx.parent(node)
+    if isinstance(parent, cst.Call) and parent.func is node:
+        node, parent = parent, ctx.parent(parent)
+    if not isinstance(node, cst.Call) or not isinstance(parent, cst.Expr) or parent.value is not node:
+        return None
+    line = ctx.parent(parent)
+    if isinstance(line, cst.SimpleStatementLine) and len(line.body) == 1:
+        return line
+    return None
+
+
+def guard_statement(ctx: RuleContext, node: cst.CSTNode, guard: str) -> bool:
+    """Schedule ``guard`` (``if torch.accelerator.is_available():``) around the line ``node`` is the
+    whole of (``statement_of_call``); False when it is not a whole statement. The rule must mix in
+    ``GuardsStatements`` so that the line is wrapped when it is left."""
+    line = statement_of_call(ctx, node)
+    if line is None or not guard:
+        return False
+    guards: Dict[cst.CSTNode, str] = ctx.__dict__.setdefault("_statement_guards", {})
+    guards[line] = guard
+    return True
+
+
+def apply_statement_guard(ctx: RuleContext, original: cst.SimpleStatementLine,
+                          updated: cst.SimpleStatementLine) -> Optional[cst.BaseStatement]:
+    """``updated`` under its scheduled guard (an ``if`` that keeps the line's leading lines and
+    comments; the line keeps its own trailing comment), or None when none was scheduled."""
+    guard = ctx.__dict__.get("_statement_guards", {}).get(original)
+    if guard is None:
+        return None
+    test = guard.strip()
+    if test.startswith("if "):
+        test = test[3:]
+    test = test.rstrip(":").strip()
+    return cst.If(
+        test=torch_expression(ctx, test),
+        body=cst.IndentedBlock([updated.with_changes(leading_lines=())]),
+        leading_lines=updated.leading_lines,
+    )
+
+
+class GuardsStatements:
+    """Mixin for a rule that calls ``rewrite_ported`` on statements that may need a guard."""
+
+    def leave_SimpleStatementLine(self, ctx: RuleContext, original: cst.SimpleStatementLine,
+                                  updated: cst.SimpleStatementLine) -> Optional[cst.BaseStatement]:
+        return apply_statement_guard(ctx, original, updated)
+
+
+def rewrite_ported(ctx: RuleContext, original: cst.CSTNode, new: cst.CSTNode, api: str, code: str,
+                   spelling: Spelling, message: str = "", alone: bool = True,
+                   guardable: Optional[cst.CSTNode] = None) -> Optional[cst.CSTNode]:
+    """``ctx.rewrite`` for a site ported to ``spelling`` (``ctx.port(...)``), plus what a CPU-unsafe
+    torch spelling needs: a ``guard`` when ``guardable`` (default ``original``: a call or its callee)
+    is a whole expression statement, else a TDM115 finding (status REWRITTEN, message the spelling's
+    note) so the report lists the site. Nothing extra under the shim target or for a CPU-safe spelling."""
+    result = ctx.rewrite(original, new, api, code, message, alone)
+    if result is None or ctx.target != "torch" or spelling.cpu_safe:
+        return result
+    if spelling.guard and guard_statement(ctx, guardable if guardable is not None else original, spelling.guard):
+        return result
+    report_cpu_unsafe(ctx, original, api, spelling)
+    return result
+
+
+def report_cpu_unsafe(ctx: RuleContext, original: cst.CSTNode, api: str, spelling: Spelling) -> None:
+    """The TDM115 finding for a site written in a torch spelling that raises on a CPU-only torch."""
+    ctx.report(original, api, FindingStatus.REWRITTEN, CPU_UNSAFE_CODE, spelling.note or REASONS[CPU_UNSAFE_CODE].description)
+
+
+def report_kept(ctx: RuleContext, original: cst.CSTNode, api: str, spelling: Spelling, code: str) -> None:
+    """A site the torch target leaves as it is (``spelling.kept``): reported with ``code`` (a TDM3xx
+    review code of the rule), the spelling's note as the hint."""
+    ctx.report(original, api, FindingStatus.REVIEW, code, hint=spelling.note)
