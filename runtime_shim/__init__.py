@@ -250,7 +250,7 @@ class _Backend:
     A backend has ``type`` ('cuda', 'xpu', 'mps', 'cpu'), ``accelerator`` (the same, or None
     for the CPU), ``keeps_index`` (whether 'cuda:N' keeps its N), ``index`` (forced by
     TORCHDEVICE_DEVICE, else None) and one attribute per name in ``_PROTOCOL``. Subclasses
-    override what differs; there is one level of subclassing per backend, no mixins.
+    override what differs, by single inheritance (XPU and MPS through _Accelerator); no mixins.
     """
 
     type = ""
@@ -508,9 +508,6 @@ class _Cuda(_Backend):
             self.current_device = lambda: index
             self.set_rng_state = (lambda new_state, device="cuda":
                                   torch.cuda.set_rng_state(new_state, self.device_arg(device)))
-
-    def worker_count(self, n=None):
-        return torch.cuda.device_count() if n is None else n
 
     def to_device(self, obj, device=None, non_blocking=False, **kwargs):
         return _call_cuda(obj, self.index if device is None else device, non_blocking, kwargs)
@@ -801,13 +798,6 @@ class _CpuEvent:
         return f"<runtime_shim cpu Event timing={self.enable_timing} {state}>"
 
 
-def _no_cuda_generator(api):
-    return UnsupportedOnBackend(
-        api, "cpu", "there is no CUDA generator here (on a CPU-only torch the original raised "
-        "'Torch not compiled with CUDA enabled'); use torch.initial_seed() / "
-        "torch.get_rng_state() for the CPU generator")
-
-
 class _Cpu(_Backend):
     """CPU: where the original ran on a CPU-only torch, its answers (no accelerator, zero
     device memory, seeding a CUDA generator that is not there does nothing); elsewhere the
@@ -881,11 +871,12 @@ class _Cpu(_Backend):
     manual_seed = manual_seed_all = seed = seed_all = staticmethod(_nothing)
     set_rng_state = set_rng_state_all = staticmethod(_nothing)
 
+    # these crashed on a CPU-only torch: answer for the chosen device's generator (a read)
     def initial_seed(self):
-        raise _no_cuda_generator("initial_seed")
+        return torch.default_generator.initial_seed()
 
     def get_rng_state(self, device="cuda"):
-        raise _no_cuda_generator("get_rng_state")
+        return torch.default_generator.get_state()
 
     def get_rng_state_all(self):
         return []
@@ -1310,12 +1301,12 @@ def seed_all():
 
 
 def initial_seed():
-    """The accelerator generator's initial seed. CPU: UnsupportedOnBackend (as the original)."""
+    """The accelerator generator's initial seed; on the CPU the CPU generator's (a read)."""
     return (_S or _resolve()).initial_seed()
 
 
 def get_rng_state(device="cuda"):
-    """The accelerator generator's state (``device`` mapped). CPU: UnsupportedOnBackend."""
+    """The accelerator generator's state (``device`` mapped); on the CPU the CPU generator's."""
     return (_S or _resolve()).get_rng_state(device)
 
 

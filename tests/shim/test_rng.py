@@ -42,12 +42,24 @@ def test_cpu_generator_untouched_and_answers_match_cpu_only_torch():
     runtime_shim.set_rng_state(torch.ByteTensor([1, 2, 3]))
     assert torch.equal(torch.default_generator.get_state(), before)
     assert runtime_shim.get_rng_state_all() == torch.cuda.get_rng_state_all() == []
-    for api, original in ((runtime_shim.initial_seed, torch.cuda.initial_seed),
-                          (runtime_shim.get_rng_state, torch.cuda.get_rng_state)):
-        with pytest.raises(AssertionError):  # the original raised on a CPU-only torch
+
+
+def test_cpu_reads_that_crashed_answer_for_the_cpu_generator():
+    # torch.cuda.initial_seed()/get_rng_state() raised on a CPU-only torch (a checkpoint saving
+    # "cuda_rng_state" crashed): the port reads the chosen device's generator, changing nothing
+    for original in (torch.cuda.initial_seed, torch.cuda.get_rng_state):
+        with pytest.raises(AssertionError):
             original()
-        with pytest.raises(runtime_shim.UnsupportedOnBackend, match=f"{api.__name__}.*cpu"):
-            api()
+    torch.manual_seed(77)
+    state = runtime_shim.get_rng_state(device="cuda:0")
+    assert runtime_shim.initial_seed() == 77
+    assert torch.equal(state, torch.get_rng_state())
+    draws = torch.rand(3)
+    torch.set_rng_state(state)
+    assert torch.equal(torch.rand(3), draws)
+    now = torch.get_rng_state()
+    runtime_shim.get_rng_state().zero_()  # the answer is a copy: the generator is untouched
+    assert torch.equal(torch.get_rng_state(), now)
 
 
 def test_cuda_rng_is_torch_cuda(simulate):
