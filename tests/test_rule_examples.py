@@ -1,14 +1,41 @@
-"""Each rule's VALID and INVALID examples are its documentation; here they are its tests."""
+"""Each rule's VALID, INVALID and REPORTS examples are its documentation; here they are its unit tests.
+
+Every example runs with its rule ALONE and the byte pre-filter bypassed (``rules.base.Rule`` states the
+format), so an example proves what that rule does, not what the other rules or the pre-filter do.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
 
 import pytest
 
+from torchdevice_migrate.options import Options
 from torchdevice_migrate.rules import ALL_RULES
+from torchdevice_migrate.rules.base import Example
 from torchdevice_migrate.transform import migrate_source, migrate_text
 
-VALID = [(r.name, code) for r in ALL_RULES for code in r.VALID]
-INVALID = [(r.name, before, after) for r in ALL_RULES for before, after in r.INVALID]
-# Report-only rules document themselves with REPORTS: (code, [reason codes it must report]).
-REPORTS = [(r.name, code, codes) for r in ALL_RULES for code, codes in getattr(r, "REPORTS", ())]
+from .torch_only import added_foreign_imports
+
+VALID = [pytest.param(r, code, id=f"{r.name}-{i}") for r in ALL_RULES for i, code in enumerate(r.VALID)]
+INVALID = [pytest.param(r, Example.of(item), id=f"{r.name}-{i}") for r in ALL_RULES
+           for i, item in enumerate(r.INVALID)]
+REPORTS = [pytest.param(r, code, tuple(codes), id=f"{r.name}-{i}") for r in ALL_RULES
+           for i, (code, codes) in enumerate(getattr(r, "REPORTS", ()))]
+
+#: Rules whose torch-target output may still import the shim: their conversion to ``ctx.port`` (issue 11)
+#: is in progress. Remove a rule's name once it is converted; the torch-target test is then strict for it.
+TORCH_PENDING = {"registry-renames", "amp", "legacy-tensors", "distributed", "tensor-methods", "device-strings",
+                 "device-placement", "device-comparisons", "checkpoints"}
+
+
+def alone(rule, source: str, target: str = "shim"):
+    """``source`` migrated by ``rule`` alone, the pre-filter bypassed."""
+    return migrate_source(source.encode(), "<example>", Options(rules=[rule], target=target), prefilter=False)
+
+
+def codes_of(migration) -> Counter:
+    return Counter(f.code for f in migration.findings)
 
 
 def test_every_rule_has_examples():
@@ -18,21 +45,63 @@ def test_every_rule_has_examples():
         assert rule.VALID, f"{rule.__name__} has no VALID examples"
 
 
-@pytest.mark.parametrize("rule,code,codes", REPORTS)
-def test_reports_left_alone_and_reported(rule, code, codes):
-    result = migrate_source(code.encode())
-    assert result.new.decode() == code
-    assert sorted(f.code for f in result.findings) == sorted(codes)
+def test_rule_names_are_unique():
+    names = [r.name for r in ALL_RULES]
+    assert len(names) == len(set(names))
 
 
 @pytest.mark.parametrize("rule,code", VALID)
-def test_valid_left_alone(rule, code):
+def test_valid_left_alone_silently(rule, code):
+    result = alone(rule, code)
+    assert result.new.decode() == code
+    assert not result.findings, "a VALID example reports nothing; put a reported one in REPORTS"
+    # With every rule (and the pre-filter) it is left alone too.
     assert migrate_text(code) == code
 
 
-@pytest.mark.parametrize("rule,before,after", INVALID)
-def test_invalid_rewritten(rule, before, after):
-    got = migrate_text(before)
-    assert got == after
-    assert migrate_text(got) == got
+@pytest.mark.parametrize("rule,code,codes", REPORTS)
+def test_reports_left_alone_and_reported(rule, code, codes):
+    assert codes, "a REPORTS example states the codes it reports"
+    result = alone(rule, code)
+    assert result.new.decode() == code
+    assert codes_of(result) == Counter(codes)
+
+
+@pytest.mark.parametrize("rule,ex", INVALID)
+def test_invalid_rewritten(rule, ex: Example):
+    assert ex.before != ex.after, "an INVALID example changes something"
+    if ex.codes is None:
+        # The old (before, after) form: still checked with all rules, as before, but it is no unit test.
+        got = migrate_text(ex.before)
+        assert got == ex.after
+        assert migrate_text(got) == got
+        compile(got, "<example>", "exec")
+        pytest.xfail("states no reason codes: write (before, after, codes) so it runs with the rule alone")
+    result = alone(rule, ex.before)
+    got = result.new.decode()
+    assert got == ex.after
+    assert codes_of(result) == Counter(ex.codes)
+    assert ex.codes, "a rewrite is reported"
+    assert alone(rule, got).new.decode() == got, "not idempotent"
     compile(got, "<example>", "exec")
+
+
+@pytest.mark.parametrize("rule,ex", INVALID)
+def test_invalid_under_torch_target(rule, ex: Example):
+    """``--target torch``: the output compiles and adds no import but torch and the standard library."""
+    result = alone(rule, ex.before, target="torch")
+    got = result.new.decode()
+    compile(got, "<example>", "exec")
+    if ex.torch is not None:
+        assert got == ex.torch
+        want = ex.torch_codes if ex.torch_codes is not None else ex.codes
+        assert codes_of(result) == Counter(want)
+    foreign = added_foreign_imports(ex.before, got)
+    if foreign and rule.name in TORCH_PENDING and ex.torch is None:
+        pytest.xfail(f"{rule.name} not yet converted to the torch target: imports {foreign}")
+    assert not foreign, f"--target torch output imports {foreign}"
+
+
+@pytest.mark.parametrize("rule,code", VALID)
+def test_valid_left_alone_under_torch_target(rule, code):
+    assert alone(rule, code, target="torch").new.decode() == code

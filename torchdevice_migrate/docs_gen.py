@@ -159,6 +159,7 @@ def render_rules() -> str:
     import inspect
 
     from .rules import ALL_RULES
+    from .rules.base import Example
 
     lines: List[str] = [_HEADER.format(cmd=REGENERATE).replace("registry.py", "rules/"), "# Rules", ""]
     lines.append("Each rule family is one module in `torchdevice_migrate/rules/`, run in this order in one pass. "
@@ -174,9 +175,13 @@ def render_rules() -> str:
         doc = inspect.cleandoc(module.__doc__ or "") if module else ""
         if doc:
             lines.extend([doc, ""])
-        for before, after in rule.INVALID:
-            lines.extend(["Ported:", "", "```python", before.rstrip("\n"), "```", "", "```python", after.rstrip("\n"),
-                          "```", ""])
+        for item in rule.INVALID:
+            ex = Example.of(item)
+            title = f"Ported ({', '.join(ex.codes)}):" if ex.codes else "Ported:"
+            lines.extend([title, "", "```python", ex.before.rstrip("\n"), "```", "", "```python",
+                          ex.after.rstrip("\n"), "```", ""])
+            if ex.torch is not None:
+                lines.extend(["With `--target torch`:", "", "```python", ex.torch.rstrip("\n"), "```", ""])
         for code, codes in getattr(rule, "REPORTS", ()):
             lines.extend([f"Reported ({', '.join(codes)}), left as is:", "", "```python", code.rstrip("\n"), "```", ""])
         if rule.VALID:

@@ -3,8 +3,8 @@
 A rule is one small class. It implements ``leave_<NodeType>(ctx, original, updated)`` methods that
 return a replacement node (through ``ctx.rewrite``) or ``None``. ``original`` carries metadata
 (qualified names, positions, parents); ``updated`` is what to build the replacement from.
-``VALID`` lists code the rule must leave byte-identical; ``INVALID`` lists ``(before, after)``
-pairs. Both are its documentation and its tests (``tests/test_rule_examples.py``).
+``VALID``, ``INVALID`` and ``REPORTS`` are its examples: its documentation and its unit tests (see
+``Rule`` for their format).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
-from typing import ClassVar, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import ClassVar, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 import libcst as cst
 from libcst._position import CodePosition
@@ -31,12 +31,50 @@ SUPPRESS_RE = re.compile(r"#\s*torchdevice:\s*ignore(?:\[(?P<codes>[A-Z0-9,\s]+)
 
 
 class Rule:
-    """Base class; see the module docstring."""
+    """Base class; see the module docstring.
+
+    Examples are the rule's documentation and its unit tests (``tests/test_rule_examples.py``). Each
+    one runs with this rule ALONE and the byte pre-filter bypassed
+    (``migrate_source(src, options=Options(rules=[TheRule]), prefilter=False)``):
+
+    * ``VALID``: source strings left byte-identical, with no finding at all.
+    * ``INVALID``: ``(before, after, codes)`` triples, or ``Example`` objects: ``before`` becomes
+      ``after`` (which a second run leaves alone and which compiles), and the run reports exactly
+      the reason codes ``codes`` (a multiset: order free, repeats counted). Every ``before`` also
+      runs under ``--target torch``: the output compiles and imports only torch and the standard
+      library; ``Example.torch`` states that output exactly, ``Example.torch_codes`` its codes.
+    * ``REPORTS``: ``(source, codes)`` pairs: left byte-identical and reported with exactly ``codes``.
+    """
 
     #: Short name, used in docs and ``--select``.
     name: ClassVar[str] = ""
     VALID: ClassVar[Sequence[str]] = ()
-    INVALID: ClassVar[Sequence[Tuple[str, str]]] = ()
+    INVALID: ClassVar[Sequence[Union[Tuple[str, str, Tuple[str, ...]], "Example"]]] = ()
+    REPORTS: ClassVar[Sequence[Tuple[str, Sequence[str]]]] = ()
+
+
+@dataclass(frozen=True)
+class Example:
+    """One INVALID example of a rule (see ``Rule``); a plain ``(before, after, codes)`` triple is the same."""
+
+    before: str
+    after: str
+    codes: Tuple[str, ...] = ()
+    #: The expected ``--target torch`` output; None: not stated (it still must compile and import
+    #: nothing but torch and the standard library).
+    torch: Optional[str] = None
+    #: The reason codes of the ``--target torch`` run; None: the same as ``codes``.
+    torch_codes: Optional[Tuple[str, ...]] = None
+
+    @classmethod
+    def of(cls, item: Union[Tuple[str, ...], "Example"]) -> "Example":
+        """An ``INVALID`` item as an ``Example`` (a 2-tuple, the old form, has ``codes=None``)."""
+        if isinstance(item, Example):
+            return item
+        if len(item) == 2:
+            return cls(item[0], item[1], None)  # type: ignore[arg-type]
+        before, after, codes = item  # type: ignore[misc]
+        return cls(before, after, tuple(codes))  # type: ignore[arg-type]
 
 
 @dataclass
@@ -171,11 +209,11 @@ class RuleContext:
         (a file with no CUDA use is never rewritten)."""
         if not self.allowed(original, code):
             return None
-        pos = self.position(original)
         if in_torchscript(self, original) and f"{self.shim_alias}." in self.module.code_for_node(new):
             # A shim call cannot be scripted: leave the CUDA use, and say so.
             self.report(original, api, FindingStatus.UNSUPPORTED, "TDM214")
             return None
+        pos = self.position(original)
         start = (pos.start.line, pos.start.column) if pos else (0, 0)
         end = (pos.end.line, pos.end.column) if pos else (0, 0)
         # A rewrite that replaces an enclosing node subsumes the rewrites made inside it.
