@@ -349,5 +349,17 @@ def _print_summary(summary: RunSummary, err: Console, write: bool) -> None:
     )
 
 
+def _terminate(signum, frame) -> None:
+    """SIGTERM ends the run like Ctrl-C: the worker pool is stopped and a write in progress removes
+    its temporary file (``write_atomic``), so no ``.tdm-tmp`` file survives."""
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
+    import signal
+
+    try:
+        signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # pragma: no cover - not the main thread (embedded use)
+        pass
     app(prog_name="torchdevice-migrate")
