@@ -362,14 +362,23 @@ def _is_worker_count(ctx: RuleContext, ref: cst.CSTNode) -> bool:
             and isinstance(assign.targets[0].target, cst.Name)):
         return False
     target = assign.targets[0].target
+    if target.value in _WORKER_KEYWORDS:  # world_size = torch.cuda.device_count()
+        return True
     scope = ctx.scope(target)
     if scope is None:
         return False
     for assignment in scope.assignments[target.value]:
         for access in getattr(assignment, "references", ()):
-            if _worker_site(ctx, access.node):
+            if _worker_site(ctx, access.node) or _names_worker_count(ctx, access.node):
                 return True
     return False
+
+
+def _names_worker_count(ctx: RuleContext, node: cst.CSTNode) -> bool:
+    """``world_size = n_gpus``: the count is copied into a name that says it is a number of processes."""
+    assign = ctx.parent(node)
+    return (isinstance(assign, cst.Assign) and assign.value is node and len(assign.targets) == 1
+            and isinstance(assign.targets[0].target, cst.Name) and assign.targets[0].target.value in _WORKER_KEYWORDS)
 
 
 def _worker_site(ctx: RuleContext, node: cst.CSTNode) -> bool:
