@@ -27,16 +27,26 @@ ported safely and is left for review (TDM304).
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Optional
 
 import libcst as cst
-from libcst.metadata import Assignment
 
 from ..findings import FindingStatus
-from .base import Rule, RuleContext, is_reference_site, keyword_arg, string_value
-
-# Review code for references that cannot be ported at their site.
-REVIEW_CODE = "TDM304"
+from .base import (
+    REVIEW_CODE,
+    Rule,
+    RuleContext,
+    dotted,
+    forget_import,
+    is_reference_site,
+    keyword_arg,
+    root_name,
+    scope_of,
+    split_args,
+    string_value,
+    torch_name_or_import,
+    with_commas,
+)
 
 AUTOCAST = {"torch.cuda.amp.autocast", "torch.cuda.amp.autocast_mode.autocast"}
 GRAD_SCALER = {"torch.cuda.amp.GradScaler", "torch.cuda.amp.grad_scaler.GradScaler"}
@@ -53,131 +63,6 @@ API_NAME = {**{q: "torch.cuda.amp.autocast" for q in AUTOCAST}, **{q: "torch.cud
 # The device-generic autocast (its first argument is a device type).
 GENERIC_AUTOCAST = {"torch.autocast", "torch.amp.autocast", "torch.amp.autocast_mode.autocast"}
 AUTOCAST_PARAMS = ("enabled", "dtype", "cache_enabled")
-
-
-# ---- helpers shared by the rule modules of issue 4 ----------------------------------------------
-
-def scope_of(ctx: RuleContext, node: cst.CSTNode):
-    """The LibCST scope of an original node."""
-    return ctx.scope(node)
-
-
-def _binds_torch(node: cst.CSTNode, name: str) -> bool:
-    """``import torch`` / ``import torch.cuda`` (binds ``torch``) / ``import torch as name``."""
-    if not isinstance(node, cst.Import):
-        return False
-    for alias in node.names:
-        full = cst.helpers.get_full_name_for_node(alias.name) or ""
-        asname = alias.asname.name.value if alias.asname and isinstance(alias.asname.name, cst.Name) else None
-        if asname is None and (full == "torch" or full.startswith("torch.")) and name == "torch":
-            return True
-        if asname == name and full == "torch":
-            return True
-    return False
-
-
-def _root_name(node: cst.CSTNode) -> Optional[cst.Name]:
-    while isinstance(node, cst.Attribute):
-        node = node.value
-    return node if isinstance(node, cst.Name) else None
-
-
-def torch_name(ctx: RuleContext, at: cst.CSTNode, ref: Optional[cst.CSTNode] = None) -> Optional[str]:
-    """The local name of the ``torch`` module usable at ``at`` (an original node), or None.
-
-    Taken from ``ref`` when it is an attribute chain rooted at torch (``th.cuda.amp.autocast``),
-    else from an ``import torch [as th]`` visible in the scope of ``at`` and not rebound there.
-    """
-    if isinstance(ref, cst.Attribute):
-        root = _root_name(ref)
-        if root is not None and ctx.qualname(root) == "torch":
-            return root.value
-    scope = scope_of(ctx, at)
-    if scope is None:
-        return None
-    candidates: List[str] = ["torch"]
-    for assignment in scope.globals.assignments:
-        node = getattr(assignment, "node", None)
-        if isinstance(node, cst.Import) and assignment.name not in candidates:
-            candidates.append(assignment.name)
-    for name in candidates:
-        assignments = scope[name]
-        if assignments and all(isinstance(a, Assignment) and _binds_torch(a.node, name) for a in assignments):
-            return name
-    return None
-
-
-def torch_name_or_import(ctx: RuleContext, at: cst.CSTNode, ref: Optional[cst.CSTNode] = None) -> Optional[str]:
-    """Like ``torch_name``; when the module does not import torch and nothing in scope is called
-    ``torch``, answers ``'torch'`` and schedules ``import torch`` (through ``ctx.add_import``)."""
-    name = torch_name(ctx, at, ref)
-    if name is not None:
-        return name
-    scope = scope_of(ctx, at)
-    if scope is None or scope["torch"] or scope.globals["torch"]:
-        return None
-    ctx.add_import("torch")
-    return "torch"
-
-
-def dotted(*parts: str) -> cst.BaseExpression:
-    node: cst.BaseExpression = cst.Name(parts[0])
-    for p in parts[1:]:
-        node = cst.Attribute(node, cst.Name(p))
-    return node
-
-
-def forget_import(ctx: RuleContext, ref: cst.CSTNode, qual: str) -> None:
-    """Schedule removal of the import that bound ``ref``'s root name, if it becomes unused.
-
-    ``from torch.cuda.amp import autocast [as ac]``, ``from torch.cuda import amp``,
-    ``import torch.cuda.amp as amp``; never ``import torch``.
-    """
-    root = _root_name(ref)
-    if root is None:
-        return
-    scope = scope_of(ctx, root)
-    if scope is None:
-        return
-    for a in scope[root.value]:
-        node = getattr(a, "node", None)
-        if isinstance(node, cst.ImportFrom) and node.module is not None and not isinstance(node.names, cst.ImportStar):
-            module = cst.helpers.get_full_name_for_node(node.module) or ""
-            for alias in node.names:
-                asname = alias.asname.name.value if alias.asname and isinstance(alias.asname.name, cst.Name) else None
-                if (asname or alias.name.value) == root.value:
-                    ctx.removed_from_imports.add((module, alias.name.value, asname))
-        elif isinstance(node, cst.Import):
-            for alias in node.names:
-                full = cst.helpers.get_full_name_for_node(alias.name) or ""
-                asname = alias.asname.name.value if alias.asname and isinstance(alias.asname.name, cst.Name) else None
-                if asname == root.value and full != "torch":
-                    ctx.removed_from_imports.add((full, None, asname))  # type: ignore[arg-type]
-
-
-def split_args(call: cst.Call) -> Optional[Tuple[List[cst.Arg], Dict[str, cst.Arg]]]:
-    """Positional and keyword arguments, or None when ``*args``/``**kw`` make the shape unknown."""
-    positional: List[cst.Arg] = []
-    keywords: Dict[str, cst.Arg] = {}
-    for a in call.args:
-        if a.star:
-            return None
-        if a.keyword is None:
-            positional.append(a)
-        else:
-            keywords[a.keyword.value] = a
-    return positional, keywords
-
-
-def with_commas(args: Iterable[cst.Arg]) -> List[cst.Arg]:
-    """Arguments with a comma after each but the last (the last keeps its own trailing comma)."""
-    args = list(args)
-    out = []
-    for i, a in enumerate(args):
-        if i < len(args) - 1 and not isinstance(a.comma, cst.Comma):
-            a = a.with_changes(comma=cst.MaybeSentinel.DEFAULT)
-        out.append(a)
-    return out
 
 
 # ---- the rule ------------------------------------------------------------------------------------
@@ -250,7 +135,7 @@ class Amp(Rule):
     def _record(self, ctx: RuleContext, original: cst.CSTNode, ref: cst.BaseExpression, new_func: cst.BaseExpression, qual: str) -> bool:
         if ctx.rewrite(ref, new_func, API_NAME[qual], "TDM108") is None:
             return False
-        if isinstance(ref, cst.Name) or (isinstance(ref, cst.Attribute) and ctx.qualname(_root_name(ref)) != "torch"):
+        if isinstance(ref, cst.Name) or (isinstance(ref, cst.Attribute) and ctx.qualname(root_name(ref)) != "torch"):
             forget_import(ctx, ref, qual)
         return True
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
-from typing import ClassVar, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
+from typing import ClassVar, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 import libcst as cst
 from libcst._position import CodePosition
 from libcst.metadata import (
+    Assignment,
     CodeRange,
     ExpressionContextProvider,
     PositionProvider,
@@ -704,3 +705,178 @@ def report_kept(ctx: RuleContext, original: cst.CSTNode, api: str, spelling: Spe
     """A site the torch target leaves as it is (``spelling.kept``): reported with ``code`` (a TDM3xx
     review code of the rule), the spelling's note as the hint."""
     ctx.report(original, api, FindingStatus.REVIEW, code, hint=spelling.note)
+
+
+# ---- torch module names, imports and call arguments (shared by amp, attention, legacy_tensors) ----
+
+# Review code for references that cannot be ported at their site.
+REVIEW_CODE = "TDM304"
+
+def scope_of(ctx: RuleContext, node: cst.CSTNode):
+    """The LibCST scope of an original node."""
+    return ctx.scope(node)
+
+
+def _binds_torch(node: cst.CSTNode, name: str) -> bool:
+    """``import torch`` / ``import torch.cuda`` (binds ``torch``) / ``import torch as name``."""
+    if not isinstance(node, cst.Import):
+        return False
+    for alias in node.names:
+        full = cst.helpers.get_full_name_for_node(alias.name) or ""
+        asname = alias.asname.name.value if alias.asname and isinstance(alias.asname.name, cst.Name) else None
+        if asname is None and (full == "torch" or full.startswith("torch.")) and name == "torch":
+            return True
+        if asname == name and full == "torch":
+            return True
+    return False
+
+
+def root_name(node: cst.CSTNode) -> Optional[cst.Name]:
+    while isinstance(node, cst.Attribute):
+        node = node.value
+    return node if isinstance(node, cst.Name) else None
+
+
+def torch_name(ctx: RuleContext, at: cst.CSTNode, ref: Optional[cst.CSTNode] = None) -> Optional[str]:
+    """The local name of the ``torch`` module usable at ``at`` (an original node), or None.
+
+    Taken from ``ref`` when it is an attribute chain rooted at torch (``th.cuda.amp.autocast``),
+    else from an ``import torch [as th]`` visible in the scope of ``at`` and not rebound there.
+    """
+    if isinstance(ref, cst.Attribute):
+        root = root_name(ref)
+        if root is not None and ctx.qualname(root) == "torch":
+            return root.value
+    scope = scope_of(ctx, at)
+    if scope is None:
+        return None
+    candidates: List[str] = ["torch"]
+    for assignment in scope.globals.assignments:
+        node = getattr(assignment, "node", None)
+        if isinstance(node, cst.Import) and assignment.name not in candidates:
+            candidates.append(assignment.name)
+    for name in candidates:
+        assignments = scope[name]
+        if assignments and all(isinstance(a, Assignment) and _binds_torch(a.node, name) for a in assignments):
+            return name
+    return None
+
+
+def torch_name_or_import(ctx: RuleContext, at: cst.CSTNode, ref: Optional[cst.CSTNode] = None) -> Optional[str]:
+    """Like ``torch_name``; when the module does not import torch and nothing in scope is called
+    ``torch``, answers ``'torch'`` and schedules ``import torch`` (through ``ctx.add_import``)."""
+    name = torch_name(ctx, at, ref)
+    if name is not None:
+        return name
+    scope = scope_of(ctx, at)
+    if scope is None or scope["torch"] or scope.globals["torch"]:
+        return None
+    ctx.add_import("torch")
+    return "torch"
+
+
+def dotted(*parts: str) -> cst.BaseExpression:
+    node: cst.BaseExpression = cst.Name(parts[0])
+    for p in parts[1:]:
+        node = cst.Attribute(node, cst.Name(p))
+    return node
+
+
+def forget_import(ctx: RuleContext, ref: cst.CSTNode, qual: str) -> None:
+    """Schedule removal of the import that bound ``ref``'s root name, if it becomes unused.
+
+    ``from torch.cuda.amp import autocast [as ac]``, ``from torch.cuda import amp``,
+    ``import torch.cuda.amp as amp``; never ``import torch``.
+    """
+    root = root_name(ref)
+    if root is None:
+        return
+    scope = scope_of(ctx, root)
+    if scope is None:
+        return
+    for a in scope[root.value]:
+        node = getattr(a, "node", None)
+        if isinstance(node, cst.ImportFrom) and node.module is not None and not isinstance(node.names, cst.ImportStar):
+            module = cst.helpers.get_full_name_for_node(node.module) or ""
+            for alias in node.names:
+                asname = alias.asname.name.value if alias.asname and isinstance(alias.asname.name, cst.Name) else None
+                if (asname or alias.name.value) == root.value:
+                    ctx.removed_from_imports.add((module, alias.name.value, asname))
+        elif isinstance(node, cst.Import):
+            for alias in node.names:
+                full = cst.helpers.get_full_name_for_node(alias.name) or ""
+                asname = alias.asname.name.value if alias.asname and isinstance(alias.asname.name, cst.Name) else None
+                if asname == root.value and full != "torch":
+                    ctx.removed_from_imports.add((full, None, asname))  # type: ignore[arg-type]
+
+
+def split_args(call: cst.Call) -> Optional[Tuple[List[cst.Arg], Dict[str, cst.Arg]]]:
+    """Positional and keyword arguments, or None when ``*args``/``**kw`` make the shape unknown."""
+    positional: List[cst.Arg] = []
+    keywords: Dict[str, cst.Arg] = {}
+    for a in call.args:
+        if a.star:
+            return None
+        if a.keyword is None:
+            positional.append(a)
+        else:
+            keywords[a.keyword.value] = a
+    return positional, keywords
+
+
+def with_commas(args: Iterable[cst.Arg]) -> List[cst.Arg]:
+    """Arguments with a comma after each but the last (the last keeps its own trailing comma)."""
+    args = list(args)
+    out = []
+    for i, a in enumerate(args):
+        if i < len(args) - 1 and not isinstance(a.comma, cst.Comma):
+            a = a.with_changes(comma=cst.MaybeSentinel.DEFAULT)
+        out.append(a)
+    return out
+
+
+# ---- device idioms (shared by device_strings, device_placement, device_comparisons, unsupported) ----
+
+# Names of variables that hold a device index or a rank used as one (``.to(self.gpu_id)``).
+RANK_NAME_RE = re.compile(r"(?:.*_)?(?:gpu|gpu_id|gpu_idx|local_rank|rank|device_id|device_idx|dev_id|cuda_id)",
+                          re.IGNORECASE)
+
+
+def is_available_test(ctx: RuleContext, test: cst.BaseExpression) -> Optional[bool]:
+    """True for ``torch.cuda.is_available()``, False for its negation, None otherwise."""
+    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        inner = is_available_test(ctx, test.expression)
+        return None if inner is None else not inner
+    if isinstance(test, cst.Call) and not test.args and ctx.qualname(test.func) == "torch.cuda.is_available":
+        return True
+    return None
+
+
+def availability_idiom(ctx: RuleContext, node: cst.IfExp) -> Optional[cst.BaseExpression]:
+    """For ``S if torch.cuda.is_available() else 'cpu'`` (or negated), the CUDA branch ``S``."""
+    polarity = is_available_test(ctx, node.test)
+    if polarity is None:
+        return None
+    cuda_branch, cpu_branch = (node.body, node.orelse) if polarity else (node.orelse, node.body)
+    if is_cpu_string(cpu_branch) and is_cuda_device_string(cuda_branch):
+        return cuda_branch
+    return None
+
+
+def shim_args_for(cuda_string: cst.BaseExpression) -> list:
+    """No argument for plain ``'cuda'`` (the default), else the string itself."""
+    return [] if is_plain_cuda(cuda_string) else [cst.Arg(cuda_string)]
+
+
+_HANDLES = {"cuda_stream", "cuda_event"}
+_IDENTITY = (cst.Equal, cst.NotEqual, cst.Is, cst.IsNot)
+
+
+def handle_identity_comparison(node) -> bool:
+    """``a.cuda_stream == b.cuda_stream`` (also ``!=``, ``is``, ``is not``; ``cuda_event`` alike)."""
+    if not (isinstance(node, cst.Comparison) and len(node.comparisons) == 1
+            and isinstance(node.comparisons[0].operator, _IDENTITY)):
+        return False
+    left, right = node.left, node.comparisons[0].comparator
+    return (isinstance(left, cst.Attribute) and isinstance(right, cst.Attribute)
+            and left.attr.value in _HANDLES and left.attr.value == right.attr.value)

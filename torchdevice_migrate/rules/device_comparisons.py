@@ -26,21 +26,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from .base import NodeVisitor, Rule, RuleContext, device_kind_for_name, in_torchscript, is_plain_cuda, string_value, target_name
-
-_HANDLES = {"cuda_stream", "cuda_event"}
-_IDENTITY = (cst.Equal, cst.NotEqual, cst.Is, cst.IsNot)
-
-
-def handle_identity_comparison(node) -> bool:
-    """``a.cuda_stream == b.cuda_stream`` (also ``!=``, ``is``, ``is not``; ``cuda_event`` alike)."""
-    if not (isinstance(node, cst.Comparison) and len(node.comparisons) == 1
-            and isinstance(node.comparisons[0].operator, _IDENTITY)):
-        return False
-    left, right = node.left, node.comparisons[0].comparator
-    return (isinstance(left, cst.Attribute) and isinstance(right, cst.Attribute)
-            and left.attr.value in _HANDLES and left.attr.value == right.attr.value)
-
+from .base import NodeVisitor, handle_identity_comparison, Rule, RuleContext, device_kind_for_name, in_torchscript, is_plain_cuda, string_value, target_name
 
 class DeviceComparisons(Rule):
     name = "device-comparisons"

@@ -34,13 +34,17 @@ import libcst as cst
 
 from ..findings import FindingStatus
 from .base import (
+    RANK_NAME_RE,
     NodeVisitor,
     Rule,
     RuleContext,
+    availability_idiom,
     device_kind_for_name,
+    is_available_test,  # noqa: F401  (re-exported until device_placement imports it from .base)
     is_cpu_string,
     is_cuda_device_string,
     is_plain_cuda,
+    shim_args_for,
     string_value,
     target_name,
 )
@@ -242,11 +246,6 @@ def _indexed_device_string(node: cst.CSTNode) -> bool:
     return is_cuda_device_string(node) and not is_plain_cuda(node)
 
 
-# Names of variables that hold a device index or a rank used as one (``.to(self.gpu_id)``).
-RANK_NAME_RE = re.compile(r"(?:.*_)?(?:gpu|gpu_id|gpu_idx|local_rank|rank|device_id|device_idx|dev_id|cuda_id)",
-                          re.IGNORECASE)
-
-
 def _map_location_dict(ctx: RuleContext, dict_node: Optional[cst.CSTNode]) -> Optional[str]:
     if not isinstance(dict_node, cst.Dict):
         return None
@@ -267,32 +266,6 @@ def _owner_argument(ctx: RuleContext, node: cst.CSTNode) -> bool:
         call = _call_of_arg(ctx, parent)
         return call is not None and ctx.qualname(call.func) in OWNER_CALLS
     return False
-
-
-def is_available_test(ctx: RuleContext, test: cst.BaseExpression) -> Optional[bool]:
-    """True for ``torch.cuda.is_available()``, False for its negation, None otherwise."""
-    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
-        inner = is_available_test(ctx, test.expression)
-        return None if inner is None else not inner
-    if isinstance(test, cst.Call) and not test.args and ctx.qualname(test.func) == "torch.cuda.is_available":
-        return True
-    return None
-
-
-def availability_idiom(ctx: RuleContext, node: cst.IfExp) -> Optional[cst.BaseExpression]:
-    """For ``S if torch.cuda.is_available() else 'cpu'`` (or negated), the CUDA branch ``S``."""
-    polarity = is_available_test(ctx, node.test)
-    if polarity is None:
-        return None
-    cuda_branch, cpu_branch = (node.body, node.orelse) if polarity else (node.orelse, node.body)
-    if is_cpu_string(cpu_branch) and is_cuda_device_string(cuda_branch):
-        return cuda_branch
-    return None
-
-
-def shim_args_for(cuda_string: cst.BaseExpression) -> list:
-    """No argument for plain ``'cuda'`` (the default), else the string itself."""
-    return [] if is_plain_cuda(cuda_string) else [cst.Arg(cuda_string)]
 
 
 class DeviceStrings(Rule):
