@@ -30,8 +30,17 @@ from typing import Optional
 import libcst as cst
 
 from ..project_index import project_of
-from .base import Rule, RuleContext, is_cpu_string, is_cuda_device_string, is_reference_site, keyword_arg
-from .device_strings import availability_idiom, is_available_test, shim_args_for
+from .base import (
+    Rule,
+    RuleContext,
+    availability_idiom,
+    is_available_test,
+    is_cpu_string,
+    is_cuda_device_string,
+    is_reference_site,
+    keyword_arg,
+    shim_args_for,
+)
 
 
 def _is_torch_device_call(ctx: RuleContext, node: cst.CSTNode) -> bool:

@@ -29,8 +29,19 @@ from typing import List, Optional, Sequence
 import libcst as cst
 
 from ..findings import FindingStatus
-from .amp import REVIEW_CODE, dotted, forget_import, split_args, torch_name_or_import as torch_name, with_commas
-from .base import Rule, RuleContext, is_reference_site, keyword_arg, string_value
+from .base import (
+    REVIEW_CODE,
+    Rule,
+    RuleContext,
+    dotted,
+    forget_import,
+    is_reference_site,
+    keyword_arg,
+    split_args,
+    string_value,
+    with_commas,
+)
+from .base import torch_name_or_import as torch_name
 
 # torch.cuda.<Name>Tensor -> dtype attribute of torch.
 DTYPES = {

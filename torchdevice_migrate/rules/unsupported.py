@@ -29,8 +29,7 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
 from ..registry import API, Status, lookup, module_entry
-from .base import Rule, RuleContext, string_value
-from .device_comparisons import handle_identity_comparison
+from .base import Rule, RuleContext, handle_identity_comparison, string_value
 
 CUDA_SOURCE_RE = re.compile(r"[^\s'\"]+\.cuh?")
 ENV_VAR = "CUDA_VISIBLE_DEVICES"
