@@ -680,7 +680,7 @@ def test_file_that_does_not_compile_is_left_untouched_and_reported(tmp_path, cli
     f.write_bytes(NOT_COMPILING[name])
     (tmp_path / "ok.py").write_text(CUDA_SRC)
     r = cli([tmp_path], env=cli_env)
-    assert r.returncode == 2 and f"{name}:" in r.stderr
+    assert r.returncode == 2 and f"{name}:3: the file does not compile" in r.stderr
     assert f.read_bytes() == NOT_COMPILING[name]
     assert ported(tmp_path / "ok.py")
 
@@ -688,10 +688,14 @@ def test_file_that_does_not_compile_is_left_untouched_and_reported(tmp_path, cli
 @pytest.mark.parametrize("name", sorted(NOT_COMPILING))
 def test_notebook_cell_that_does_not_compile_is_left_untouched(tmp_path, name):
     code = NOT_COMPILING[name].decode()
-    nb = {"cells": [{"cell_type": "code", "source": code, "metadata": {}, "outputs": [], "execution_count": None}],
+    cell = {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None}
+    nb = {"cells": [dict(cell, source="import torch\n"), dict(cell, source=code)],
           "metadata": {"kernelspec": {"language": "python", "name": "python3", "display_name": "Python 3"}},
           "nbformat": 4, "nbformat_minor": 5}
     f = tmp_path / "n.ipynb"
     f.write_text(json.dumps(nb))
+    before = f.read_bytes()
     result = migrate_path(f, Options())
     assert result.state is FileState.ERROR, result.new
+    assert result.error.startswith(f"{f}[cell 2]:3: the file does not compile"), result.error  # the line that fails
+    assert f.read_bytes() == before

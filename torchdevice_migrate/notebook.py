@@ -169,7 +169,8 @@ def _migrate_cells(cells: List[_Cell], display: str, options: Options) -> Tuple[
             if not broken:
                 k = _cell_at(starts, e.line)
                 number = cells[k].number if k is not None else None
-                raise NotebookError(number, 1, e.reason) from None
+                line = max(e.line - dict(starts)[k] + 1, 1) + cells[k].offset if k is not None else 1
+                raise NotebookError(number, line, e.reason) from None
     new_module = result.new.decode("utf-8")
     findings = []
     for f in result.findings:

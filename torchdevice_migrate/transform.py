@@ -127,8 +127,8 @@ def migrate_source(source: bytes, path: str = "<string>", options: Optional[Opti
     if not _compiles(new, path):
         if _compiles(source, path):
             raise SourceError(1, "internal error: the migrated file does not compile with this Python; left untouched")
-        raise SourceError(1, "the file does not compile with this Python (" + _compile_error(source, path)
-                          + "); left untouched")
+        line, why = _compile_error(source, path)
+        raise SourceError(line, f"the file does not compile with this Python ({why}); left untouched")
     return Migration(new, findings)
 
 
@@ -140,14 +140,18 @@ def _compiles(source: bytes, path: str) -> bool:
     return True
 
 
-def _compile_error(source: bytes, path: str) -> str:
+def _compile_error(source: bytes, path: str) -> tuple[int, str]:
+    """``(line, reason)`` of why ``source`` does not compile (a null byte: the line that holds it)."""
+    null_line = source[:source.index(b"\0")].count(b"\n") + 1 if b"\0" in source else 1
     try:
         compile(source, path, "exec", dont_inherit=True)
     except SyntaxError as e:
-        return f"line {e.lineno}: {e.msg}" if e.lineno else str(e.msg)
-    except (ValueError, RecursionError, MemoryError) as e:
-        return str(e) or type(e).__name__
-    return "compiles"
+        return e.lineno or null_line, str(e.msg)
+    except ValueError as e:  # null bytes (before 3.12)
+        return null_line, str(e)
+    except (RecursionError, MemoryError) as e:
+        return 1, str(e) or type(e).__name__
+    return 1, "compiles"
 
 
 def _migrate_module(module: cst.Module, path: str, options: Options, code: Optional[str] = None):
