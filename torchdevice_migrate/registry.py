@@ -113,6 +113,7 @@ _REASONS = [
     Reason("TDM304", "Indirect CUDA reference", "A CUDA API is referenced without being called (passed as a value), so its use cannot be ported safely.", "Port the use site by hand."),
     Reason("TDM305", "Tensor device index", "`x.get_device()` is the CUDA index of a tensor and -1 for a CPU tensor, so used as a device or an index it breaks off CUDA.", "Use `x.device` where a device is meant; keep `get_device()` only where an integer index is meant."),
     Reason("TDM306", "GPU count requirement", "A stated requirement of several GPUs (`assert torch.cuda.device_count() >= 2`, `if torch.cuda.device_count() < n: raise ...`): the chosen device counts as none on the CPU and one on MPS, so the check still stops the code there, as the original did.", "If the code can run on one device, relax the check by hand (for example with `runtime_shim.worker_count()`); otherwise ignore this finding."),
+    Reason("TDM307", "No exact torch spelling", "With `--target torch`, this CUDA use has no torch spelling that is exact on CUDA and works elsewhere (or it states a GPU requirement a person must judge), so it was left in place.", "Port it by hand, or port with the default `--target shim`."),
 ]
 REASONS: Dict[str, Reason] = {r.code: r for r in _REASONS}
 
@@ -170,6 +171,12 @@ def _rename(name: str, shim_name: str, family: str, code: str, reason: str = "")
     """``name`` is renamed to ``runtime_shim.<shim_name>`` (same call signature)."""
     _ENTRIES.append(Api(name, Status.REWRITTEN, family, replacement=f"{SHIM}.{shim_name}",
                         rule="registry_renames", code=code, reason=reason, rename=True))
+
+
+def _torch_rename(name: str, torch_name: str, family: str, code: str, since: str, reason: str = "") -> None:
+    """``name`` is renamed to torch's own ``torch_name``, exact on every backend: the same in every target."""
+    _ENTRIES.append(Api(name, Status.REWRITTEN, family, replacement=torch_name, rule="registry_renames", code=code,
+                        reason=reason, since=since, rename=True))
 
 
 def _rule(name: str, family: str, code: str, rule: str, replacement: str, since: str = "") -> None:
@@ -255,8 +262,10 @@ _unsupported("rng", "TDM211", "torch.cuda.default_generators",
              hint="Use `runtime_shim.manual_seed()` / `get_rng_state()`, or `torch.Generator(device=runtime_shim.device())`.")
 
 # ---- Device properties, build information and errors (issue 3) --------------------------------
-_shim("query", "TDM107", "get_device_name", "get_device_properties", "get_device_capability", "is_bf16_supported",
-      "OutOfMemoryError")
+_shim("query", "TDM107", "get_device_name", "get_device_properties", "get_device_capability", "is_bf16_supported")
+# torch's own name is exact everywhere (the same class), so both targets write it (issue 11 item 2).
+_torch_rename("torch.cuda.OutOfMemoryError", "torch.OutOfMemoryError", "query", "TDM107", since="2.5",
+              reason="The same class as `torch.cuda.OutOfMemoryError`, under torch's device-generic name (torch >= 2.5).")
 _harmless("query", "Answers False without a TF32-capable CUDA device, which is true on every other backend.",
           "torch.cuda.is_tf32_supported")
 _harmless("query", "A build flag; reading it works in every build.", "torch.cuda.has_half", "torch.cuda.has_magma")

@@ -136,7 +136,6 @@ _RENAMES: Dict[str, Spelling] = {
     "Event": _t("torch.Event", "2.4", False,
                 "Constructs on CPU, but `record()` raises \"cpu backend doesn't support events\": CPU timing "
                 "needs the shim. Reported as CPU-unsafe."),
-    "OutOfMemoryError": _t("torch.OutOfMemoryError", "2.5", note="The same class as `torch.cuda.OutOfMemoryError`."),
     "ipc_collect": _t("torch.get_device_module().ipc_collect", "2.3", False, _NO_CPU_MOD + ".", guard=GUARD),
     "mem_get_info": _t("torch.get_device_module().mem_get_info", "2.3", False,
                        "What experts write; `torch.accelerator.get_memory_info` needs torch 2.10. " + _NO_CPU_MOD + "."),
@@ -235,6 +234,8 @@ def _torch_spelling(api: Api) -> Optional[Spelling]:
     shim_name = api.shim_name
     if shim_name is not None:
         return _RENAMES.get(shim_name)
+    if api.rename and api.replacement.startswith("torch."):  # torch's own name already: the same in both targets
+        return _t(api.replacement, api.since, note=api.reason)
     spelling = _RULES.get(api.name)
     if spelling is None and _LEGACY_RE.fullmatch(api.name):
         m = _DTYPE_RE.search(api.replacement)

@@ -649,6 +649,8 @@ def guard_statement(ctx: RuleContext, node: cst.CSTNode, guard: str) -> bool:
     line = statement_of_call(ctx, node)
     if line is None or not guard:
         return False
+    if already_guarded(ctx, line):
+        return True
     guards: Dict[cst.CSTNode, str] = ctx.__dict__.setdefault("_statement_guards", {})
     guards[line] = guard
     return True
@@ -880,3 +882,44 @@ def handle_identity_comparison(node) -> bool:
     left, right = node.left, node.comparisons[0].comparator
     return (isinstance(left, cst.Attribute) and isinstance(right, cst.Attribute)
             and left.attr.value in _HANDLES and left.attr.value == right.attr.value)
+
+
+def forget_rewrite(ctx: RuleContext, original: cst.CSTNode) -> None:
+    """Drop the rewrite recorded for exactly ``original`` (a rule that restores the original code there)."""
+    pos = ctx.position(original)
+    if pos is None:
+        return
+    start, end = (pos.start.line, pos.start.column), (pos.end.line, pos.end.column)
+    ctx.rewrites = [r for r in ctx.rewrites if (r.start, r.end) != (start, end)]
+
+
+_AVAILABILITY = ("torch.cuda.is_available", "torch.accelerator.is_available")
+
+
+def _tests_availability(ctx: RuleContext, test: cst.BaseExpression, positive: bool) -> bool:
+    """Whether ``test`` being ``positive`` implies an accelerator is available (``torch.cuda.is_available()``,
+    ``torch.accelerator.is_available()``, an ``and`` holding one, ``not`` of the opposite)."""
+    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        return _tests_availability(ctx, test.expression, not positive)
+    if isinstance(test, cst.BooleanOperation):
+        if positive and isinstance(test.operator, cst.And):
+            return _tests_availability(ctx, test.left, True) or _tests_availability(ctx, test.right, True)
+        if not positive and isinstance(test.operator, cst.Or):  # not (a or b): both false
+            return _tests_availability(ctx, test.left, False) or _tests_availability(ctx, test.right, False)
+        return False
+    return (positive and isinstance(test, cst.Call) and not test.args
+            and ctx.qualname(test.func) in _AVAILABILITY)
+
+
+def already_guarded(ctx: RuleContext, node: cst.CSTNode) -> bool:
+    """Whether ``node`` (an original node) only runs where an accelerator is available: inside the
+    body of ``if torch.cuda.is_available():`` (or the ``else`` of ``if not ...``), so it needs no guard of its own."""
+    child, parent = node, ctx.parent(node)
+    while parent is not None:
+        if isinstance(parent, cst.If):
+            if child is parent.body and _tests_availability(ctx, parent.test, True):
+                return True
+            if child is parent.orelse and isinstance(child, cst.Else) and _tests_availability(ctx, parent.test, False):
+                return True
+        child, parent = parent, ctx.parent(parent)
+    return False

@@ -44,18 +44,79 @@ from typing import List, Optional, Union
 import libcst as cst
 
 from ..findings import FindingStatus
-from ..registry import DEVICE_PROPERTY_ATTRIBUTES, MEMORY_STATS_KEYS, Status, is_cuda_namespace, lookup
-from .base import NodeVisitor, Rule, RuleContext, is_reference_site, is_store_target, string_value
+from ..registry import DEVICE_PROPERTY_ATTRIBUTES, MEMORY_STATS_KEYS, Api, Status, entries, is_cuda_namespace, lookup
+from ..targets import Spelling
+from .base import (
+    RANK_NAME_RE,
+    GuardsStatements,
+    NodeVisitor,
+    Rule,
+    RuleContext,
+    forget_rewrite,
+    is_reference_site,
+    is_store_target,
+    report_kept,
+    rewrite_ported,
+    root_name,
+    string_value,
+    target_name,
+)
 from .review import has_leftover_device_strings
 
 
+# Review code for a site the torch target leaves in place (no exact torch spelling there).
+KEPT_CODE = "TDM307"
+_WORKER_MESSAGE = ("The number of worker processes to start: at least one on a machine without an accelerator, "
+                   "so the work is done.")
+
+
 def _is_dotted_name(node: cst.CSTNode) -> bool:
-    while isinstance(node, cst.Attribute):
-        node = node.value
-    return isinstance(node, cst.Name)
+    return root_name(node) is not None
 
 
-class RegistryRenames(Rule):
+def _port_variant(ctx: RuleContext, api: Api, variant: str) -> Spelling:
+    """``ctx.port(api, variant)``, the variant looked up under any registry name of the same rename
+    (``torch.cuda.random.device_count`` shares ``torch.cuda.device_count``'s)."""
+    names = [api.name] + sorted(a.name for a in entries()
+                                if a.rename and a.shim_name == api.shim_name and a.name != api.name)
+    for name in names:
+        try:
+            return ctx.port(name, variant)
+        except KeyError:
+            continue
+    raise KeyError(f"{api.name!r} has no variant {variant!r}")
+
+
+def _called(ctx: RuleContext, ref: cst.CSTNode) -> Optional[cst.Call]:
+    call = ctx.parent(ref)
+    return call if isinstance(call, cst.Call) and call.func is ref else None
+
+
+def _is_index_argument(node: cst.BaseExpression) -> bool:
+    """An int device index for sure: an int literal, ``None``, or a name that says rank / GPU index."""
+    if isinstance(node, cst.Integer) or (isinstance(node, cst.Name) and node.value == "None"):
+        return True
+    name = target_name(node) if isinstance(node, (cst.Name, cst.Attribute)) else None
+    return name is not None and RANK_NAME_RE.fullmatch(name) is not None
+
+
+def _torch_kept_reason(ctx: RuleContext, ref: cst.CSTNode, shim_name: str, spelling: Spelling) -> Optional[str]:
+    """Why the torch spelling is not exact at this site (None: it is)."""
+    if spelling.kept:
+        return spelling.note
+    call = _called(ctx, ref)
+    if shim_name == "device_context" and not (
+            call is not None and len(call.args) == 1 and call.args[0].keyword is None and not call.args[0].star
+            and _is_index_argument(call.args[0].value)):
+        return spelling.note
+    if (spelling.text.startswith("torch.accelerator.") and call is not None
+            and any(a.keyword is not None or a.star == "**" for a in call.args)):
+        return (f"`{spelling.text}` takes positional arguments only; this call passes keywords. "
+                "Port it by hand (pass them by position), or use the default --target shim.")
+    return None
+
+
+class RegistryRenames(GuardsStatements, Rule):
     name = "registry-renames"
     VALID = (
         "torch.backends.cudnn.benchmark = True\n",
@@ -118,21 +179,36 @@ class RegistryRenames(Rule):
         if api.status is Status.UNSUPPORTED:
             ctx.report_api(original, api)
             return None
-        shim_name = api.shim_name
-        if shim_name is None:
+        if not api.rename:
             return None
-        code = api.code
-        if shim_name == "device_count" and _is_worker_count(ctx, original):
-            shim_name = "worker_count"
-        new = ctx.shim(shim_name)
+        shim_name = api.shim_name
+        worker = shim_name == "device_count" and _is_worker_count(ctx, original)
+        spelling = ctx.port(api.name)
+        message = ""
+        new: cst.BaseExpression
+        if shim_name is None:  # torch's own name (torch.OutOfMemoryError): the same in every target
+            new = ctx.torch_ref(api.replacement)
+        elif ctx.target == "torch":
+            if worker:
+                return None  # the whole call is ported (leave_Call)
+            kept = _torch_kept_reason(ctx, original, shim_name, spelling)
+            if kept is not None:
+                report_kept(ctx, original, api.name, Spelling("", note=kept), KEPT_CODE)
+                return None
+            new = ctx.torch_ref(spelling.text)
+        else:
+            new = ctx.shim("worker_count" if worker else shim_name)
+            message = _WORKER_MESSAGE if worker else ""
         if isinstance(updated, (cst.Name, cst.Attribute)):
             new = new.with_changes(lpar=updated.lpar, rpar=updated.rpar)
-        message = ("The number of worker processes to start: at least one on a machine without an accelerator, "
-                   "so the work is done." if shim_name == "worker_count" else "")
-        result = ctx.rewrite(original, new, api.name, code, message)
+        result = rewrite_ported(ctx, original, new, api.name, api.code, spelling, message)
+        removed = None
         if result is not None and isinstance(original, cst.Name):
             module, _, obj = api.name.rpartition(".")
-            ctx.removed_from_imports.add((module, obj, original.value if original.value != obj else None))
+            removed = (module, obj, original.value if original.value != obj else None)
+            ctx.removed_from_imports.add(removed)
+        if result is not None and shim_name == "is_available":
+            _renamed_availability(ctx)[result] = (original, removed)
         return result
 
     leave_Name = _leave_ref
@@ -167,12 +243,21 @@ class RegistryRenames(Rule):
         """``torch.cuda.memory_stats().get(key)`` (no default: None where the shim has no answer)
         with a key the shim does not answer everywhere; ``.get(key, default)`` never fails."""
         func = original.func
+        if ctx.target == "torch" and not original.args and _is_dotted_name(func):
+            api = lookup(ctx.qualname(func) or "")
+            if (api is not None and api.rename and api.shim_name == "device_count" and is_reference_site(ctx, func)
+                    and _is_worker_count(ctx, func)):
+                spelling = _port_variant(ctx, api, "worker_count")
+                new = ctx.torch_ref(spelling.text).with_changes(lpar=updated.lpar, rpar=updated.rpar)
+                return rewrite_ported(ctx, original, new, api.name, api.code, spelling, _WORKER_MESSAGE)
         if (isinstance(func, cst.Attribute) and func.attr.value == "get" and len(original.args) == 1
                 and original.args[0].keyword is None):
             _check_memory_key(ctx, func.value, original.args[0].value, original)
         return None
 
     def visit_Attribute_for_property(self, ctx: RuleContext, original: cst.Attribute) -> None:
+        if ctx.target == "torch":
+            return  # torch's own get_device_properties: exact on CUDA (the call itself is reported CPU-unsafe)
         if original.attr.value in DEVICE_PROPERTY_ATTRIBUTES or not _comes_from(ctx, original.value, PROPERTIES):
             return
         if is_store_target(ctx, original):
@@ -232,12 +317,13 @@ class _GuardReplacer(cst.CSTTransformer):
         self.ctx, self.originals, self.index, self.done = ctx, originals, 0, False
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
-        func = updated.func
-        if not (self.ctx.is_shim_ref(func) and func.attr.value == "is_available" and not updated.args  # type: ignore[union-attr]
-                and self.index < len(self.originals)):
+        renamed = _renamed_availability(self.ctx).get(original.func)  # `updated` is a copy
+        if renamed is None or updated.args or self.ctx.parent(renamed[0]) not in self.originals:
             return updated
-        source = self.originals[self.index]
-        self.index += 1
+        source = self.ctx.parent(renamed[0])
+        if self.ctx.target == "torch":  # kept as it is: exact on CUDA, False everywhere else
+            self.done = True
+            return _undo_availability(self.ctx, updated, renamed)
         quote = _free_quote(self.ctx, source)
         if quote is None:
             return updated
@@ -250,6 +336,21 @@ class _GuardReplacer(cst.CSTTransformer):
             return updated
         self.done = True
         return new  # type: ignore[return-value]
+
+
+def _renamed_availability(ctx: RuleContext) -> dict:
+    """The ``is_available`` references this rule renamed in this file: new node -> (original
+    reference, the import entry it scheduled for removal or None)."""
+    return ctx.__dict__.setdefault("_renamed_availability", {})
+
+
+def _undo_availability(ctx: RuleContext, updated: cst.Call, renamed) -> cst.Call:
+    """``updated`` with its renamed callee back to the original reference, its rewrite forgotten."""
+    original, removed = renamed
+    forget_rewrite(ctx, original)
+    if removed is not None:
+        ctx.removed_from_imports.discard(removed)
+    return updated.with_changes(func=original)
 
 
 def _free_quote(ctx: RuleContext, node: cst.CSTNode) -> Optional[str]:
@@ -331,9 +432,14 @@ class _RequirementReplacer(cst.CSTTransformer):
         self.ctx, self.source, self.done = ctx, source, False
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
-        func = updated.func
-        if self.done or updated.args or not (self.ctx.is_shim_ref(func) and func.attr.value == "is_available"):  # type: ignore[union-attr]
+        renamed = _renamed_availability(self.ctx).get(original.func)  # `updated` is a copy
+        if self.done or updated.args or renamed is None or self.ctx.parent(renamed[0]) is not self.source:
             return updated
+        if self.ctx.target == "torch":  # no torch spelling relaxes a requirement: left in place, reported
+            self.done = True
+            spelling = self.ctx.port("torch.cuda.is_available", "requirement")
+            report_kept(self.ctx, self.source, "torch.cuda.is_available", spelling, KEPT_CODE)
+            return _undo_availability(self.ctx, updated, renamed)
         new = updated.with_changes(func=self.ctx.shim("device_usable"))
         out = self.ctx.rewrite(self.source, new, "torch.cuda.is_available", "TDM114",
                                "A stated GPU requirement: still checked on CUDA; relaxed where the chosen "
@@ -446,6 +552,8 @@ def _comes_from(ctx: RuleContext, node: cst.CSTNode, names) -> bool:
 
 def _check_memory_key(ctx: RuleContext, value: cst.CSTNode, key: cst.CSTNode, site: cst.CSTNode) -> None:
     text = string_value(key)
+    if ctx.target == "torch":
+        return  # torch's own memory_stats: exact on CUDA (the call itself is reported CPU-unsafe)
     if text is None or text in MEMORY_STATS_KEYS or not _comes_from(ctx, value, MEMORY_STATS):
         return
     ctx.report(site, f"torch.cuda.memory_stats()[{text!r}]", FindingStatus.UNSUPPORTED, "TDM212",
