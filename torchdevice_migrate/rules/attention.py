@@ -16,11 +16,25 @@ from __future__ import annotations
 import libcst as cst
 
 from ..findings import FindingStatus
-from .amp import REVIEW_CODE, dotted, forget_import, split_args, torch_name_or_import as torch_name, with_commas
-from .base import Rule, RuleContext, is_reference_site
+from ..registry import Status, entries
+from .base import (
+    REVIEW_CODE,
+    Rule,
+    RuleContext,
+    dotted,
+    forget_import,
+    is_reference_site,
+    rewrite_ported,
+    root_name,
+    split_args,
+    with_commas,
+)
+from .base import torch_name_or_import as torch_name
 
-SDP_KERNEL = {"torch.backends.cuda.sdp_kernel"}
-API = "torch.backends.cuda.sdp_kernel"
+# The registry entries this rule ports (issue 13: the registry is the one list of names).
+HANDLES = ("attention",)
+SDP_KERNEL = {a.name for a in entries() if a.rule == "attention" and a.status is Status.REWRITTEN}
+(API,) = sorted(SDP_KERNEL)
 PARAMS = ("enable_flash", "enable_math", "enable_mem_efficient", "enable_cudnn")
 # The order torch's own sdp_kernel builds its list in.
 BACKENDS = (("enable_flash", "FLASH_ATTENTION"), ("enable_mem_efficient", "EFFICIENT_ATTENTION"),
@@ -42,9 +56,13 @@ class Attention(Rule):
     INVALID = (
         ("import torch\nwith torch.backends.cuda.sdp_kernel(enable_flash=True, enable_math=False, enable_mem_efficient=False):\n    pass\n",
          "import torch\nwith torch.nn.attention.sdpa_kernel([torch.nn.attention.SDPBackend.FLASH_ATTENTION, "
-         "torch.nn.attention.SDPBackend.CUDNN_ATTENTION]):\n    pass\n"),
+         "torch.nn.attention.SDPBackend.CUDNN_ATTENTION]):\n    pass\n", ("TDM113",)),
         ("import torch\nfrom torch.backends.cuda import sdp_kernel\nwith sdp_kernel(False, True, False, False):\n    pass\n",
-         "import torch\nwith torch.nn.attention.sdpa_kernel([torch.nn.attention.SDPBackend.MATH]):\n    pass\n"),
+         "import torch\nwith torch.nn.attention.sdpa_kernel([torch.nn.attention.SDPBackend.MATH]):\n    pass\n", ("TDM113",)),
+    )
+    REPORTS = (
+        ("import torch\nwith torch.backends.cuda.sdp_kernel(enable_flash=use_flash):\n    pass\n", ("TDM304",)),
+        ("import torch\nctx = torch.backends.cuda.sdp_kernel\n", ("TDM304",)),
     )
 
     def leave_Call(self, ctx: RuleContext, original: cst.Call, updated: cst.Call):
@@ -78,8 +96,11 @@ class Attention(Rule):
                                for flag, member in BACKENDS if flags[flag])
         backend_list = cst.List([cst.Element(a.value, comma=a.comma) for a in elements])
         new = updated.with_changes(func=dotted(th, "nn", "attention", "sdpa_kernel"), args=[cst.Arg(backend_list)])
-        result = ctx.rewrite(original, new, API, "TDM113")
-        if result is not None and not (isinstance(original.func, cst.Attribute) and ctx.qualname(_root(original.func)) == "torch"):
+        # Already torch's own spelling: the same in both targets (ctx.port says so).
+        result = rewrite_ported(ctx, original, new, API, "TDM113", ctx.port(API))
+        root = root_name(original.func)
+        if result is not None and not (isinstance(original.func, cst.Attribute) and root is not None
+                                       and ctx.qualname(root) == "torch"):
             forget_import(ctx, original.func, API)
         return result
 
@@ -94,9 +115,3 @@ class Attention(Rule):
 
     leave_Name = _leave_ref
     leave_Attribute = _leave_ref
-
-
-def _root(node: cst.CSTNode) -> cst.CSTNode:
-    while isinstance(node, cst.Attribute):
-        node = node.value
-    return node
