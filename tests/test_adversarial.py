@@ -18,7 +18,6 @@ import socket
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,10 +26,10 @@ import pytest
 from torchdevice_migrate import engine
 from torchdevice_migrate.engine import WriteRefused, copy_tree, discover, migrate_path, write_atomic
 from torchdevice_migrate.findings import FileResult, FileState, Finding, FindingStatus
-from torchdevice_migrate.report import FORMATS, build_report, render, to_csv
+from torchdevice_migrate.report import FORMATS, build_report, to_csv
 from torchdevice_migrate.transform import Options, migrate_text
 
-from .conftest import REPO, run_cli
+from .conftest import run_cli
 
 CUDA_SRC = "import torch\n\nx = torch.ones(2).cuda()\n"
 PORTED_MARK = "runtime_shim"

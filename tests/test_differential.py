@@ -204,7 +204,7 @@ def test_shim_answers_listed_properties_and_names_the_others_on_cpu(monkeypatch)
         for attr in DEVICE_PROPERTY_ATTRIBUTES:
             getattr(props, attr)
         with pytest.raises(runtime_shim.UnsupportedOnBackend, match="L2_cache_size"):
-            getattr(props, "L2_cache_size")
+            props.L2_cache_size
         assert MEMORY_STATS_KEYS <= set(runtime_shim.memory_stats())
     finally:
         runtime_shim._reset()

@@ -9,7 +9,7 @@ import pytest
 
 from torchdevice_migrate.engine import discover, migrate_bytes
 from torchdevice_migrate.findings import FileState
-from torchdevice_migrate.notebook import dumps_like, mask_ipython
+from torchdevice_migrate.notebook import dumps_like
 from torchdevice_migrate.transform import Options
 
 from .conftest import FIXTURES, run_cli

@@ -7,7 +7,6 @@ relative path, and ``<case>.findings`` the findings of every file (``path line:c
 
 from __future__ import annotations
 
-import os
 import pickle
 import shutil
 from pathlib import Path
@@ -19,7 +18,6 @@ from torchdevice_migrate.options import Options
 from torchdevice_migrate.project_index import (
     FileInfo,
     ProjectIndex,
-    build_index,
     cache_file,
     find_root,
     index_for,
@@ -253,6 +251,7 @@ old = Old()
 
 def test_scripted_code_still_scripts_after_the_port(tmp_path, monkeypatch):
     import importlib
+
     import torch
 
     new = migrate_text(SCRIPTED)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
+from functools import partial
 from typing import Callable, List, Optional, Tuple
 
 import pytest
@@ -80,20 +80,23 @@ def _fixture_items() -> List[Item]:
     return items
 
 
+def _run_example(source: str, options: Optional[Options]):
+    if options is None:
+        return migrate_source(source.encode(), "<example>")
+    return migrate_source(source.encode(), "<example>", options, prefilter=False)
+
+
 def _example_items() -> List[Item]:
     items = []
     for rule in ALL_RULES:
         options = Options(rules=[rule])
         for i, item in enumerate(rule.INVALID):
             ex = Example.of(item)
-            if ex.codes is None:  # the old form: its test runs all rules
-                run = (lambda s=ex.before: migrate_source(s.encode(), "<example>"))
-            else:
-                run = (lambda s=ex.before, o=options: migrate_source(s.encode(), "<example>", o, prefilter=False))
+            # The old form (no codes) is tested with all rules; the new one with the rule alone.
+            run = partial(_run_example, ex.before, None if ex.codes is None else options)
             items.append(Item(f"{rule.name} INVALID[{i}]", ex.before, run, ex.after, ex.codes, None))
         for i, (code, codes) in enumerate(getattr(rule, "REPORTS", ())):
-            items.append(Item(f"{rule.name} REPORTS[{i}]", code,
-                              lambda s=code, o=options: migrate_source(s.encode(), "<example>", o, prefilter=False),
+            items.append(Item(f"{rule.name} REPORTS[{i}]", code, partial(_run_example, code, options),
                               code, tuple(codes), None))
     return items
 

@@ -19,8 +19,15 @@ import pytest
 from torchdevice_migrate.engine import migrate_bytes
 from torchdevice_migrate.findings import FileState
 from torchdevice_migrate.transform import Options
-from torchdevice_migrate.vendor import (HEADER, MARKER, VendorError, is_vendored_shim, module_for, shim_source_file,
-                                        vendor_shim)
+from torchdevice_migrate.vendor import (
+    HEADER,
+    MARKER,
+    VendorError,
+    is_vendored_shim,
+    module_for,
+    shim_source_file,
+    vendor_shim,
+)
 
 from .conftest import REPO, run_cli
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import sys
 import shutil
 import stat
+import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool

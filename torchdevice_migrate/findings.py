@@ -74,7 +74,7 @@ class FileResult:
             self.error = self.failure.render()
 
     @classmethod
-    def failed(cls, path: str, line: int, reason: str, original: bytes = b"", cell: Optional[int] = None) -> "FileResult":
+    def failed(cls, path: str, line: int, reason: str, original: bytes = b"", cell: Optional[int] = None) -> FileResult:
         """An ERROR result for ``path``: left untouched, reported as ``path:line: reason``."""
         return cls(path, FileState.ERROR, original=original, failure=FileError(path, line, reason, cell))
 

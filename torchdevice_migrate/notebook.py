@@ -111,7 +111,7 @@ class _Cell:
         return 1 if self.head else 0
 
     @classmethod
-    def of(cls, number: int, cell: Any) -> Optional["_Cell"]:
+    def of(cls, number: int, cell: Any) -> Optional[_Cell]:
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             return None
         raw = cell.get("source", "")

@@ -32,9 +32,9 @@ class Options:
     select: Optional[Set[str]] = None
     ignore: Set[str] = field(default_factory=set)
     #: The rule classes to run, in order; None: all of them (``rules.ALL_RULES``).
-    rules: Optional[Sequence[Type["Rule"]]] = None
+    rules: Optional[Sequence[Type[Rule]]] = None
     #: ``"shim"`` (portable through the runtime shim) or ``"torch"`` (torch's own API only); see
     #: ``targets.py`` (its ``DEFAULT_TARGET``).
     target: str = "shim"
     #: Facts about the whole project (``project_index.py``); None: the file is judged on its own.
-    project: Optional["ProjectIndex"] = None
+    project: Optional[ProjectIndex] = None

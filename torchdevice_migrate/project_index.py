@@ -140,7 +140,7 @@ class ProjectIndex:
         members = self.mro_members(name)
         return members is not None and not (members & {"cuda", "to", "cpu"})
 
-    def merged(self, key: str, info: FileInfo) -> "ProjectIndex":
+    def merged(self, key: str, info: FileInfo) -> ProjectIndex:
         """This index with one file's facts replaced (the bytes being ported win over the cache)."""
         if self.files.get(key) == info:
             return self

@@ -5,10 +5,9 @@ No file system here (see ``engine.py``); the same function serves files, noteboo
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple, cast
 
 import libcst as cst
 from libcst.codemod import CodemodContext
@@ -16,15 +15,15 @@ from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 from libcst.metadata import Assignment
 
 from .findings import Finding
+
+# The byte pre-filter (a file it does not match is never parsed) and the options live in light
+# modules that do not import LibCST; re-exported here (the ``noqa: F401`` lines).
+from .options import DEFAULT_SHIM_MODULE, Options, SourceError  # noqa: F401
 from .rules import ALL_RULES, Rule
 from .rules.base import RuleContext, resolve_scopes
 from .rules.review import report_leftover_device_strings
 from .targets import insert_binding, pending_binding
-
-# The byte pre-filter (a file it does not match is never parsed) and the options live in light
-# modules that do not import LibCST; re-exported here.
-from .options import DEFAULT_SHIM_MODULE, Options, SourceError  # noqa: E402,F401
-from .trigger import TRIGGER, is_candidate  # noqa: E402,F401
+from .trigger import TRIGGER, is_candidate  # noqa: F401
 
 
 @dataclass
@@ -268,7 +267,7 @@ def _add_imports(context: CodemodContext, module: cst.Module, alias: str = DEFAU
     tail = module.with_changes(body=body[earliest:], header=())
     for statement in head:
         if _is_import_line(statement):
-            _drop_present(context, statement.body[0])  # type: ignore[attr-defined]
+            _drop_present(context, cast(cst.SimpleStatementLine, statement).body[0])
     new_tail = _add_imports_at_top(context, tail)
     return module.with_changes(body=(*head, *new_tail.body))
 
@@ -277,7 +276,7 @@ def _drop_present(context: CodemodContext, node: cst.CSTNode) -> None:
     """Forget scheduled imports that ``node`` (an import before the insertion point) already does."""
     key = AddImportsVisitor.CONTEXT_KEY
     needed = context.scratch.get(key, [])
-    present = set()
+    present: Set[Tuple[Optional[str], Optional[str], Optional[str]]] = set()
     if isinstance(node, cst.Import):
         for a in node.names:
             name = cst.helpers.get_full_name_for_node(a.name)
@@ -287,7 +286,7 @@ def _drop_present(context: CodemodContext, node: cst.CSTNode) -> None:
         module = cst.helpers.get_full_name_for_node(node.module)
         for a in node.names:
             asname = a.asname.name.value if a.asname and isinstance(a.asname.name, cst.Name) else None
-            present.add((module, a.name.value, asname))
+            present.add((module, cst.helpers.get_full_name_for_node(a.name), asname))
     context.scratch[key] = [imp for imp in needed
                             if (imp.module_name, imp.obj_name, imp.alias) not in present]
 
@@ -315,7 +314,7 @@ def _add_imports_at_top(context: CodemodContext, module: cst.Module) -> cst.Modu
     return module.with_changes(body=(*new_head, first, *body[cut + 1:]))
 
 
-def _free_alias(scope_map: Mapping[cst.CSTNode, object], wanted: str, shim_module: str) -> str:
+def _free_alias(scope_map: Mapping[cst.CSTNode, Any], wanted: str, shim_module: str) -> str:
     """``wanted`` unless the module binds that name to something other than the shim import."""
     scopes = set(scope_map.values())
     bound: Dict[str, bool] = {}

@@ -8,7 +8,6 @@ import contextlib
 from unittest import mock
 
 import pytest
-import torch
 
 import runtime_shim
 

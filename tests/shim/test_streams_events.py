@@ -9,7 +9,6 @@ import torch
 
 import runtime_shim
 
-
 # --- CPU, for real ------------------------------------------------------------------------
 
 def test_cpu_event_measures_a_50ms_sleep():
