@@ -32,10 +32,13 @@ from typing import Optional
 import libcst as cst
 
 from ..findings import FindingStatus
+from ..registry import Status, entries, is_cuda_namespace
 from .base import (
     REVIEW_CODE,
+    Example,
     Rule,
     RuleContext,
+    device_type_expression,
     dotted,
     forget_import,
     is_reference_site,
@@ -48,20 +51,30 @@ from .base import (
     with_commas,
 )
 
-AUTOCAST = {"torch.cuda.amp.autocast", "torch.cuda.amp.autocast_mode.autocast"}
-GRAD_SCALER = {"torch.cuda.amp.GradScaler", "torch.cuda.amp.grad_scaler.GradScaler"}
-CUSTOM_FN = {
-    "torch.cuda.amp.custom_fwd": "custom_fwd", "torch.cuda.amp.autocast_mode.custom_fwd": "custom_fwd",
-    "torch.cuda.amp.custom_bwd": "custom_bwd", "torch.cuda.amp.autocast_mode.custom_bwd": "custom_bwd",
-}
+# The registry entries this rule ports (issue 13: the registry is the one list of names), sorted by
+# what they are: the CUDA-only torch.cuda.amp API, and the device-generic API whose default device is CUDA.
+HANDLES = ("amp",)
+_AMP = sorted(a.name for a in entries() if a.rule == "amp" and a.status is Status.REWRITTEN)
+
+
+def _last(name: str) -> str:
+    return name.rpartition(".")[2]
+
+
+def _cuda(name: str) -> bool:
+    return is_cuda_namespace(name)
+
+
+AUTOCAST = {n for n in _AMP if _cuda(n) and _last(n) == "autocast"}
+GRAD_SCALER = {n for n in _AMP if _cuda(n) and _last(n) == "GradScaler"}
+CUSTOM_FN = {n: _last(n) for n in _AMP if _cuda(n) and _last(n) in ("custom_fwd", "custom_bwd")}
 AMP_NAMES = AUTOCAST | GRAD_SCALER | set(CUSTOM_FN)
 # torch.amp.GradScaler(device="cuda", ...): the device-generic class, whose default device is CUDA.
-GENERIC_GRAD_SCALER = {"torch.amp.GradScaler", "torch.amp.grad_scaler.GradScaler"}
-# Registry keys (one name per API).
-API_NAME = {**{q: "torch.cuda.amp.autocast" for q in AUTOCAST}, **{q: "torch.cuda.amp.GradScaler" for q in GRAD_SCALER},
-            **{q: "torch.cuda.amp." + n for q, n in CUSTOM_FN.items()}}
+GENERIC_GRAD_SCALER = {n for n in _AMP if not _cuda(n) and _last(n) == "GradScaler"}
 # The device-generic autocast (its first argument is a device type).
-GENERIC_AUTOCAST = {"torch.autocast", "torch.amp.autocast", "torch.amp.autocast_mode.autocast"}
+GENERIC_AUTOCAST = {n for n in _AMP if not _cuda(n) and _last(n) == "autocast"}
+# One registry name per API for the findings (torch.cuda.amp.autocast_mode.autocast -> torch.cuda.amp.autocast).
+API_NAME = {n: "torch.cuda.amp." + _last(n) for n in AMP_NAMES}
 AUTOCAST_PARAMS = ("enabled", "dtype", "cache_enabled")
 
 
@@ -76,27 +89,173 @@ class Amp(Rule):
         "from mylib import custom_fwd\n@custom_fwd\ndef f(x):\n    return x\n",
     )
     INVALID = (
-        ("import torch\nwith torch.cuda.amp.autocast():\n    pass\n",
-         "import torch\nimport runtime_shim\n\nwith torch.autocast(runtime_shim.device_type()):\n    pass\n"),
-        ("import torch\nscaler = torch.amp.GradScaler(enabled=True)\nother = torch.amp.GradScaler('cpu')\n"
-         "with torch.cuda.amp.autocast():\n    pass\n",
-         "import torch\nimport runtime_shim\n\nscaler = torch.amp.GradScaler(runtime_shim.device_type(), enabled=True)\n"
-         "other = torch.amp.GradScaler('cpu')\nwith torch.autocast(runtime_shim.device_type()):\n    pass\n"),
-        ("import torch\nwith torch.cuda.amp.autocast(True, torch.bfloat16):\n    pass\n",
-         "import torch\nimport runtime_shim\n\nwith torch.autocast(runtime_shim.device_type(), enabled=True, dtype=torch.bfloat16):\n    pass\n"),
-        ("import torch\nfrom torch.cuda.amp import autocast, GradScaler\nscaler = GradScaler(enabled=use_amp)\nwith autocast(dtype=torch.float16):\n    pass\n",
-         "import torch\nimport runtime_shim\n\nscaler = torch.amp.GradScaler(runtime_shim.device_type(), enabled=use_amp)\n"
-         "with torch.autocast(runtime_shim.device_type(), dtype=torch.float16):\n    pass\n"),
-        ("import torch\nfrom torch.cuda import amp\nwith amp.autocast(enabled=False):\n    pass\n",
-         "import torch\nimport runtime_shim\n\nwith torch.autocast(runtime_shim.device_type(), enabled=False):\n    pass\n"),
-        ("import torch\n@torch.cuda.amp.custom_fwd(cast_inputs=torch.float32)\ndef forward(ctx, x):\n    return x\n",
-         "import torch\nimport runtime_shim\n\n@torch.amp.custom_fwd(device_type=runtime_shim.device_type(), cast_inputs=torch.float32)\n"
-         "def forward(ctx, x):\n    return x\n"),
-        ("import torch\n@torch.cuda.amp.custom_bwd\ndef backward(ctx, g):\n    return g\n",
-         "import torch\nimport runtime_shim\n\n@torch.amp.custom_bwd(device_type=runtime_shim.device_type())\ndef backward(ctx, g):\n    return g\n"),
-        ("from torch import autocast\nprecision_scope = autocast\nwith precision_scope('cuda'):\n    pass\n",
-         "from torch import autocast\nimport runtime_shim\n\nprecision_scope = autocast\nwith precision_scope(runtime_shim.device_type('cuda')):\n    pass\n"),
+        Example(
+            'import torch\n'
+            'with torch.cuda.amp.autocast():\n'
+            '    pass\n',
+            'import torch\n'
+            'import runtime_shim\n'
+            '\n'
+            'with torch.autocast(runtime_shim.device_type()):\n'
+            '    pass\n',
+            ('TDM108',),
+            torch='import torch\n'
+                  '\n'
+                  'device = torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")\n'
+                  '\n'
+                  'with torch.autocast(device.type):\n'
+                  '    pass\n',
+        ),
+        Example(
+            'import torch\n'
+            'scaler = torch.amp.GradScaler(enabled=True)\n'
+            "other = torch.amp.GradScaler('cpu')\n"
+            'with torch.cuda.amp.autocast():\n'
+            '    pass\n',
+            'import torch\n'
+            'import runtime_shim\n'
+            '\n'
+            'scaler = torch.amp.GradScaler(runtime_shim.device_type(), enabled=True)\n'
+            "other = torch.amp.GradScaler('cpu')\n"
+            'with torch.autocast(runtime_shim.device_type()):\n'
+            '    pass\n',
+            ('TDM108', 'TDM108'),
+            torch='import torch\n'
+                  '\n'
+                  'device = torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")\n'
+                  '\n'
+                  'scaler = torch.amp.GradScaler(device.type, enabled=True)\n'
+                  "other = torch.amp.GradScaler('cpu')\n"
+                  'with torch.autocast(device.type):\n'
+                  '    pass\n',
+        ),
+        Example(
+            'import torch\n'
+            'with torch.cuda.amp.autocast(True, torch.bfloat16):\n'
+            '    pass\n',
+            'import torch\n'
+            'import runtime_shim\n'
+            '\n'
+            'with torch.autocast(runtime_shim.device_type(), enabled=True, dtype=torch.bfloat16):\n'
+            '    pass\n',
+            ('TDM108',),
+            torch='import torch\n'
+                  '\n'
+                  'device = torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")\n'
+                  '\n'
+                  'with torch.autocast(device.type, enabled=True, dtype=torch.bfloat16):\n'
+                  '    pass\n',
+        ),
+        Example(
+            'import torch\n'
+            'from torch.cuda.amp import autocast, GradScaler\n'
+            'scaler = GradScaler(enabled=use_amp)\n'
+            'with autocast(dtype=torch.float16):\n'
+            '    pass\n',
+            'import torch\n'
+            'import runtime_shim\n'
+            '\n'
+            'scaler = torch.amp.GradScaler(runtime_shim.device_type(), enabled=use_amp)\n'
+            'with torch.autocast(runtime_shim.device_type(), dtype=torch.float16):\n'
+            '    pass\n',
+            ('TDM108', 'TDM108'),
+            torch='import torch\n'
+                  '\n'
+                  'device = torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")\n'
+                  '\n'
+                  'scaler = torch.amp.GradScaler(device.type, enabled=use_amp)\n'
+                  'with torch.autocast(device.type, dtype=torch.float16):\n'
+                  '    pass\n',
+        ),
+        Example(
+            'import torch\n'
+            'from torch.cuda import amp\n'
+            'with amp.autocast(enabled=False):\n'
+            '    pass\n',
+            'import torch\n'
+            'import runtime_shim\n'
+            '\n'
+            'with torch.autocast(runtime_shim.device_type(), enabled=False):\n'
+            '    pass\n',
+            ('TDM108',),
+            torch='import torch\n'
+                  '\n'
+                  'device = torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")\n'
+                  '\n'
+                  'with torch.autocast(device.type, enabled=False):\n'
+                  '    pass\n',
+        ),
+        Example(
+            'import torch\n'
+            '@torch.cuda.amp.custom_fwd(cast_inputs=torch.float32)\n'
+            'def forward(ctx, x):\n'
+            '    return x\n',
+            'import torch\n'
+            'import runtime_shim\n'
+            '\n'
+            '@torch.amp.custom_fwd(device_type=runtime_shim.device_type(), cast_inputs=torch.float32)\n'
+            'def forward(ctx, x):\n'
+            '    return x\n',
+            ('TDM108',),
+            torch='import torch\n'
+                  '\n'
+                  'device = torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")\n'
+                  '\n'
+                  '@torch.amp.custom_fwd(device_type=device.type, cast_inputs=torch.float32)\n'
+                  'def forward(ctx, x):\n'
+                  '    return x\n',
+        ),
+        Example(
+            'import torch\n'
+            '@torch.cuda.amp.custom_bwd\n'
+            'def backward(ctx, g):\n'
+            '    return g\n',
+            'import torch\n'
+            'import runtime_shim\n'
+            '\n'
+            '@torch.amp.custom_bwd(device_type=runtime_shim.device_type())\n'
+            'def backward(ctx, g):\n'
+            '    return g\n',
+            ('TDM108',),
+            torch='import torch\n'
+                  '\n'
+                  'device = torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")\n'
+                  '\n'
+                  '@torch.amp.custom_bwd(device_type=device.type)\n'
+                  'def backward(ctx, g):\n'
+                  '    return g\n',
+        ),
+        Example(
+            'from torch import autocast\n'
+            'precision_scope = autocast\n'
+            "with precision_scope('cuda'):\n"
+            '    pass\n',
+            'from torch import autocast\n'
+            'import runtime_shim\n'
+            '\n'
+            'precision_scope = autocast\n'
+            "with precision_scope(runtime_shim.device_type('cuda')):\n"
+            '    pass\n',
+            ('TDM101',),
+            torch='from torch import autocast\n'
+                  'import torch\n'
+                  '\n'
+                  'device = torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")\n'
+                  '\n'
+                  'precision_scope = autocast\n'
+                  'with precision_scope(device.type):\n'
+                  '    pass\n',
+        ),
     )
+
+    @staticmethod
+    def _device_type(ctx: RuleContext, original: cst.CSTNode, api: str, given: Optional[cst.BaseExpression] = None):
+        """The chosen device type: ``runtime_shim.device_type(given)``, or under ``--target torch``
+        ``{device_type}`` (``ctx.port(api)`` says the spelling, e.g. ``torch.autocast({device_type}, ...)``)."""
+        ctx.port(api)  # every replacement goes through the target table (raises for a missing cell)
+        if ctx.target == "torch":
+            return device_type_expression(ctx, original)
+        return ctx.shim_call("device_type", *([given] if given is not None else []))
 
     # -- calls: autocast(...), GradScaler(...), custom_fwd(...), aliases of torch.autocast ----------
     def leave_Call(self, ctx: RuleContext, original: cst.Call, updated: cst.Call):
@@ -115,7 +274,8 @@ class Amp(Rule):
         """``torch.amp.GradScaler()`` defaults its device to ``'cuda'``: name the chosen device type."""
         if any(a.star or a.keyword is None or a.keyword.value == "device" for a in original.args):
             return None  # a device is given (positionally or by keyword), or hidden in *args/**kwargs
-        args = [cst.Arg(ctx.shim_call("device_type"))] + list(updated.args)
+        api = ctx.qualname(original.func) or sorted(GENERIC_GRAD_SCALER)[0]
+        args = [cst.Arg(self._device_type(ctx, original, api))] + list(updated.args)
         return ctx.rewrite(original, updated.with_changes(args=with_commas(args)), "torch.amp.GradScaler", "TDM108",
                            "torch.amp.GradScaler() defaults to 'cuda'; it now names the chosen device type.")
 
@@ -151,7 +311,7 @@ class Amp(Rule):
         new_func = self._new_func(ctx, original, original.func, qual)
         if new_func is None:
             return None
-        device = ctx.shim_call("device_type")
+        device = self._device_type(ctx, original, qual)
         if qual in AUTOCAST:
             args = [cst.Arg(device)] + [keyword_arg(AUTOCAST_PARAMS[i], a.value, a) for i, a in enumerate(positional)]
             args += [a for a in updated.args if a.keyword is not None]
@@ -174,7 +334,7 @@ class Amp(Rule):
         new_func = self._new_func(ctx, original, ref, qual)
         if new_func is None or not self._record(ctx, original, ref, new_func, qual):
             return None
-        call = cst.Call(new_func, [keyword_arg("device_type", ctx.shim_call("device_type"))])
+        call = cst.Call(new_func, [keyword_arg("device_type", self._device_type(ctx, original, qual))])
         return updated.with_changes(decorator=call)
 
     # -- references used as values -------------------------------------------------------------------
@@ -221,7 +381,7 @@ class Amp(Rule):
             return None
         if string_value(original.args[0].value) != "cuda":
             return None
-        new_value = ctx.shim_call("device_type", updated.args[0].value)
+        new_value = self._device_type(ctx, original.args[0].value, "literal:'cuda'", updated.args[0].value)
         if ctx.rewrite(original.args[0].value, new_value, "literal:'cuda'", "TDM101") is None:
             return None
         return updated.with_changes(args=[updated.args[0].with_changes(value=new_value)] + list(updated.args[1:]))
