@@ -48,6 +48,7 @@ from ..registry import DEVICE_PROPERTY_ATTRIBUTES, MEMORY_STATS_KEYS, Api, Statu
 from ..targets import Spelling
 from .base import (
     RANK_NAME_RE,
+    Example,
     GuardsStatements,
     NodeVisitor,
     Rule,
@@ -129,32 +130,259 @@ class RegistryRenames(GuardsStatements, Rule):
         "import runtime_shim\nprops = runtime_shim.get_device_properties(0)\nprint(props.name, props.major)\n",
     )
     INVALID = (
-        ("import torch\nn = torch.cuda.device_count()\n", "import torch\nimport runtime_shim\n\nn = runtime_shim.device_count()\n"),
-        ("import torch as th\nth.cuda.synchronize()\n", "import torch as th\nimport runtime_shim\n\nruntime_shim.synchronize()\n"),
-        ("from torch import cuda\nok = cuda.is_available()\n", "from torch import cuda\nimport runtime_shim\n\nok = runtime_shim.is_available()\n"),
-        ("import torch.cuda as tc\ntc.set_device(rank)\n", "import torch.cuda as tc\nimport runtime_shim\n\nruntime_shim.set_device(rank)\n"),
-        ("from torch.cuda import Event\ne = Event(enable_timing=True)\n", "import runtime_shim\n\ne = runtime_shim.Event(enable_timing=True)\n"),
+        # --target torch: a statement that raises on a CPU-only torch is guarded, a value is listed (TDM115).
+        Example(
+            'import torch\n'
+            'torch.cuda.synchronize()\n'
+            'used = torch.cuda.memory_allocated()\n',
+            'import torch\n'
+            'import runtime_shim\n'
+            '\n'
+            'runtime_shim.synchronize()\n'
+            'used = runtime_shim.memory_allocated()\n',
+            ('TDM104', 'TDM105'),
+            torch='import torch\n'
+                  'if torch.accelerator.is_available():\n'
+                  '    torch.accelerator.synchronize()\n'
+                  'used = torch.accelerator.memory_allocated()\n',
+            torch_codes=('TDM104', 'TDM105', 'TDM115'),
+        ),
+        # ... but not guarded twice.
+        Example(
+            'import torch\n'
+            'if torch.cuda.is_available():\n'
+            '    torch.cuda.empty_cache()\n',
+            'import torch\n'
+            'import runtime_shim\n'
+            '\n'
+            'if runtime_shim.is_available():\n'
+            '    runtime_shim.empty_cache()\n',
+            ('TDM102', 'TDM105'),
+            torch='import torch\n'
+                  'if torch.accelerator.is_available():\n'
+                  '    torch.accelerator.empty_cache()\n',
+        ),
+        # torch's own name, exact everywhere: the same in both targets.
+        Example(
+            'import torch\n'
+            'try:\n'
+            '    pass\n'
+            'except torch.cuda.OutOfMemoryError:\n'
+            '    pass\n',
+            'import torch\n'
+            'try:\n'
+            '    pass\n'
+            'except torch.OutOfMemoryError:\n'
+            '    pass\n',
+            ('TDM107',),
+            torch='import torch\n'
+                  'try:\n'
+                  '    pass\n'
+                  'except torch.OutOfMemoryError:\n'
+                  '    pass\n',
+        ),
+        # No torch spelling emits NVTX on CUDA and works elsewhere: --target torch leaves it (TDM307).
+        Example(
+            'import torch\n'
+            "torch.cuda.nvtx.range_push('step')\n",
+            'import torch\n'
+            'import runtime_shim\n'
+            '\n'
+            "runtime_shim.nvtx_range_push('step')\n",
+            ('TDM112',),
+            torch='import torch\n'
+                  "torch.cuda.nvtx.range_push('step')\n",
+            torch_codes=('TDM307',),
+        ),
+        Example(
+            'import torch\n'
+            'n = torch.cuda.device_count()\n',
+            'import torch\n'
+            'import runtime_shim\n'
+            '\n'
+            'n = runtime_shim.device_count()\n',
+            ('TDM102',),
+            torch='import torch\n'
+                  'n = torch.accelerator.device_count()\n',
+        ),
+        Example(
+            'import torch as th\n'
+            'th.cuda.synchronize()\n',
+            'import torch as th\n'
+            'import runtime_shim\n'
+            '\n'
+            'runtime_shim.synchronize()\n',
+            ('TDM104',),
+            torch='import torch as th\n'
+                  'if th.accelerator.is_available():\n'
+                  '    th.accelerator.synchronize()\n',
+        ),
+        Example(
+            'from torch import cuda\n'
+            'ok = cuda.is_available()\n',
+            'from torch import cuda\n'
+            'import runtime_shim\n'
+            '\n'
+            'ok = runtime_shim.is_available()\n',
+            ('TDM102',),
+            torch='from torch import cuda\n'
+                  'import torch\n'
+                  '\n'
+                  'ok = torch.accelerator.is_available()\n',
+        ),
+        Example(
+            'import torch.cuda as tc\n'
+            'tc.set_device(rank)\n',
+            'import torch.cuda as tc\n'
+            'import runtime_shim\n'
+            '\n'
+            'runtime_shim.set_device(rank)\n',
+            ('TDM102',),
+            torch='import torch.cuda as tc\n'
+                  'import torch\n'
+                  '\n'
+                  'if torch.accelerator.is_available():\n'
+                  '    torch.accelerator.set_device_index(rank)\n',
+        ),
+        Example(
+            'from torch.cuda import Event\n'
+            'e = Event(enable_timing=True)\n',
+            'import runtime_shim\n'
+            '\n'
+            'e = runtime_shim.Event(enable_timing=True)\n',
+            ('TDM104',),
+            torch='import torch\n'
+                  '\n'
+                  'e = torch.Event(enable_timing=True)\n',
+            torch_codes=('TDM104', 'TDM115'),
+        ),
         # A stated GPU requirement: still checked on CUDA, relaxed elsewhere (TDM114).
-        ("import torch\nassert torch.cuda.is_available(), 'needs a GPU'\n",
-         "import torch\nimport runtime_shim\n\nassert runtime_shim.device_usable(), 'needs a GPU'\n"),
-        ("import sys, torch\nif not torch.cuda.is_available():\n    sys.exit('no GPU')\n",
-         "import sys, torch\nimport runtime_shim\n\nif not runtime_shim.device_usable():\n    sys.exit('no GPU')\n"),
+        Example(
+            'import torch\n'
+            "assert torch.cuda.is_available(), 'needs a GPU'\n",
+            'import torch\n'
+            'import runtime_shim\n'
+            '\n'
+            "assert runtime_shim.device_usable(), 'needs a GPU'\n",
+            ('TDM114',),
+            torch='import torch\n'
+                  "assert torch.cuda.is_available(), 'needs a GPU'\n",
+            torch_codes=('TDM307',),
+        ),
+        Example(
+            'import sys, torch\n'
+            'if not torch.cuda.is_available():\n'
+            "    sys.exit('no GPU')\n",
+            'import sys, torch\n'
+            'import runtime_shim\n'
+            '\n'
+            'if not runtime_shim.device_usable():\n'
+            "    sys.exit('no GPU')\n",
+            ('TDM114',),
+            torch='import sys, torch\n'
+                  'if not torch.cuda.is_available():\n'
+                  "    sys.exit('no GPU')\n",
+            torch_codes=('TDM307',),
+        ),
         # A count that decides how many processes start: at least one on the CPU.
-        ("import torch\nimport torch.multiprocessing as mp\nworld_size = torch.cuda.device_count()\nmp.spawn(run, nprocs=world_size)\n",
-         "import torch\nimport torch.multiprocessing as mp\nimport runtime_shim\n\nworld_size = runtime_shim.worker_count()\nmp.spawn(run, nprocs=world_size)\n"),
-        ("import torch\nwith torch.cuda.device(1):\n    pass\n", "import torch\nimport runtime_shim\n\nwith runtime_shim.device_context(1):\n    pass\n"),
-        ("import torch\nfrom torch.utils.cpp_extension import load\nif torch.cuda.is_available():\n    ext = load('k', ['k.cu'])\n",
-         "import torch\nfrom torch.utils.cpp_extension import load\nimport runtime_shim\n\n"
-         "if runtime_shim.accelerator_type() == \"cuda\":\n    ext = load('k', ['k.cu'])\n"),
-        # The CUDA branch keeps a legacy type used as a value (left for review): CUDA only.
-        ("import torch\nT = torch.cuda.FloatTensor if torch.cuda.is_available() else torch.FloatTensor\n",
-         "import torch\nimport runtime_shim\n\nT = torch.cuda.FloatTensor if runtime_shim.accelerator_type() == \"cuda\" else torch.FloatTensor\n"),
+        Example(
+            'import torch\n'
+            'import torch.multiprocessing as mp\n'
+            'world_size = torch.cuda.device_count()\n'
+            'mp.spawn(run, nprocs=world_size)\n',
+            'import torch\n'
+            'import torch.multiprocessing as mp\n'
+            'import runtime_shim\n'
+            '\n'
+            'world_size = runtime_shim.worker_count()\n'
+            'mp.spawn(run, nprocs=world_size)\n',
+            ('TDM102',),
+            torch='import torch\n'
+                  'import torch.multiprocessing as mp\n'
+                  'world_size = max(torch.accelerator.device_count(), 1)\n'
+                  'mp.spawn(run, nprocs=world_size)\n',
+        ),
+        Example(
+            'import torch\n'
+            'with torch.cuda.device(1):\n'
+            '    pass\n',
+            'import torch\n'
+            'import runtime_shim\n'
+            '\n'
+            'with runtime_shim.device_context(1):\n'
+            '    pass\n',
+            ('TDM102',),
+            torch='import torch\n'
+                  'with torch.accelerator.device_index(1):\n'
+                  '    pass\n',
+            torch_codes=('TDM102', 'TDM115'),
+        ),
+        Example(
+            'import torch\n'
+            'from torch.utils.cpp_extension import load\n'
+            'if torch.cuda.is_available():\n'
+            "    ext = load('k', ['k.cu'])\n",
+            'import torch\n'
+            'from torch.utils.cpp_extension import load\n'
+            'import runtime_shim\n'
+            '\n'
+            'if runtime_shim.accelerator_type() == "cuda":\n'
+            "    ext = load('k', ['k.cu'])\n",
+            ('TDM102', 'TDM202'),
+            torch='import torch\n'
+                  'from torch.utils.cpp_extension import load\n'
+                  'if torch.cuda.is_available():\n'
+                  "    ext = load('k', ['k.cu'])\n",
+            torch_codes=('TDM202',),
+        ),
+        # The CUDA branch keeps an unsupported API (reported): CUDA only.
+        Example(
+            'import torch\n'
+            'g = torch.cuda.default_generators[0] if torch.cuda.is_available() else None\n',
+            'import torch\n'
+            'import runtime_shim\n'
+            '\n'
+            'g = torch.cuda.default_generators[0] if runtime_shim.accelerator_type() == "cuda" else None\n',
+            ('TDM102', 'TDM211'),
+            torch='import torch\n'
+                  'g = torch.cuda.default_generators[0] if torch.cuda.is_available() else None\n',
+            torch_codes=('TDM211',),
+        ),
         # The left operand of `and` guards the right one; so does the test of a `while` loop.
-        ("import torch\ng = torch.cuda.is_available() and torch.cuda.CUDAGraph()\n",
-         "import torch\nimport runtime_shim\n\ng = runtime_shim.accelerator_type() == \"cuda\" and torch.cuda.CUDAGraph()\n"),
+        Example(
+            'import torch\n'
+            'g = torch.cuda.is_available() and torch.cuda.CUDAGraph()\n',
+            'import torch\n'
+            'import runtime_shim\n'
+            '\n'
+            'g = runtime_shim.accelerator_type() == "cuda" and torch.cuda.CUDAGraph()\n',
+            ('TDM102', 'TDM201'),
+            torch='import torch\n'
+                  'g = torch.cuda.is_available() and torch.cuda.CUDAGraph()\n',
+            torch_codes=('TDM201',),
+        ),
         # A negated test guarding an unported string in the else branch.
-        ("import torch\nif not torch.cuda.is_available():\n    name = 'cpu'\nelse:\n    name = run('cuda')\n",
-         "import torch\nimport runtime_shim\n\nif not runtime_shim.accelerator_type() == \"cuda\":\n    name = 'cpu'\nelse:\n    name = run('cuda')\n"),
+        Example(
+            'import torch\n'
+            'if not torch.cuda.is_available():\n'
+            "    name = 'cpu'\n"
+            'else:\n'
+            "    name = run('cuda')\n",
+            'import torch\n'
+            'import runtime_shim\n'
+            '\n'
+            'if not runtime_shim.accelerator_type() == "cuda":\n'
+            "    name = 'cpu'\n"
+            'else:\n'
+            "    name = run('cuda')\n",
+            ('TDM102', 'TDM301'),
+            torch='import torch\n'
+                  'if not torch.cuda.is_available():\n'
+                  "    name = 'cpu'\n"
+                  'else:\n'
+                  "    name = run('cuda')\n",
+            torch_codes=('TDM301',),
+        ),
     )
 
     def _leave_ref(self, ctx: RuleContext, original: Union[cst.Name, cst.Attribute], updated):
