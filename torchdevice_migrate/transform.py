@@ -5,6 +5,7 @@ No file system here (see ``engine.py``); the same function serves files, noteboo
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple, cast
@@ -151,22 +152,59 @@ def _compile_error(source: bytes, path: str) -> tuple[int, str]:
     return 1, "compiles"
 
 
-def _migrate_module(module: cst.Module, path: str, options: Options, code: Optional[str] = None):
+@dataclass(frozen=True)
+class FileFacts:
+    """What the rules together establish about a whole file, decided once after they all ran (the
+    typed post-pass of issue 13: a rule reads these facts instead of other rules' shared state).
+
+    ``uses_cuda``: some CUDA use in the file is ported (a rewrite made with ``alone=True``). A rewrite
+    made with ``alone=False`` (``torch.load`` gaining ``map_location``) is kept only in such a file.
+    The fact belongs to the file, not to the rules or codes a run selects: a run restricted to some
+    rules (``Options.rules``, each rule's examples) or codes (``--select``/``--ignore``) asks every
+    rule, with no selection, whether the file uses CUDA."""
+
+    uses_cuda: bool
+
+
+def _run_rules(module: cst.Module, path: str, options: Options, code: str):
     # ``module`` was just parsed and nothing else holds it: no node occurs twice in it, so the
     # deep copy MetadataWrapper makes by default to guarantee that would buy nothing.
     wrapper = cst.MetadataWrapper(module, unsafe_skip_copy=True)
-    shim_parent, _, shim_last = options.shim_module.rpartition(".")
+    shim_last = options.shim_module.rpartition(".")[2]
     scopes = resolve_scopes(wrapper.module)
     alias = _free_alias(scopes, shim_last, options.shim_module)
-    if code is None:
-        code = wrapper.module.code
     ctx = RuleContext(wrapper, path, alias, code.splitlines(), options.select, options.ignore, scopes=scopes,
                       target=options.target)
     ctx.project_base, ctx.source_text = options.project, code  # type: ignore[attr-defined]  # project_of(ctx)
     rules = [r() for r in (options.rules if options.rules is not None else ALL_RULES)]
     new_module = wrapper.module.visit(_Migrator(ctx, rules))
     report_leftover_device_strings(ctx)
-    if not any(r.alone for r in ctx.rewrites):
+    return ctx, new_module, alias
+
+
+def _restricted(options: Options) -> bool:
+    """The run asks some rules or codes only, so its own rewrites may not show the file's facts."""
+    return ((options.rules is not None and set(options.rules) != set(ALL_RULES))
+            or options.select is not None or bool(options.ignore))
+
+
+def file_facts(ctx: RuleContext, module: cst.Module, path: str, options: Options, code: str) -> FileFacts:
+    if any(r.alone for r in ctx.rewrites):
+        return FileFacts(uses_cuda=True)
+    if not ctx.rewrites or not _restricted(options):
+        return FileFacts(uses_cuda=False)
+    # Only dependent rewrites, in a restricted run: ask every rule, with no selection.
+    full = dataclasses.replace(options, rules=None, select=None, ignore=set())
+    every, _, _ = _run_rules(module, path, full, code)
+    return FileFacts(uses_cuda=any(r.alone for r in every.rewrites))
+
+
+def _migrate_module(module: cst.Module, path: str, options: Options, code: Optional[str] = None):
+    shim_parent, _, shim_last = options.shim_module.rpartition(".")
+    if code is None:
+        code = module.code
+    ctx, new_module, alias = _run_rules(module, path, options, code)
+    if not file_facts(ctx, module, path, options, code).uses_cuda:
         ctx.rewrites = []  # only rewrites that do not make a file CUDA-using: leave it byte-identical
     findings = ctx.findings()
     if not ctx.rewrites:
