@@ -224,6 +224,17 @@ _VARIANTS: Dict[Tuple[str, str], Spelling] = {
     # has no torch spelling a reviewer reads as intended; left in place and reported (TDM114 asks a person).
     ("torch.cuda.is_available", "requirement"): Spelling(
         "", "", False, "A stated GPU requirement: left in place and reported; the person decides whether to drop it."),
+    # `x.cuda()` on a receiver the project does not prove to be a torch tensor or module (rules/device_placement.py):
+    # `x.to({device})`, what experts write, unless some project class defines its own `cuda` (then left and reported:
+    # its `to` may not do the same). Unlike the shim's to_device, a CPU tensor's `.to(cpu)` is the tensor itself.
+    ("torch.Tensor.cuda", "unknown_receiver"): _t(
+        "x.to({device}) unless a project class defines its own cuda()", "2.7",
+        note="A project class defines its own `cuda()`, so `.to(device)` may not do what its `cuda()` does: "
+             "port this call by hand, or with `--target shim` (runtime_shim.to_device calls the object's own cuda() on CUDA)."),
+    # `assert x.is_cuda` (shim: on_device(x)): the requirement holds for an object on the chosen device, CPU included.
+    ("torch.Tensor.is_cuda", "requirement"): _t(
+        "x.device.type == {device_type}", "2.7",
+        note="A stated requirement: true on CUDA exactly when `x.is_cuda`, and for an object on the chosen device elsewhere."),
 }
 
 _LEGACY_RE = re.compile(r"torch\.cuda\.[A-Za-z0-9]+Tensor")
@@ -353,6 +364,8 @@ def _is_device_value(node: cst.BaseExpression) -> bool:
     if compact == re.sub(r"\s+", "", DEVICE_VALUE):
         return True
     m = re.fullmatch(r'(\w+)\.device\("cuda"if\1\.cuda\.is_available\(\)else"cpu"\)', compact)
+    # ``torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")`` (rules/device_placement.py)
+    m = m or re.fullmatch(r'(\w+)\.device\("cuda"\)if\1\.cuda\.is_available\(\)else\1\.device\("cpu"\)', compact)
     return m is not None
 
 

@@ -30,10 +30,21 @@ from typing import Optional
 import libcst as cst
 
 from ..project_index import project_of
+from ..findings import FindingStatus
+from ..registry import entries
+from ..targets import DEVICE_VALUE
 from .base import (
+    Example,
     Rule,
     RuleContext,
     availability_idiom,
+    device_expression,
+    device_kind_for_name,
+    device_type_expression,
+    in_torchscript,
+    string_value,
+    target_name,
+    torch_expression,
     is_available_test,
     is_cpu_string,
     is_cuda_device_string,
@@ -41,6 +52,12 @@ from .base import (
     keyword_arg,
     shim_args_for,
 )
+
+#: Registry entries this rule ports (issue 13: the registry names what a rule handles).
+HANDLES = tuple(a.name for a in entries() if a.rule == "device_placement")
+#: Code of a site left in place under ``--target torch`` (no exact torch spelling there).
+KEPT_CODE = "TDM307"
+_DV = f"device = {DEVICE_VALUE}\n"  # the torch target's device value, as the examples show it
 
 
 def _is_torch_device_call(ctx: RuleContext, node: cst.CSTNode) -> bool:
@@ -65,33 +82,65 @@ class DevicePlacement(Rule):
         "ok = self.cuda_config\n",
     )
     INVALID = (
-        # Receivers not proven to be torch modules (tensors, unknown objects): runtime_shim.to_device
-        ("model = model.cuda()\n", "import runtime_shim\n\nmodel = runtime_shim.to_device(model)\n"),
-        ("x = x.cuda(non_blocking=True)\n", "import runtime_shim\n\nx = runtime_shim.to_device(x, non_blocking=True)\n"),
-        ("x = x.cuda(rank)\n", "import runtime_shim\n\nx = runtime_shim.to_device(x, rank)\n"),
-        ("import torch\ny = torch.zeros(3).cuda(device=args.gpu)\n",
-         "import torch\nimport runtime_shim\n\ny = runtime_shim.to_device(torch.zeros(3), device=args.gpu)\n"),
-        ("sd = torch.load(f, map_location=lambda s, loc: s.cuda())\n",
-         "import runtime_shim\n\nsd = torch.load(f, map_location=lambda s, loc: runtime_shim.to_device(s))\n"),
-        ("import torch\nys = list(map(torch.Tensor.cuda, xs))\n",
-         "import torch\nimport runtime_shim\n\nys = list(map(runtime_shim.to_device, xs))\n"),
+        # Receivers not proven to be torch modules (tensors, unknown objects): runtime_shim.to_device; with
+        # --target torch, ``x.to(device)`` (``cuda(i)``: the index on the chosen device type).
+        Example("model = model.cuda()\n", "import runtime_shim\n\nmodel = runtime_shim.to_device(model)\n", ("TDM101",),
+                torch="import torch\n\n" + _DV + "\nmodel = model.to(device)\n"),
+        Example("x = x.cuda(non_blocking=True)\n", "import runtime_shim\n\nx = runtime_shim.to_device(x, non_blocking=True)\n",
+                ("TDM101",), torch="import torch\n\n" + _DV + "\nx = x.to(device, non_blocking=True)\n"),
+        Example("x = x.cuda(rank)\n", "import runtime_shim\n\nx = runtime_shim.to_device(x, rank)\n", ("TDM101",),
+                torch="import torch\n\n" + _DV + "\nx = x.to(torch.device(device.type, rank))\n"),
+        Example("import torch\ny = torch.zeros(3).cuda(device=args.gpu)\n",
+                "import torch\nimport runtime_shim\n\ny = runtime_shim.to_device(torch.zeros(3), device=args.gpu)\n", ("TDM101",),
+                torch="import torch\n\n" + _DV + "\ny = torch.zeros(3).to(torch.device(device.type, args.gpu))\n"),
+        Example("sd = torch.load(f, map_location=lambda s, loc: s.cuda())\n",
+                "import runtime_shim\n\nsd = torch.load(f, map_location=lambda s, loc: runtime_shim.to_device(s))\n", ("TDM101",),
+                torch="import torch\n\n" + _DV + "\nsd = torch.load(f, map_location=lambda s, loc: s.to(device))\n"),
+        # The unbound method as a value: torch has no spelling for it (left and reported under --target torch).
+        Example("import torch\nys = list(map(torch.Tensor.cuda, xs))\n",
+                "import torch\nimport runtime_shim\n\nys = list(map(runtime_shim.to_device, xs))\n", ("TDM101",),
+                torch="import torch\nys = list(map(torch.Tensor.cuda, xs))\n", torch_codes=("TDM307",)),
+        Example("import torch\nys = torch.Tensor.cuda(x, 1)\n",
+                "import torch\nimport runtime_shim\n\nys = runtime_shim.to_device(x, 1)\n", ("TDM101",),
+                torch="import torch\n\n" + _DV + "\nys = x.to(torch.device(device.type, 1))\n"),
         # Proven torch modules (torch.nn classes, project nn.Module subclasses without cuda/to overrides)
-        ("import torch.nn as nn\nclass Net(nn.Module):\n    pass\nnet = Net()\nnet = net.cuda(0)\nhead = nn.Linear(2, 3).cuda()\n",
-         "import torch.nn as nn\nimport runtime_shim\n\nclass Net(nn.Module):\n    pass\nnet = Net()\n"
-         "net = net.to(device=runtime_shim.device(0))\nhead = nn.Linear(2, 3).to(device=runtime_shim.device())\n"),
+        Example("import torch.nn as nn\nclass Net(nn.Module):\n    pass\nnet = Net()\nnet = net.cuda(0)\nhead = nn.Linear(2, 3).cuda()\n",
+                "import torch.nn as nn\nimport runtime_shim\n\nclass Net(nn.Module):\n    pass\nnet = Net()\n"
+                "net = net.to(device=runtime_shim.device(0))\nhead = nn.Linear(2, 3).to(device=runtime_shim.device())\n",
+                ("TDM101", "TDM101"),
+                torch="import torch.nn as nn\nimport torch\n\n" + _DV + "\nclass Net(nn.Module):\n    pass\nnet = Net()\n"
+                      "net = net.to(torch.device(device.type, 0))\nhead = nn.Linear(2, 3).to(device)\n"),
         # A class with its own cuda(): its call sites keep calling it (on CUDA) through to_device;
-        # super().cuda() of an nn.Module is Module.to(device=...)
-        ("import torch.nn as nn\nclass Ema(nn.Module):\n    def cuda(self, device=None):\n"
-         "        self.shadow = self.shadow.cuda(device)\n        return super().cuda(device)\nema = Ema().cuda()\n",
-         "import torch.nn as nn\nimport runtime_shim\n\nclass Ema(nn.Module):\n    def cuda(self, device=None):\n"
-         "        self.shadow = runtime_shim.to_device(self.shadow, device)\n"
-         "        return super().to(device=runtime_shim.device(device))\nema = runtime_shim.to_device(Ema())\n"),
-        ("import torch\nd = torch.device('cuda:1')\n", "import torch\nimport runtime_shim\n\nd = runtime_shim.device('cuda:1')\n"),
-        ("import torch\nd = torch.device('cuda', i)\n", "import torch\nimport runtime_shim\n\nd = runtime_shim.device('cuda', i)\n"),
-        ("import torch as th\nd = th.device('cuda' if th.cuda.is_available() else 'cpu')\n",
-         "import torch as th\nimport runtime_shim\n\nd = runtime_shim.device()\n"),
-        ("import torch\nd = torch.device('cuda') if torch.cuda.is_available() else torch.device('cpu')\n",
-         "import torch\nimport runtime_shim\n\nd = runtime_shim.device()\n"),
+        # super().cuda() of an nn.Module is Module.to(device=...). With --target torch every one is left
+        # and reported: `to()` may not be the class's `cuda()`, and `cuda(None)` is not `to(None)`.
+        Example("import torch.nn as nn\nclass Ema(nn.Module):\n    def cuda(self, device=None):\n"
+                "        self.shadow = self.shadow.cuda(device)\n        return super().cuda(device)\nema = Ema().cuda()\n",
+                "import torch.nn as nn\nimport runtime_shim\n\nclass Ema(nn.Module):\n    def cuda(self, device=None):\n"
+                "        self.shadow = runtime_shim.to_device(self.shadow, device)\n"
+                "        return super().to(device=runtime_shim.device(device))\nema = runtime_shim.to_device(Ema())\n",
+                ("TDM101", "TDM101", "TDM101"),
+                torch="import torch.nn as nn\nclass Ema(nn.Module):\n    def cuda(self, device=None):\n"
+                      "        self.shadow = self.shadow.cuda(device)\n        return super().cuda(device)\nema = Ema().cuda()\n",
+                torch_codes=("TDM307", "TDM307", "TDM307")),
+        Example("import torch\nd = torch.device('cuda:1')\n", "import torch\nimport runtime_shim\n\nd = runtime_shim.device('cuda:1')\n",
+                ("TDM101",), torch="import torch\n\n" + _DV + "\nd = torch.device(device.type, 1)\n"),
+        Example("import torch\nd = torch.device('cuda', i)\n", "import torch\nimport runtime_shim\n\nd = runtime_shim.device('cuda', i)\n",
+                ("TDM101",), torch="import torch\n\n" + _DV + "\nd = torch.device(device.type, i)\n"),
+        # A str index stays a str in the torch spelling (exact on CUDA whatever ``rank`` is).
+        Example("import torch\ndef put(x, rank):\n    return x.to(torch.device(f'cuda:{rank}'))\n",
+                "import torch\nimport runtime_shim\n\ndef put(x, rank):\n    return x.to(runtime_shim.device(f'cuda:{rank}'))\n",
+                ("TDM101",), torch="import torch\n\n" + _DV + "\ndef put(x, rank):\n"
+                                  "    return x.to(torch.device(f\"{device.type}:{rank}\"))\n"),
+        # The module's own device variable becomes the device value (other sites reuse it).
+        Example("import torch as th\nd = th.device('cuda' if th.cuda.is_available() else 'cpu')\n",
+                "import torch as th\nimport runtime_shim\n\nd = runtime_shim.device()\n", ("TDM101",),
+                torch="import torch as th\nd = th.accelerator.current_accelerator(check_available=True) or th.device(\"cpu\")\n"),
+        Example("import torch\nd = torch.device('cuda') if torch.cuda.is_available() else torch.device('cpu')\n"
+                "def f():\n    return torch.device('cuda')\n",
+                "import torch\nimport runtime_shim\n\nd = runtime_shim.device()\ndef f():\n    return runtime_shim.device()\n",
+                ("TDM101", "TDM101"),
+                torch="import torch\nd = torch.accelerator.current_accelerator(check_available=True) or torch.device(\"cpu\")\n"
+                      "def f():\n    return d\n"),
     )
 
     def leave_Call(self, ctx: RuleContext, original: cst.Call, updated: cst.Call):
@@ -111,6 +160,12 @@ class DevicePlacement(Rule):
             return None  # ``torch.Tensor.cuda(x)``: leave_Call
         if not is_reference_site(ctx, original):
             return None
+        if ctx.target == "torch":
+            # No torch spelling keeps the unbound method's meaning (a user's own cuda()) as a value.
+            ctx.report(original, "torch.Tensor.cuda", FindingStatus.REVIEW, KEPT_CODE,
+                       "`torch.Tensor.cuda` passed as a value: no torch spelling does the same on CUDA and elsewhere.",
+                       "Write `lambda t: t.to(device)` with the module's device value, or port with `--target shim`.")
+            return None
         new = ctx.shim("to_device").with_changes(lpar=updated.lpar, rpar=updated.rpar)
         return ctx.rewrite(original, new, "torch.Tensor.cuda", "TDM101")
 
@@ -121,11 +176,15 @@ class DevicePlacement(Rule):
             if ctx.qualname(original.func) in UNBOUND_CUDA and original.args and not original.args[0].star \
                     and original.args[0].keyword is None:
                 # ``torch.Tensor.cuda(x, ...)``: ``x.cuda(...)`` spelled through the class.
+                if ctx.target == "torch":
+                    return self._torch_to(ctx, original, updated.args[0].value, updated.args[1:], updated)
                 new = ctx.shim_call("to_device", *updated.args).with_changes(lpar=updated.lpar, rpar=updated.rpar)
                 return ctx.rewrite(original, new, "torch.Tensor.cuda", "TDM101")
             return None  # torch.cuda itself: not a method call on a value
         if len(updated.args) > 2 or any(a.star for a in updated.args):
             return None
+        if ctx.target == "torch":
+            return self._dot_cuda_torch(ctx, original, updated)
         if not proven_torch_module(ctx, value):
             # A tensor, or a receiver the project does not prove to be a torch module: on CUDA the
             # original call (a user's own ``cuda()`` runs), elsewhere a move that never aliases.
@@ -175,6 +234,8 @@ class DevicePlacement(Rule):
         first = _first_arg(original)
         if first is None:
             return None
+        if ctx.target == "torch":
+            return self._torch_device_torch(ctx, original, updated, first)
         if isinstance(first.value, cst.IfExp):
             cuda_branch = availability_idiom(ctx, first.value)
             if cuda_branch is None or len(original.args) != 1:
@@ -192,18 +253,112 @@ class DevicePlacement(Rule):
 
     def leave_IfExp(self, ctx: RuleContext, original: cst.IfExp, updated: cst.IfExp):
         """``torch.device('cuda') if torch.cuda.is_available() else torch.device('cpu')``."""
-        polarity = is_available_test(ctx, original.test)
-        if polarity is None:
+        cuda_arg = _device_chooser(ctx, original)
+        if cuda_arg is None:
             return None
-        cuda_branch, cpu_branch = (original.body, original.orelse) if polarity else (original.orelse, original.body)
-        if not (_is_torch_device_call(ctx, cuda_branch) and _is_torch_device_call(ctx, cpu_branch)):
-            return None
-        cuda_arg, cpu_arg = _first_arg(cuda_branch), _first_arg(cpu_branch)  # type: ignore[arg-type]
-        if (cuda_arg is None or cpu_arg is None or len(cuda_branch.args) != 1 or len(cpu_branch.args) != 1  # type: ignore[union-attr]
-                or not is_cuda_device_string(cuda_arg.value) or not is_cpu_string(cpu_arg.value)):
-            return None
+        if ctx.target == "torch":
+            if not _is_plain_cuda_arg(cuda_arg.value):
+                return None  # ``torch.device('cuda:1') if ...``: its branch was ported on its own
+            return self._torch_rewrite(ctx, original, _device_or_binding(ctx, original).with_changes(
+                lpar=updated.lpar, rpar=updated.rpar), "torch.device")
         new = ctx.shim_call("device", *shim_args_for(cuda_arg.value))
         return ctx.rewrite(original, new.with_changes(lpar=updated.lpar, rpar=updated.rpar), "torch.device", "TDM101")
+
+
+    # ---- --target torch (issue 11): torch's own spelling, the module's one device value ----------
+    def _torch_rewrite(self, ctx: RuleContext, original: cst.CSTNode, new: cst.CSTNode, api: str):
+        if in_torchscript(ctx, original):
+            # The device value is a module global that TorchScript cannot read: left, as under the shim target.
+            ctx.report(original, api, FindingStatus.UNSUPPORTED, "TDM214")
+            return None
+        ctx.port(api)  # the torch column has this entry (KeyError otherwise: a test keeps targets.py complete)
+        return ctx.rewrite(original, new, api, "TDM101")
+
+    def _dot_cuda_torch(self, ctx: RuleContext, original: cst.Call, updated: cst.Call):
+        """``x.cuda(...)`` -> ``x.to({device})`` / ``x.to(torch.device({device_type}, i))``: what experts
+        write. A receiver the project does not prove to be a torch module or tensor is left and
+        reported when some project class defines its own ``cuda`` (its ``to`` may not be the same)."""
+        receiver = original.func.value  # type: ignore[union-attr]
+        if not (proven_torch_module(ctx, receiver) or _proven_tensor(ctx, receiver)):
+            spelling = ctx.port("torch.Tensor.cuda", "unknown_receiver")
+            if project_of(ctx).defines_anywhere("cuda"):
+                ctx.report(original, "torch.Tensor.cuda", FindingStatus.REVIEW, KEPT_CODE,
+                           "`.cuda()` on an object that may be an instance of a project class with its own `cuda()`.",
+                           spelling.note)
+                return None
+        return self._torch_to(ctx, original, updated.func.value, updated.args, updated)  # type: ignore[union-attr]
+
+    def _torch_to(self, ctx: RuleContext, original: cst.Call, receiver: cst.BaseExpression, args, updated: cst.Call):
+        """``receiver.to(<device>, non_blocking=..., ...)`` from the arguments of ``cuda(...)``."""
+        device: Optional[cst.BaseExpression] = None
+        rest = []
+        for i, a in enumerate(args):
+            key = a.keyword.value if a.keyword else None
+            if key == "device" or (key is None and i == 0):
+                if device is not None:
+                    return None  # ``.cuda(0, device=1)`` fails in the original; leave it as it is
+                if _may_be_none(ctx, original, a.value):
+                    # ``def cuda(self, device=None): ... x.cuda(device)``: cuda(None) is the current device,
+                    # to(None) is no move at all; no one torch spelling takes an index, a device and None.
+                    ctx.report(original, "torch.Tensor.cuda", FindingStatus.REVIEW, KEPT_CODE,
+                               "`.cuda(d)` where `d` may be None (the current device) or a device or an index.",
+                               "Port it by hand (`x.to(d if d is not None else device)`), or with `--target shim`.")
+                    return None
+                device = _torch_device_of_index(ctx, original, a.value)
+                continue
+            if key is None:  # the second positional argument of cuda() is non_blocking
+                a = keyword_arg("non_blocking", a.value, like=a)
+            rest.append(a)
+        if device is None:
+            device = device_expression(ctx, original)
+        first = cst.Arg(device)
+        if rest:
+            first = first.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+            last = rest[-1]
+            rest[-1] = last.with_changes(comma=cst.MaybeSentinel.DEFAULT)
+        if isinstance(receiver, (cst.Lambda, cst.IfExp, cst.BinaryOperation, cst.BooleanOperation, cst.UnaryOperation,
+                                 cst.Comparison, cst.NamedExpr, cst.Await)) and not receiver.lpar:
+            receiver = receiver.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+        new = cst.Call(cst.Attribute(receiver, cst.Name("to")), [first, *rest], lpar=updated.lpar, rpar=updated.rpar)
+        return self._torch_rewrite(ctx, original, new, "torch.Tensor.cuda")
+
+    def _torch_device_torch(self, ctx: RuleContext, original: cst.Call, updated: cst.Call, first: cst.Arg):
+        """``torch.device('cuda')`` (or the availability idiom) -> ``{device}``; ``torch.device('cuda', i)``
+        -> ``torch.device({device_type}, i)``; ``torch.device('cuda:1')`` -> ``torch.device({device_type}, 1)``;
+        ``torch.device(f'cuda:{r}')`` -> ``torch.device(f"{{device_type}}:{r}")`` (a str index stays a str)."""
+        value = first.value
+        if isinstance(value, cst.IfExp):
+            cuda_branch = availability_idiom(ctx, value)
+            if cuda_branch is None or len(original.args) != 1 or not _is_plain_cuda_arg(cuda_branch):
+                return None
+            new: cst.BaseExpression = _device_or_binding(ctx, original)
+        elif not is_cuda_device_string(value):
+            return None
+        elif len(original.args) == 1 and _is_plain_cuda_arg(value):
+            chooser = _device_chooser(ctx, ctx.parent(original))  # type: ignore[arg-type]
+            if chooser is not None and chooser.value is value:
+                return None  # the branch of ``torch.device('cuda') if ... else torch.device('cpu')``: one expression
+            new = _device_or_binding(ctx, original)
+        elif len(original.args) > 1:
+            if not _is_plain_cuda_arg(value):
+                return None
+            args = [a.with_changes(value=device_type_expression(ctx, original)) if a is _first_arg(updated) else a
+                    for a in updated.args]
+            new = updated.with_changes(args=args)
+        else:
+            index = _index_of(value)
+            if index is None:
+                return None
+            if isinstance(index, cst.Integer) or _percent_d(value):
+                new = updated.with_changes(args=[cst.Arg(device_type_expression(ctx, original),
+                                                         comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))),
+                                                 cst.Arg(index)])
+            else:
+                fstring = _typed_fstring(ctx, original, index)
+                if fstring is None:
+                    return None
+                new = updated.with_changes(args=[cst.Arg(fstring)])
+        return self._torch_rewrite(ctx, original, new.with_changes(lpar=updated.lpar, rpar=updated.rpar), "torch.device")
 
 
 UNBOUND_CUDA = {"torch.Tensor.cuda", "torch.nn.Module.cuda", "torch.nn.modules.module.Module.cuda"}
@@ -302,3 +457,134 @@ def receiver_first(ctx: RuleContext, name: str, receiver: cst.BaseExpression, ar
 
 def _has_index(call: cst.Call) -> bool:
     return len(call.args) > 1
+
+
+# ---- --target torch helpers -------------------------------------------------------------------
+
+
+def _device_chooser(ctx: RuleContext, node: cst.CSTNode) -> Optional[cst.Arg]:
+    """For ``torch.device('cuda') if torch.cuda.is_available() else torch.device('cpu')`` (either
+    polarity, any CUDA device string), the CUDA branch's argument; None for anything else."""
+    if not isinstance(node, cst.IfExp):
+        return None
+    polarity = is_available_test(ctx, node.test)
+    if polarity is None:
+        return None
+    cuda_branch, cpu_branch = (node.body, node.orelse) if polarity else (node.orelse, node.body)
+    if not (_is_torch_device_call(ctx, cuda_branch) and _is_torch_device_call(ctx, cpu_branch)):
+        return None
+    cuda_arg, cpu_arg = _first_arg(cuda_branch), _first_arg(cpu_branch)  # type: ignore[arg-type]
+    if (cuda_arg is None or cpu_arg is None or len(cuda_branch.args) != 1 or len(cpu_branch.args) != 1  # type: ignore[union-attr]
+            or not is_cuda_device_string(cuda_arg.value) or not is_cpu_string(cpu_arg.value)):
+        return None
+    return cuda_arg
+
+
+def _is_plain_cuda_arg(node: cst.CSTNode) -> bool:
+    return string_value(node) == "cuda"
+
+
+def _device_or_binding(ctx: RuleContext, original: cst.CSTNode) -> cst.BaseExpression:
+    """``{device}`` for ``original``; when ``original`` is the whole value of a module-level
+    ``name = ...`` (bound once), the device value itself (``name = torch.accelerator...``), so that
+    the module's own variable is the device value other sites reuse (``targets.device_value``)."""
+    parent = ctx.parent(original)
+    line = ctx.parent(parent) if isinstance(parent, cst.Assign) else None
+    if (isinstance(parent, cst.Assign) and parent.value is original and len(parent.targets) == 1
+            and isinstance(parent.targets[0].target, cst.Name) and isinstance(line, cst.SimpleStatementLine)
+            and ctx.parent(line) is ctx.module):
+        return torch_expression(ctx, DEVICE_VALUE)
+    return device_expression(ctx, original)
+
+
+def _index_of(node: cst.CSTNode) -> Optional[cst.BaseExpression]:
+    """The index of an indexed CUDA device string: ``1`` for ``'cuda:1'``, ``r`` for ``f'cuda:{r}'``,
+    ``'cuda:%d' % r`` or ``'cuda:{}'.format(r)``, ``str(r)``'s ``r`` for ``'cuda:' + str(r)``."""
+    value = string_value(node)
+    if value is not None:
+        return cst.Integer(value.split(":", 1)[1]) if ":" in value else None
+    if isinstance(node, cst.FormattedString) and len(node.parts) == 2:
+        part = node.parts[1]
+        if isinstance(part, cst.FormattedStringExpression) and part.conversion is None and part.format_spec is None:
+            return part.expression
+        return None
+    if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Modulo):
+        return None if isinstance(node.right, cst.Tuple) else node.right
+    if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Add):
+        right = node.right
+        if (isinstance(right, cst.Call) and isinstance(right.func, cst.Name) and right.func.value == "str"
+                and len(right.args) == 1 and right.args[0].keyword is None and not right.args[0].star):
+            return right.args[0].value
+        return right
+    if isinstance(node, cst.Call) and len(node.args) == 1 and node.args[0].keyword is None and not node.args[0].star:
+        return node.args[0].value  # ``'cuda:{}'.format(r)``
+    return None
+
+
+def _percent_d(node: cst.CSTNode) -> bool:
+    """``'cuda:%d' % r`` / ``'cuda:%i' % r``: ``r`` is a number."""
+    return (isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Modulo)
+            and string_value(node.left) in ("cuda:%d", "cuda:%i"))
+
+
+def _typed_fstring(ctx: RuleContext, original: cst.CSTNode, index: cst.BaseExpression) -> Optional[cst.FormattedString]:
+    """``f"{device.type}:{index}"`` (a str index stays a str, as in the original)."""
+    code = ctx.module.code_for_node(index)
+    quote = next((q for q in ('"', "'") if q not in code), None)
+    if quote is None or "\\" in code or "{" in code:
+        return None
+    return cst.FormattedString(
+        parts=[cst.FormattedStringExpression(device_type_expression(ctx, original)), cst.FormattedStringText(":"),
+               cst.FormattedStringExpression(index.with_changes(lpar=[], rpar=[]) if isinstance(index, (cst.Name, cst.Attribute)) else index)],
+        start=f"f{quote}", end=quote)
+
+
+def _torch_device_of_index(ctx: RuleContext, original: cst.Call, value: cst.BaseExpression) -> cst.BaseExpression:
+    """The ``to()`` argument for ``cuda(value)``: ``{device}`` for ``None``; ``value`` itself when it
+    reads as a device (``self.device``, a value another rule already ported); otherwise an index:
+    ``torch.device({device_type}, value)`` (``cuda(i)`` means ``cuda:i``, exact on CUDA)."""
+    if isinstance(value, cst.Name) and value.value == "None":
+        return device_expression(ctx, original)
+    if device_kind_for_name(target_name(value)) == "string" or _is_device_value_node(ctx, value):
+        return value
+    return _index_device(ctx, original, value)
+
+
+def _may_be_none(ctx: RuleContext, at: cst.CSTNode, value: cst.BaseExpression) -> bool:
+    """``value`` is a name that is a parameter defaulting to ``None`` where ``at`` is."""
+    if not isinstance(value, cst.Name):
+        return False
+    scope = ctx.scope(at)
+    if scope is None or value.value not in scope:
+        return False
+    for a in scope[value.value]:
+        node = getattr(a, "node", None)
+        param = node if isinstance(node, cst.Param) else ctx.parent(node) if isinstance(node, cst.Name) else None
+        if isinstance(param, cst.Param) and isinstance(param.default, cst.Name) and param.default.value == "None":
+            return True
+    return False
+
+
+def _index_device(ctx: RuleContext, original: cst.Call, value: cst.BaseExpression) -> cst.BaseExpression:
+    return cst.Call(torch_expression(ctx, "torch.device"),
+                    [cst.Arg(device_type_expression(ctx, original),
+                             comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))), cst.Arg(value)])
+
+
+def _is_device_value_node(ctx: RuleContext, node: cst.BaseExpression) -> bool:
+    """A value a rule of this run already made a device (``device``, ``torch.device(device.type, 0)``)."""
+    return isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "device" \
+        and isinstance(node.func.value, cst.Name) and node.func.value.value == "torch"
+
+
+_TENSOR_FACTORIES = frozenset({"tensor", "as_tensor", "from_numpy", "zeros", "ones", "empty", "full", "rand", "randn",
+                               "randint", "randperm", "arange", "linspace", "logspace", "eye", "zeros_like",
+                               "ones_like", "empty_like", "full_like", "rand_like", "randn_like", "stack", "cat"})
+
+
+def _proven_tensor(ctx: RuleContext, node: cst.CSTNode) -> bool:
+    """``torch.zeros(3)``, ``torch.tensor(data)``...: a call of a torch tensor factory."""
+    if not isinstance(node, cst.Call) or not isinstance(node.func, (cst.Name, cst.Attribute)):
+        return False
+    q = ctx.qualname(node.func) or ""
+    return q.startswith("torch.") and q.count(".") == 1 and q.split(".")[1] in _TENSOR_FACTORIES
