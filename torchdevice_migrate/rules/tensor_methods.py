@@ -35,10 +35,30 @@ from typing import Optional, Set, Tuple
 
 import libcst as cst
 
+from ..findings import FindingStatus
 from ..project_index import project_of
-from .base import NodeVisitor, Rule, RuleContext, is_store_target
+from ..registry import entries
+from ..targets import DEVICE_VALUE
+from .base import (
+    Example,
+    GuardsStatements,
+    NodeVisitor,
+    Rule,
+    RuleContext,
+    device_type_expression,
+    is_store_target,
+    rewrite_ported,
+    torch_expression,
+)
 
-DATALOADERS = {"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader"}
+#: Registry entries this rule ports (issue 13).
+HANDLES = tuple(a.name for a in entries() if a.rule == "tensor_methods")
+_DATALOADER_PIN = next(n for n in HANDLES if n.endswith("DataLoader.pin_memory"))
+#: ``torch.utils.data.DataLoader`` (from the registry entry ``...DataLoader.pin_memory``) and its defining module's path.
+DATALOADERS = {_DATALOADER_PIN.rpartition(".")[0], "torch.utils.data.dataloader.DataLoader"}
+KEPT_CODE = "TDM307"
+_AVAILABLE = "torch.accelerator.is_available()"
+_DV = f"device = {DEVICE_VALUE}\n"  # the torch target's device value, as the examples show it
 
 
 def _torch_receiver(ctx: RuleContext, node: cst.CSTNode) -> bool:
@@ -121,7 +141,7 @@ def _enclosing_class_members(ctx: RuleContext, node: cst.CSTNode) -> Set[str]:
     return out
 
 
-class TensorMethods(Rule):
+class TensorMethods(GuardsStatements, Rule):
     name = "tensor-methods"
     VALID = (
         "class M:\n    def __init__(self):\n        self.is_cuda = True\n    def go(self):\n        return self.is_cuda\n",
@@ -135,18 +155,36 @@ class TensorMethods(Rule):
         "def place(x, device):\n    if device.type != 'cpu':\n        x = x.pin_memory()\n    return x.to(device)\n",
     )
     INVALID = (
-        ("if x.is_cuda:\n    pass\n", "import runtime_shim\n\nif runtime_shim.is_cuda(x):\n    pass\n"),
-        ("assert x.is_cuda and y.is_cuda\nuse = packed.is_cuda\n",
-         "import runtime_shim\n\nassert runtime_shim.on_device(x) and runtime_shim.on_device(y)\nuse = runtime_shim.is_cuda(packed)\n"),
-        ("x = x.pin_memory().cuda(non_blocking=True)\n",
-         "import runtime_shim\n\nx = runtime_shim.to_device(runtime_shim.pin_memory(x), non_blocking=True)\n"),
-        ("import torch\nout.record_stream(torch.cuda.current_stream())\n",
-         "import torch\nimport runtime_shim\n\nruntime_shim.record_stream(out, runtime_shim.current_stream())\n"),
-        # pin_memory rewrites never make a file ported on their own: here .cuda() does
-        ("import torch\nloader = torch.utils.data.DataLoader(ds, batch_size=8, pin_memory=True)\nx = x.cuda()\n",
-         "import torch\nimport runtime_shim\n\n"
-         "loader = torch.utils.data.DataLoader(ds, batch_size=8, pin_memory=runtime_shim.pin_memory_enabled(True))\n"
-         "x = runtime_shim.to_device(x)\n"),
+        Example("if x.is_cuda:\n    pass\n", "import runtime_shim\n\nif runtime_shim.is_cuda(x):\n    pass\n", ("TDM103",),
+                torch="import torch\n\n" + _DV + "\nif x.device.type == device.type != \"cpu\":\n    pass\n"),
+        # A stated requirement holds for an object on the chosen device (the CPU included).
+        Example("assert x.is_cuda and y.is_cuda\nuse = packed.is_cuda\n",
+                "import runtime_shim\n\nassert runtime_shim.on_device(x) and runtime_shim.on_device(y)\n"
+                "use = runtime_shim.is_cuda(packed)\n", ("TDM103", "TDM103", "TDM103"),
+                torch="import torch\n\n" + _DV + "\nassert x.device.type == device.type and y.device.type == device.type\n"
+                      "use = packed.device.type == device.type != \"cpu\"\n"),
+        Example("same = a.is_cuda == b.is_cuda\n",
+                "import runtime_shim\n\nsame = runtime_shim.is_cuda(a) == runtime_shim.is_cuda(b)\n", ("TDM103", "TDM103"),
+                torch="import torch\n\n" + _DV + "\nsame = (a.device.type == device.type != \"cpu\") == "
+                      "(b.device.type == device.type != \"cpu\")\n"),
+        # pin_memory rewrites never make a file ported on their own: here .cuda() (another rule's) does. A
+        # receiver that cannot be read twice has no torch spelling (left, TDM307, under --target torch).
+        Example("x = x.cuda()\nb = batch.pin_memory()\nc = next(it).pin_memory()\n",
+                "import runtime_shim\n\nx = x.cuda()\nb = runtime_shim.pin_memory(batch)\nc = runtime_shim.pin_memory(next(it))\n",
+                ("TDM111", "TDM111"),
+                torch="import torch\n\nx = x.cuda()\nb = batch.pin_memory() if torch.accelerator.is_available() else batch\n"
+                      "c = next(it).pin_memory()\n", torch_codes=("TDM111", "TDM307")),
+        # A statement that raises on CPU streams is guarded under --target torch.
+        Example("import torch\nout.record_stream(s)\n", "import torch\nimport runtime_shim\n\nruntime_shim.record_stream(out, s)\n",
+                ("TDM104",), torch="import torch\nif torch.accelerator.is_available():\n    out.record_stream(s)\n"),
+        Example("import torch\nloader = torch.utils.data.DataLoader(ds, batch_size=8, pin_memory=True)\n"
+                "other = torch.utils.data.DataLoader(ds, pin_memory=torch.cuda.is_available())\nx = x.cuda()\n",
+                "import torch\nimport runtime_shim\n\n"
+                "loader = torch.utils.data.DataLoader(ds, batch_size=8, pin_memory=runtime_shim.pin_memory_enabled(True))\n"
+                "other = torch.utils.data.DataLoader(ds, pin_memory=runtime_shim.pin_memory_enabled(torch.cuda.is_available()))\n"
+                "x = x.cuda()\n", ("TDM111", "TDM111"),
+                torch="import torch\nloader = torch.utils.data.DataLoader(ds, batch_size=8, pin_memory=torch.accelerator.is_available())\n"
+                      "other = torch.utils.data.DataLoader(ds, pin_memory=torch.accelerator.is_available())\nx = x.cuda()\n"),
     )
 
     def __init__(self) -> None:
@@ -179,11 +217,24 @@ class TensorMethods(Rule):
         # One rule for every receiver (tensor, module, PackedSequence, a project class): a question
         # (``if x.is_cuda``) -> ``runtime_shim.is_cuda(x)``; a stated requirement
         # (``assert x.is_cuda``) -> ``runtime_shim.on_device(x)``. On CUDA both are ``x.is_cuda``.
-        name = "on_device" if _asserted(ctx, original) else "is_cuda"
+        asserted = _asserted(ctx, original)
+        if ctx.target == "torch":
+            return self._is_cuda_torch(ctx, original, updated, asserted)
+        name = "on_device" if asserted else "is_cuda"
         value = updated.value
         if len(value.lpar) == 1 and len(value.rpar) == 1 and not isinstance(value, (cst.Tuple, cst.GeneratorExp)):
             value = value.with_changes(lpar=(), rpar=())  # ``(x + 1).is_cuda``: no doubled parentheses
         new = ctx.shim_call(name, value).with_changes(lpar=updated.lpar, rpar=updated.rpar)
+        return ctx.rewrite(original, new, "torch.Tensor.is_cuda", "TDM103")
+
+    def _is_cuda_torch(self, ctx: RuleContext, original: cst.Attribute, updated: cst.Attribute, asserted: bool):
+        """``x.device.type == {device_type} != "cpu"`` (a requirement: ``x.device.type == {device_type}``)."""
+        ctx.port("torch.Tensor.is_cuda", "requirement" if asserted else "")
+        kind = cst.Attribute(cst.Attribute(updated.value, cst.Name("device")), cst.Name("type"))
+        targets = [cst.ComparisonTarget(cst.Equal(), device_type_expression(ctx, original))]
+        if not asserted:
+            targets.append(cst.ComparisonTarget(cst.NotEqual(), cst.SimpleString('"cpu"')))
+        new = _parenthesized(ctx, original, cst.Comparison(kind, targets), updated)
         return ctx.rewrite(original, new, "torch.Tensor.is_cuda", "TDM103")
 
     # -- x.pin_memory(), t.record_stream(s), DataLoader(pin_memory=...) ----------------------------
@@ -192,12 +243,19 @@ class TensorMethods(Rule):
         if isinstance(func, cst.Attribute) and isinstance(updated.func, cst.Attribute) and not _torch_receiver(ctx, func.value):
             method = func.attr.value
             if method == "pin_memory" and not original.args and not ctx.is_shim_ref(func):
+                if ctx.target == "torch":
+                    return self._pin_memory_torch(ctx, original, updated)
                 new = ctx.shim_call("pin_memory", updated.func.value).with_changes(lpar=updated.lpar, rpar=updated.rpar)
                 # Portable-looking code (``if device.type != 'cpu': x = x.pin_memory()``): only a
                 # file with CUDA use makes it one, so it never makes a file ported on its own.
                 return ctx.rewrite(original, new, "torch.Tensor.pin_memory", "TDM111", alone=False)
             if (method == "record_stream" and len(original.args) == 1 and original.args[0].keyword is None
                     and not original.args[0].star and not ctx.is_shim_ref(func)):
+                if ctx.target == "torch":
+                    # The call itself (a ``torch.Stream`` is device-generic); it raises on CPU streams, so a
+                    # statement gets the accelerator guard and a value is reported (TDM115).
+                    return rewrite_ported(ctx, original, updated, "torch.Tensor.record_stream", "TDM104",
+                                          ctx.port("torch.Tensor.record_stream"))
                 new = ctx.shim_call("record_stream", updated.func.value, updated.args[0].value).with_changes(
                     lpar=updated.lpar, rpar=updated.rpar)
                 return ctx.rewrite(original, new, "torch.Tensor.record_stream", "TDM104")
@@ -217,10 +275,70 @@ class TensorMethods(Rule):
             literal_true = isinstance(value, cst.Name) and value.value == "True"
             if not (literal_true or "cuda" in ctx.code(value).lower()) or ctx.code(value).startswith(ctx.shim_alias + "."):
                 return None
-            new_value = ctx.shim_call("pin_memory_enabled", upd.value)
+            if ctx.target == "torch":
+                ctx.port(_DATALOADER_PIN)
+                available = torch_expression(ctx, _AVAILABLE)
+                if literal_true or ctx.qualname(value) == "torch.cuda.is_available" or (
+                        isinstance(value, cst.Call) and not value.args and ctx.qualname(value.func) == "torch.cuda.is_available"):
+                    new_value = available  # ``pin_memory=torch.cuda.is_available()``: the question itself
+                else:
+                    left = upd.value
+                    if isinstance(left, (cst.BooleanOperation, cst.IfExp, cst.Lambda, cst.NamedExpr)) and not (
+                            isinstance(left, cst.BooleanOperation) and isinstance(left.operator, cst.And)) and not left.lpar:
+                        left = left.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+                    new_value = cst.BooleanOperation(left, cst.And(), available)
+            else:
+                new_value = ctx.shim_call("pin_memory_enabled", upd.value)
             api = "torch.utils.data.DataLoader.pin_memory" if qual in DATALOADERS else "torch.Tensor.pin_memory"
             if ctx.rewrite(value, new_value, api, "TDM111", alone=False) is None:
                 return None
             new_args[i] = upd.with_changes(value=new_value)
             return updated.with_changes(args=new_args)
         return None
+
+    def _pin_memory_torch(self, ctx: RuleContext, original: cst.Call, updated: cst.Call):
+        """``x.pin_memory() if torch.accelerator.is_available() else x`` for a receiver that may be read
+        twice (a name, an attribute, a subscript of those); any other receiver is left and reported."""
+        receiver = updated.func.value  # type: ignore[union-attr]
+        spelling = ctx.port("torch.Tensor.pin_memory")
+        if not _readable_twice(original.func.value):  # type: ignore[union-attr]
+            ctx.report(original, "torch.Tensor.pin_memory", FindingStatus.REVIEW, KEPT_CODE,
+                       "`.pin_memory()` raises without an accelerator; its receiver cannot be read twice to keep it "
+                       "unpinned there.", "Bind the value to a name first, or port with `--target shim`. " + spelling.note)
+            return None
+        new = cst.IfExp(test=torch_expression(ctx, _AVAILABLE), body=updated.with_changes(lpar=[], rpar=[]),
+                        orelse=receiver)
+        new = _parenthesized(ctx, original, new, updated)
+        return ctx.rewrite(original, new, "torch.Tensor.pin_memory", "TDM111", alone=False)
+
+
+def _readable_twice(node: cst.CSTNode) -> bool:
+    """A name, an attribute chain or a subscript with a name/literal index: reading it twice reads the same."""
+    if isinstance(node, cst.Name):
+        return True
+    if isinstance(node, cst.Attribute):
+        return _readable_twice(node.value)
+    if isinstance(node, cst.Subscript) and len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index):
+        index = node.slice[0].slice.value
+        return _readable_twice(node.value) and isinstance(index, (cst.Name, cst.Integer, cst.SimpleString))
+    return False
+
+
+# Where a comparison or a conditional expression needs no parentheses: a whole condition, value or argument.
+_BARE_PARENTS = (cst.If, cst.While, cst.Assert, cst.Assign, cst.AnnAssign, cst.Return, cst.Arg, cst.Element,
+                 cst.DictElement, cst.Expr)
+
+
+def _parenthesized(ctx: RuleContext, original: cst.CSTNode, new: cst.BaseExpression, updated) -> cst.BaseExpression:
+    """``new`` with the parentheses of ``updated``, adding one pair where its parent would bind tighter."""
+    if updated.lpar:
+        return new.with_changes(lpar=updated.lpar, rpar=updated.rpar)
+    parent = ctx.parent(original)
+    bare = isinstance(parent, _BARE_PARENTS) or (
+        isinstance(new, cst.Comparison) and (isinstance(parent, cst.BooleanOperation) or (
+            isinstance(parent, cst.UnaryOperation) and isinstance(parent.operator, cst.Not))))
+    if isinstance(parent, cst.IfExp) and parent.test is original:
+        bare = isinstance(new, cst.Comparison)
+    if bare:
+        return new
+    return new.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
