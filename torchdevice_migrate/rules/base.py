@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
-from typing import ClassVar, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
+from typing import Any, ClassVar, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 import libcst as cst
 from libcst._position import CodePosition
@@ -50,7 +50,7 @@ class Rule:
     #: Short name, used in docs and ``--select``.
     name: ClassVar[str] = ""
     VALID: ClassVar[Sequence[str]] = ()
-    INVALID: ClassVar[Sequence[Union[Tuple[str, str, Tuple[str, ...]], "Example"]]] = ()
+    INVALID: ClassVar[Sequence[Union[Tuple[Any, ...], "Example"]]] = ()
     REPORTS: ClassVar[Sequence[Tuple[str, Sequence[str]]]] = ()
 
 
@@ -68,7 +68,7 @@ class Example:
     torch_codes: Optional[Tuple[str, ...]] = None
 
     @classmethod
-    def of(cls, item: Union[Tuple[str, ...], "Example"]) -> "Example":
+    def of(cls, item: Union[Tuple[Any, ...], "Example"]) -> "Example":
         """An ``INVALID`` item as an ``Example`` (a 2-tuple, the old form, has ``codes=None``)."""
         if isinstance(item, Example):
             return item
@@ -923,3 +923,27 @@ def already_guarded(ctx: RuleContext, node: cst.CSTNode) -> bool:
                 return True
         child, parent = parent, ctx.parent(parent)
     return False
+
+
+# Availability checks of one backend each, and the device name each one vouches for.
+_BACKEND_AVAILABLE = {"torch.cuda.is_available": "cuda", "torch.backends.mps.is_available": "mps",
+                      "torch.mps.is_available": "mps", "torch.xpu.is_available": "xpu"}
+
+
+def device_chooser(ctx: RuleContext, node: cst.CSTNode) -> bool:
+    """Whether ``node`` (an original node) is a 2- to 4-way device-name chooser that always names the
+    available accelerator: ``'cuda' if torch.cuda.is_available() else 'cpu'``, optionally with arms
+    ``'mps' if torch.backends.mps.is_available() else ...`` / ``'xpu' if torch.xpu.is_available() else ...``
+    in any order, ending in ``'cpu'``; plain names only (no ``'cuda:1'``), CUDA among them."""
+    seen: Set[str] = set()
+    current = node
+    while isinstance(current, cst.IfExp):
+        test = current.test
+        if not (isinstance(test, cst.Call) and not test.args):
+            return False
+        backend = _BACKEND_AVAILABLE.get(ctx.qualname(test.func) or "")
+        if backend is None or backend in seen or string_value(current.body) != backend:
+            return False
+        seen.add(backend)
+        current = current.orelse
+    return "cuda" in seen and is_cpu_string(current)

@@ -35,15 +35,20 @@ import libcst as cst
 from ..findings import FindingStatus
 from .base import (
     RANK_NAME_RE,
+    Example,
     NodeVisitor,
     Rule,
     RuleContext,
     availability_idiom,
+    device_chooser,
+    device_expression,
+    device_type_expression,
     device_kind_for_name,
     is_available_test,  # noqa: F401  (re-exported until device_placement imports it from .base)
     is_cpu_string,
     is_cuda_device_string,
     is_plain_cuda,
+    rewrite_ported,
     shim_args_for,
     string_value,
     target_name,
@@ -69,6 +74,9 @@ OWNER_CALLS = {"torch.device"}
 _ARGPARSE_DEVICE_OPTION = re.compile(r"--?[\w-]*dev(?:ice)?(?:[_-]type)?")
 
 SHIM_FOR_KIND = {"string": "device_string", "type": "device_type"}
+# The registry entry this rule ports (its replacement per target: ctx.port(API, ...)).
+API = "literal:'cuda'"
+HANDLES = (API, "torch.Tensor.get_device")
 
 
 def _call_of_arg(ctx: RuleContext, arg: cst.Arg) -> Optional[cst.Call]:
@@ -271,8 +279,6 @@ def _owner_argument(ctx: RuleContext, node: cst.CSTNode) -> bool:
 class DeviceStrings(Rule):
     name = "device-strings"
     VALID = (
-        "x = 'cuda'\n",
-        "print('cuda')\n",
         "state = {'cuda_rng_state': 1}\n",
         "def f():\n    '''Runs on cuda.'''\n",
         "logger.info('moving model to cuda:0')\n",
@@ -280,52 +286,305 @@ class DeviceStrings(Rule):
         "device = 0\n",
         "model.to(dtype)\n",
         "if self.gpu_id == 0:\n    save()\n",
-        "backend = 'cuda'\n",
         "name = s.replace('cuda:', '')\n",
+    )
+    # Left in place: the syntax does not prove these strings are devices (listed for review).
+    REPORTS = (
+        ("x = 'cuda'\n", ("TDM301",)),
+        ("print('cuda')\n", ("TDM301",)),
+        ("backend = 'cuda'\n", ("TDM301",)),
         # No sibling device name: a function returning 'cuda' may name a backend, not a device.
-        "def backend():\n    return 'cuda'\n",
-        "name = opts.get('backend', 'cuda')\n",
-        "def f(ok):\n    if ok:\n        kind = 'cuda'\n    return kind\n",
+        ("def backend():\n    return 'cuda'\n", ("TDM301",)),
+        ("name = opts.get('backend', 'cuda')\n", ("TDM301",)),
+        ("def f(ok):\n    if ok:\n        kind = 'cuda'\n    return kind\n", ("TDM301",)),
     )
     INVALID = (
-        ("import torch\nx = torch.ones(2, device='cuda')\n",
-         "import torch\nimport runtime_shim\n\nx = torch.ones(2, device=runtime_shim.device_string('cuda'))\n"),
-        ("def build(device='cuda'):\n    pass\n",
-         "import runtime_shim\n\ndef build(device=runtime_shim.device_string('cuda')):\n    pass\n"),
-        ("import torch\ndevice = 'cuda' if torch.cuda.is_available() else 'cpu'\n",
-         "import torch\nimport runtime_shim\n\ndevice = runtime_shim.device_string()\n"),
-        ("y = x.to(f'cuda:{rank}')\n",
-         "import runtime_shim\n\ny = x.to(runtime_shim.device_string(f'cuda:{rank}'))\n"),
-        ("sd = torch.load(p, map_location={'cuda:0': 'cuda:%d' % rank})\n",
-         "import runtime_shim\n\nsd = torch.load(p, map_location={'cuda:0': runtime_shim.device_string('cuda:%d' % rank)})\n"),
-        ("parser.add_argument('--device', default='cuda')\n",
-         "import runtime_shim\n\nparser.add_argument('--device', default=runtime_shim.device_string('cuda'))\n"),
-        ("import torch\nwith torch.autocast(device_type='cuda'):\n    pass\n",
-         "import torch\nimport runtime_shim\n\nwith torch.autocast(device_type=runtime_shim.device_type('cuda')):\n    pass\n"),
-        ("y = x.to(0)\n", "import runtime_shim\n\ny = x.to(runtime_shim.device(0))\n"),
-        ("import torch\ntorch.cuda.set_device(self.gpu_id)\nself.model = model.to(self.gpu_id)\n"
-         "t = torch.ones(2, device=local_rank)\n",
-         "import torch\nimport runtime_shim\n\nruntime_shim.set_device(self.gpu_id)\n"
-         "self.model = model.to(runtime_shim.device(self.gpu_id))\nt = torch.ones(2, device=runtime_shim.device(local_rank))\n"),
-        ("def device_for(rank):\n    return f'cuda:{rank}'\n",
-         "import runtime_shim\n\ndef device_for(rank):\n    return runtime_shim.device_string(f'cuda:{rank}')\n"),
-        ("loc = 'cuda:%d' % rank\n", "import runtime_shim\n\nloc = runtime_shim.device_string('cuda:%d' % rank)\n"),
-        ("def load(device=None):\n    device = device or 'cuda'\n    return m.to(device or 'cuda')\n",
-         "import runtime_shim\n\ndef load(device=None):\n    device = device or runtime_shim.device_string('cuda')\n"
-         "    return m.to(device or runtime_shim.device_string('cuda'))\n"),
-        ("dev = kwargs.get('device', 'cuda')\nd = getattr(args, 'device', 'cuda')\n",
-         "import runtime_shim\n\ndev = kwargs.get('device', runtime_shim.device_string('cuda'))\n"
-         "d = getattr(args, 'device', runtime_shim.device_string('cuda'))\n"),
-        ("def pick(ok):\n    if ok:\n        return 'cuda'\n    return 'cpu'\n",
-         "import runtime_shim\n\ndef pick(ok):\n    if ok:\n        return runtime_shim.device_string('cuda')\n    return 'cpu'\n"),
-        ("if ok:\n    accel = 'cuda'\nelse:\n    accel = 'mps'\n",
-         "import runtime_shim\n\nif ok:\n    accel = runtime_shim.device_string('cuda')\nelse:\n    accel = 'mps'\n"),
+        Example(
+            'import torch\n'
+            "x = torch.ones(2, device='cuda')\n",
+            'import torch\n'
+            'import runtime_shim\n'
+            '\n'
+            "x = torch.ones(2, device=runtime_shim.device_string('cuda'))\n",
+            ('TDM101',),
+            torch='import torch\n'
+                  '\n'
+                  'device = torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")\n'
+                  '\n'
+                  'x = torch.ones(2, device=device)\n',
+        ),
+        Example(
+            "def build(device='cuda'):\n"
+            '    pass\n',
+            'import runtime_shim\n'
+            '\n'
+            "def build(device=runtime_shim.device_string('cuda')):\n"
+            '    pass\n',
+            ('TDM101',),
+            torch='import torch\n'
+                  '\n'
+                  'DEVICE = torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")\n'
+                  '\n'
+                  'def build(device=DEVICE.type):\n'
+                  '    pass\n',
+        ),
+        Example(
+            'import torch\n'
+            "device = 'cuda' if torch.cuda.is_available() else 'cpu'\n",
+            'import torch\n'
+            'import runtime_shim\n'
+            '\n'
+            'device = runtime_shim.device_string()\n',
+            ('TDM101',),
+            torch='import torch\n'
+                  '\n'
+                  'DEVICE = torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")\n'
+                  '\n'
+                  'device = DEVICE.type\n',
+        ),
+        Example(
+            "y = x.to(f'cuda:{rank}')\n",
+            'import runtime_shim\n'
+            '\n'
+            "y = x.to(runtime_shim.device_string(f'cuda:{rank}'))\n",
+            ('TDM101',),
+            torch='import torch\n'
+                  '\n'
+                  'device = torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")\n'
+                  '\n'
+                  "y = x.to(f'{device.type}:{rank}')\n",
+        ),
+        Example(
+            "sd = torch.load(p, map_location={'cuda:0': 'cuda:%d' % rank})\n",
+            'import runtime_shim\n'
+            '\n'
+            "sd = torch.load(p, map_location={'cuda:0': runtime_shim.device_string('cuda:%d' % rank)})\n",
+            ('TDM101',),
+            torch='import torch\n'
+                  '\n'
+                  'device = torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")\n'
+                  '\n'
+                  "sd = torch.load(p, map_location={'cuda:0': f'{device.type}:%d' % rank})\n",
+        ),
+        Example(
+            "parser.add_argument('--device', default='cuda')\n",
+            'import runtime_shim\n'
+            '\n'
+            "parser.add_argument('--device', default=runtime_shim.device_string('cuda'))\n",
+            ('TDM101',),
+            torch='import torch\n'
+                  '\n'
+                  'device = torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")\n'
+                  '\n'
+                  "parser.add_argument('--device', default=device.type)\n",
+        ),
+        Example(
+            'import torch\n'
+            "with torch.autocast(device_type='cuda'):\n"
+            '    pass\n',
+            'import torch\n'
+            'import runtime_shim\n'
+            '\n'
+            "with torch.autocast(device_type=runtime_shim.device_type('cuda')):\n"
+            '    pass\n',
+            ('TDM101',),
+            torch='import torch\n'
+                  '\n'
+                  'device = torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")\n'
+                  '\n'
+                  'with torch.autocast(device_type=device.type):\n'
+                  '    pass\n',
+        ),
+        Example(
+            'y = x.to(0)\n',
+            'import runtime_shim\n'
+            '\n'
+            'y = x.to(runtime_shim.device(0))\n',
+            ('TDM101',),
+            torch='import torch\n'
+                  '\n'
+                  'device = torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")\n'
+                  '\n'
+                  'y = x.to(torch.device(device.type, 0))\n',
+        ),
+        Example(
+            'import torch\n'
+            'self.model = model.to(self.gpu_id)\n'
+            't = torch.ones(2, device=local_rank)\n',
+            'import torch\n'
+            'import runtime_shim\n'
+            '\n'
+            'self.model = model.to(runtime_shim.device(self.gpu_id))\n'
+            't = torch.ones(2, device=runtime_shim.device(local_rank))\n',
+            ('TDM101', 'TDM101'),
+            torch='import torch\n'
+                  '\n'
+                  'device = torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")\n'
+                  '\n'
+                  'self.model = model.to(torch.device(device.type, self.gpu_id))\n'
+                  't = torch.ones(2, device=torch.device(device.type, local_rank))\n',
+        ),
+        # The device chooser, also with an 'mps' arm: one expression.
+        Example(
+            'import torch\n'
+            "device = 'cuda' if torch.cuda.is_available() else 'mps' if torch.backends.mps.is_available() else 'cpu'\n",
+            'import torch\n'
+            'import runtime_shim\n'
+            '\n'
+            'device = runtime_shim.device_string()\n',
+            ('TDM101',),
+            torch='import torch\n'
+                  '\n'
+                  'DEVICE = torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")\n'
+                  '\n'
+                  'device = DEVICE.type\n',
+        ),
+        Example(
+            'import torch\n'
+            "x = torch.ones(2, device='cuda:1')\n"
+            "y = x.to('cuda:%d' % rank)\n",
+            'import torch\n'
+            'import runtime_shim\n'
+            '\n'
+            "x = torch.ones(2, device=runtime_shim.device_string('cuda:1'))\n"
+            "y = x.to(runtime_shim.device_string('cuda:%d' % rank))\n",
+            ('TDM101', 'TDM101'),
+            torch='import torch\n'
+                  '\n'
+                  'device = torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")\n'
+                  '\n'
+                  "x = torch.ones(2, device=f'{device.type}:1')\n"
+                  "y = x.to(f'{device.type}:%d' % rank)\n",
+        ),
+        Example(
+            'def device_for(rank):\n'
+            "    return f'cuda:{rank}'\n",
+            'import runtime_shim\n'
+            '\n'
+            'def device_for(rank):\n'
+            "    return runtime_shim.device_string(f'cuda:{rank}')\n",
+            ('TDM101',),
+            torch='import torch\n'
+                  '\n'
+                  'device = torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")\n'
+                  '\n'
+                  'def device_for(rank):\n'
+                  "    return f'{device.type}:{rank}'\n",
+        ),
+        Example(
+            "loc = 'cuda:%d' % rank\n",
+            'import runtime_shim\n'
+            '\n'
+            "loc = runtime_shim.device_string('cuda:%d' % rank)\n",
+            ('TDM101',),
+            torch='import torch\n'
+                  '\n'
+                  'device = torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")\n'
+                  '\n'
+                  "loc = f'{device.type}:%d' % rank\n",
+        ),
+        Example(
+            'def load(device=None):\n'
+            "    device = device or 'cuda'\n"
+            "    return m.to(device or 'cuda')\n",
+            'import runtime_shim\n'
+            '\n'
+            'def load(device=None):\n'
+            "    device = device or runtime_shim.device_string('cuda')\n"
+            "    return m.to(device or runtime_shim.device_string('cuda'))\n",
+            ('TDM101', 'TDM101'),
+            torch='import torch\n'
+                  '\n'
+                  'DEVICE = torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")\n'
+                  '\n'
+                  'def load(device=None):\n'
+                  '    device = device or DEVICE.type\n'
+                  '    return m.to(device or DEVICE.type)\n',
+        ),
+        Example(
+            "dev = kwargs.get('device', 'cuda')\n"
+            "d = getattr(args, 'device', 'cuda')\n",
+            'import runtime_shim\n'
+            '\n'
+            "dev = kwargs.get('device', runtime_shim.device_string('cuda'))\n"
+            "d = getattr(args, 'device', runtime_shim.device_string('cuda'))\n",
+            ('TDM101', 'TDM101'),
+            torch='import torch\n'
+                  '\n'
+                  'device = torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")\n'
+                  '\n'
+                  "dev = kwargs.get('device', device.type)\n"
+                  "d = getattr(args, 'device', device.type)\n",
+        ),
+        Example(
+            'def pick(ok):\n'
+            '    if ok:\n'
+            "        return 'cuda'\n"
+            "    return 'cpu'\n",
+            'import runtime_shim\n'
+            '\n'
+            'def pick(ok):\n'
+            '    if ok:\n'
+            "        return runtime_shim.device_string('cuda')\n"
+            "    return 'cpu'\n",
+            ('TDM101',),
+            torch='import torch\n'
+                  '\n'
+                  'device = torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")\n'
+                  '\n'
+                  'def pick(ok):\n'
+                  '    if ok:\n'
+                  '        return device.type\n'
+                  "    return 'cpu'\n",
+        ),
+        Example(
+            'if ok:\n'
+            "    accel = 'cuda'\n"
+            'else:\n'
+            "    accel = 'mps'\n",
+            'import runtime_shim\n'
+            '\n'
+            'if ok:\n'
+            "    accel = runtime_shim.device_string('cuda')\n"
+            'else:\n'
+            "    accel = 'mps'\n",
+            ('TDM101',),
+            torch='import torch\n'
+                  '\n'
+                  'device = torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")\n'
+                  '\n'
+                  'if ok:\n'
+                  '    accel = device.type\n'
+                  'else:\n'
+                  "    accel = 'mps'\n",
+        ),
     )
 
     def _wrap(self, ctx: RuleContext, original: cst.BaseExpression, updated: cst.BaseExpression,
               kind: str) -> Optional[cst.BaseExpression]:
+        if ctx.target == "torch":
+            # A str stays a str: 'cuda' -> device.type, 'cuda:N' -> f"{device.type}:N" (variant "string").
+            spelling = ctx.port(API, "string")
+            if kind == "string" and is_plain_cuda(original) and _torch_device_keyword(ctx, original):
+                spelling = ctx.port(API)  # torch.ones(2, device='cuda') -> device=device: a torch call takes the device
+                new = device_expression(ctx, original)
+            else:
+                new = _torch_device_string(ctx, original, updated) if kind == "string" else (
+                    device_type_expression(ctx, original) if is_plain_cuda(original) else None)
+            if new is None:
+                return None  # no exact spelling here: listed for review with the strings no rule ported
+            return rewrite_ported(ctx, original, new, API, "TDM101", spelling)
         new = ctx.shim_call(SHIM_FOR_KIND[kind], updated)
-        return ctx.rewrite(original, new, "literal:'cuda'", "TDM101")
+        return ctx.rewrite(original, new, API, "TDM101")
+
+    @staticmethod
+    def _device(ctx: RuleContext, original: cst.CSTNode, index: cst.BaseExpression) -> cst.BaseExpression:
+        """A device index (or rank) where a torch call takes a device: ``runtime_shim.device(i)``, or
+        ``torch.device({device_type}, i)`` under ``--target torch``."""
+        if ctx.target == "torch":
+            ctx.port("torch.device")
+            return cst.Call(ctx.torch_ref("torch.device"), [cst.Arg(device_type_expression(ctx, original)), cst.Arg(index)])
+        return ctx.shim_call("device", index)
 
     def _leave_string_like(self, ctx: RuleContext, original, updated):
         if not is_cuda_device_string(original):
@@ -353,7 +612,7 @@ class DeviceStrings(Rule):
         # torch.cuda.current_device() where a torch call expects a device: make it a device.
         if not original.args and ctx.qualname(original.func) == "torch.cuda.current_device":
             if self._int_device_position(ctx, original):
-                return ctx.rewrite(original, ctx.shim_call("device", updated), "torch.cuda.current_device", "TDM101")
+                return ctx.rewrite(original, self._device(ctx, original, updated), "torch.cuda.current_device", "TDM101")
         return None
 
     def _get_device(self, ctx: RuleContext, original: cst.Call, updated: cst.Call):
@@ -372,7 +631,7 @@ class DeviceStrings(Rule):
 
     def leave_Integer(self, ctx: RuleContext, original: cst.Integer, updated: cst.Integer):
         if self._int_device_position(ctx, original):
-            return ctx.rewrite(original, ctx.shim_call("device", updated), "torch.Tensor.to", "TDM101")
+            return ctx.rewrite(original, self._device(ctx, original, updated), "torch.Tensor.to", "TDM101")
         return None
 
     def _leave_rank_name(self, ctx: RuleContext, original, updated):
@@ -382,7 +641,7 @@ class DeviceStrings(Rule):
         parent = ctx.parent(original)
         if isinstance(parent, cst.Attribute) or not self._int_device_position(ctx, original):
             return None
-        return ctx.rewrite(original, ctx.shim_call("device", updated), "torch.Tensor.to", "TDM101",
+        return ctx.rewrite(original, self._device(ctx, original, updated), "torch.Tensor.to", "TDM101",
                            "A rank or GPU index used as a device now names the chosen device; the variable stays an int.")
 
     leave_Name = _leave_rank_name
@@ -403,13 +662,79 @@ class DeviceStrings(Rule):
                 and parent.keyword is not None and parent.keyword.value == "device")
 
     def leave_IfExp(self, ctx: RuleContext, original: cst.IfExp, updated: cst.IfExp):
+        """The device chooser (``'cuda' if torch.cuda.is_available() else 'cpu'``, also with ``'mps'``/``'xpu'``
+        arms) becomes one expression: the chosen device's name (a str, as the original)."""
         cuda_branch = availability_idiom(ctx, original)
-        if cuda_branch is None:
+        plain = device_chooser(ctx, original) or (cuda_branch is not None and is_plain_cuda(cuda_branch))
+        if cuda_branch is None and not plain:
             return None
         kind = device_position(ctx, original) or "string"
-        new = ctx.shim_call(SHIM_FOR_KIND[kind], *shim_args_for(cuda_branch))
+        message = "The device chooser (cuda if available, else cpu) is now one expression: the chosen device's name."
+        if ctx.target == "torch":
+            if not plain:
+                return None  # 'cuda:N' if ... else 'cpu': its string is ported where it stands; the test stays
+            new: cst.BaseExpression = device_type_expression(ctx, original)
+            return rewrite_ported(ctx, original, new.with_changes(lpar=updated.lpar, rpar=updated.rpar),
+                                  "torch.cuda.is_available", "TDM101", ctx.port(API, "string"), message)
+        new = ctx.shim_call(SHIM_FOR_KIND[kind], *([] if plain else shim_args_for(cuda_branch)))  # type: ignore[arg-type]
         return ctx.rewrite(original, new.with_changes(lpar=updated.lpar, rpar=updated.rpar), "torch.cuda.is_available", "TDM101",
-                           "The 'cuda if available else cpu' idiom now asks the runtime shim for the device.")
+                           message)
+
+
+def _torch_device_keyword(ctx: RuleContext, node: cst.CSTNode) -> bool:
+    """``device=`` of a torch function (``torch.ones(2, device='cuda')``): it takes a ``torch.device`` as
+    it takes the str (a project function might compare the str, so only torch's own callables)."""
+    arg = ctx.parent(node)
+    if not (isinstance(arg, cst.Arg) and arg.value is node and arg.keyword is not None and arg.keyword.value == "device"):
+        return False
+    call = _call_of_arg(ctx, arg)
+    qual = ctx.qualname(call.func) if call is not None else None
+    return qual is not None and qual.startswith("torch.") and not qual.startswith("torch.cuda.")
+
+
+def _fstring_with_type(ctx: RuleContext, at: cst.CSTNode, literal: cst.SimpleString) -> Optional[cst.BaseExpression]:
+    """``'cuda:1'`` -> ``f'{device.type}:1'`` (the literal's own quote and raw prefix; braces of the rest
+    escaped), ``'cuda'`` -> ``device.type``; None for a literal that cannot be rewritten so."""
+    value = string_value(literal)
+    if value is None or not value.startswith("cuda"):
+        return None
+    device_type = device_type_expression(ctx, at)
+    rest = value[len("cuda"):]
+    if not rest:
+        return device_type
+    prefix = "".join(c for c in literal.prefix.lower() if c == "r")
+    quote = literal.quote
+    if quote in rest or "\\" in rest or "\n" in rest:
+        return None
+    return cst.FormattedString(
+        parts=[cst.FormattedStringExpression(device_type), cst.FormattedStringText(rest.replace("{", "{{").replace("}", "}}"))],
+        start=f"{prefix}f{quote}", end=quote)
+
+
+def _torch_device_string(ctx: RuleContext, original: cst.BaseExpression, updated: cst.BaseExpression) -> Optional[cst.BaseExpression]:
+    """A CUDA device string as a str naming the chosen device type (``--target torch``): ``'cuda'`` ->
+    ``device.type``, ``'cuda:1'`` -> ``f'{device.type}:1'``, ``f'cuda:{i}'`` -> ``f'{device.type}:{i}'``,
+    ``'cuda:%d' % i`` / ``'cuda:' + s`` / ``'cuda:{}'.format(i)``: the same with that f-string as the literal.
+    Exactly the original string on CUDA."""
+    if isinstance(updated, cst.SimpleString):
+        return _fstring_with_type(ctx, original, updated)
+    if isinstance(updated, cst.FormattedString):
+        parts = list(updated.parts)
+        if not parts or not isinstance(parts[0], cst.FormattedStringText) or not parts[0].value.startswith("cuda"):
+            return None
+        rest = parts[0].value[len("cuda"):]
+        head: list = [cst.FormattedStringExpression(device_type_expression(ctx, original))]
+        if rest:
+            head.append(cst.FormattedStringText(rest))
+        return updated.with_changes(parts=head + parts[1:])
+    if isinstance(updated, cst.BinaryOperation) and isinstance(updated.left, cst.SimpleString):
+        left = _fstring_with_type(ctx, original, updated.left)
+        return updated.with_changes(left=left) if left is not None else None
+    if (isinstance(updated, cst.Call) and isinstance(updated.func, cst.Attribute)
+            and isinstance(updated.func.value, cst.SimpleString)):
+        receiver = _fstring_with_type(ctx, original, updated.func.value)
+        return updated.with_changes(func=updated.func.with_changes(value=receiver)) if receiver is not None else None
+    return None
 
 
 def _is_get_device(node: cst.CSTNode) -> bool:
