@@ -24,15 +24,21 @@ with ``type(x)``) is left for review (TDM304).
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+import re
+from typing import List, Optional
 
 import libcst as cst
 
 from ..findings import FindingStatus
+from ..registry import entries, lookup
+from ..targets import DEVICE_VALUE
 from .base import (
     REVIEW_CODE,
+    Example,
     Rule,
     RuleContext,
+    device_expression,
+    device_type_expression,
     dotted,
     forget_import,
     is_reference_site,
@@ -43,15 +49,16 @@ from .base import (
 )
 from .base import torch_name_or_import as torch_name
 
-# torch.cuda.<Name>Tensor -> dtype attribute of torch.
-DTYPES = {
-    "LongTensor": "long", "FloatTensor": "float", "HalfTensor": "half", "BFloat16Tensor": "bfloat16",
-    "ByteTensor": "uint8", "IntTensor": "int", "DoubleTensor": "double", "BoolTensor": "bool",
-    "CharTensor": "int8", "ShortTensor": "short",
-}
-FLOATING = {"FloatTensor", "HalfTensor", "BFloat16Tensor", "DoubleTensor"}
-LEGACY = {f"torch.cuda.{n}": n for n in DTYPES}
-SET_DEFAULT = {"torch.set_default_tensor_type"}
+#: Registry entries this rule ports (issue 13): the legacy ``torch.cuda.<Name>Tensor`` types and
+#: ``torch.set_default_tensor_type``; each type's dtype is read from its registry replacement.
+HANDLES = tuple(a.name for a in entries() if a.rule == "legacy_tensors")
+_TYPE_RE = re.compile(r"torch\.cuda\.(\w+Tensor)")
+_DTYPE_RE = re.compile(r"dtype=torch\.(\w+)")
+LEGACY = {n: m.group(1) for n in HANDLES for m in [_TYPE_RE.fullmatch(n)] if m}  # qualified name -> ``HalfTensor``
+DTYPES = {LEGACY[n]: _DTYPE_RE.search(lookup(n).replacement).group(1) for n in LEGACY}  # type: ignore[union-attr]
+SET_DEFAULT = set(HANDLES) - set(LEGACY)
+KEPT_CODE = "TDM307"
+_DV = f"device = {DEVICE_VALUE}\n"  # the torch target's device value, as the examples show it
 ISINSTANCE = {"builtins.isinstance", "isinstance"}
 
 
@@ -83,19 +90,41 @@ class LegacyTensors(Rule):
         "ok = isinstance(x, torch.Tensor)\n",
     )
     INVALID = (
-        ("import torch\nidx = torch.cuda.LongTensor([1, 2])\n",
-         "import torch\nimport runtime_shim\n\nidx = torch.LongTensor([1, 2]).to(runtime_shim.device())\n"),
-        ("import torch\ny = x.type(torch.cuda.HalfTensor)\n",
-         "import torch\nimport runtime_shim\n\ny = x.to(device=runtime_shim.device(), dtype=torch.half)\n"),
-        ("import torch\nif isinstance(x, torch.cuda.FloatTensor):\n    pass\n",
-         "import torch\nimport runtime_shim\n\nif isinstance(x, torch.Tensor) and x.dtype == torch.float and x.layout == torch.strided"
-         " and runtime_shim.is_accelerator(x.device):\n    pass\n"),
-        ("import torch\ntorch.set_default_tensor_type(torch.cuda.HalfTensor)  # fp16\n",
-         "import torch\nimport runtime_shim\n\nruntime_shim.set_default_tensor_type(torch.cuda.HalfTensor)  # fp16\n"),
-        ("import torch\ntorch.set_default_tensor_type('torch.cuda.FloatTensor' if cuda else 'torch.FloatTensor')\n",
-         "import torch\nimport runtime_shim\n\nruntime_shim.set_default_tensor_type('torch.cuda.FloatTensor' if cuda else 'torch.FloatTensor')\n"),
-        ("import torch as th\nm = th.cuda.ByteTensor(2, 3).zero_()\n",
-         "import torch as th\nimport runtime_shim\n\nm = th.ByteTensor(2, 3).to(runtime_shim.device()).zero_()\n"),
+        Example("import torch\nidx = torch.cuda.LongTensor([1, 2])\n",
+                "import torch\nimport runtime_shim\n\nidx = torch.LongTensor([1, 2]).to(runtime_shim.device())\n", ("TDM109",),
+                torch="import torch\n\n" + _DV + "\nidx = torch.LongTensor([1, 2]).to(device)\n"),
+        Example("import torch\ny = x.type(torch.cuda.HalfTensor)\n",
+                "import torch\nimport runtime_shim\n\ny = x.to(device=runtime_shim.device(), dtype=torch.float16)\n", ("TDM109",),
+                torch="import torch\n\n" + _DV + "\ny = x.to(device=device, dtype=torch.float16)\n"),
+        Example("import torch\nif isinstance(x, torch.cuda.FloatTensor):\n    pass\n",
+                "import torch\nimport runtime_shim\n\nif isinstance(x, torch.Tensor) and x.dtype == torch.float32 and "
+                "x.layout == torch.strided and runtime_shim.is_accelerator(x.device):\n    pass\n", ("TDM109",),
+                torch="import torch\n\n" + _DV + "\nif isinstance(x, torch.Tensor) and x.dtype == torch.float32 and "
+                      "x.layout == torch.strided and x.device.type == device.type != \"cpu\":\n    pass\n"),
+        # The default tensor type: one shim call (the original on CUDA). No exact torch spelling: with
+        # --target torch it is left and reported (TDM307), with set_default_dtype/set_default_device as the hint.
+        Example("import torch\ntorch.set_default_tensor_type(torch.cuda.HalfTensor)  # fp16\n",
+                "import torch\nimport runtime_shim\n\nruntime_shim.set_default_tensor_type(torch.cuda.HalfTensor)  # fp16\n",
+                ("TDM109",), torch="import torch\ntorch.set_default_tensor_type(torch.cuda.HalfTensor)  # fp16\n",
+                torch_codes=("TDM307",)),
+        Example("import torch\ntorch.set_default_tensor_type('torch.cuda.FloatTensor' if cuda else 'torch.FloatTensor')\n",
+                "import torch\nimport runtime_shim\n\n"
+                "runtime_shim.set_default_tensor_type('torch.cuda.FloatTensor' if cuda else 'torch.FloatTensor')\n",
+                ("TDM109",), torch="import torch\ntorch.set_default_tensor_type('torch.cuda.FloatTensor' if cuda else "
+                                   "'torch.FloatTensor')\n", torch_codes=("TDM307",)),
+        Example("import torch as th\nm = th.cuda.ByteTensor(2, 3).zero_()\n",
+                "import torch as th\nimport runtime_shim\n\nm = th.ByteTensor(2, 3).to(runtime_shim.device()).zero_()\n",
+                ("TDM109",), torch="import torch as th\n\n" + _DV.replace("torch.", "th.") + "\nm = th.ByteTensor(2, 3).to(device).zero_()\n"),
+        # Every legacy type of the registry, with its dtype from the registry entry.
+        Example("import torch\na = x.type(torch.cuda.CharTensor)\nb = x.type(torch.cuda.DoubleTensor)\n"
+                "c = torch.cuda.IntTensor(3)\nd = torch.cuda.ShortTensor(3)\n",
+                "import torch\nimport runtime_shim\n\na = x.to(device=runtime_shim.device(), dtype=torch.int8)\n"
+                "b = x.to(device=runtime_shim.device(), dtype=torch.float64)\nc = torch.IntTensor(3).to(runtime_shim.device())\n"
+                "d = torch.ShortTensor(3).to(runtime_shim.device())\n", ("TDM109",) * 4),
+    )
+    #: Left in place and reported: a legacy type held in a variable cannot be ported at its use.
+    REPORTS = (
+        ("import torch\nT = torch.cuda.FloatTensor\n", ("TDM304",)),
     )
 
     # -- references: report those no handler below ports ----------------------------------------
@@ -140,6 +169,15 @@ class LegacyTensors(Rule):
             return self._isinstance(ctx, original, updated)
         if (qual in SET_DEFAULT and len(original.args) == 1 and not original.args[0].star
                 and _may_be_legacy(ctx, original.args[0].value)):
+            if ctx.target == "torch":
+                # Two torch statements (set_default_dtype + set_default_device) would miss legacy constructors on
+                # CUDA (torch.Tensor(data) stays on the CPU): no exact torch spelling, left and reported.
+                ctx.report(original, "torch.set_default_tensor_type", FindingStatus.REVIEW, KEPT_CODE,
+                           "`set_default_tensor_type` with a CUDA type sets the dtype and the device of every "
+                           "new tensor, legacy constructors included: torch has no one spelling that does that.",
+                           "Use `torch.set_default_dtype(...)` and `torch.set_default_device(device)` if the code "
+                           "makes no tensors with legacy constructors (`torch.Tensor(data)`), or port with `--target shim`.")
+                return None
             new = updated.with_changes(func=ctx.shim("set_default_tensor_type"))
             return ctx.rewrite(original, new, "torch.set_default_tensor_type", "TDM109",
                                "The default tensor type: the original call on CUDA (legacy constructors such as "
@@ -157,7 +195,7 @@ class LegacyTensors(Rule):
             self._review(ctx, original, f"torch.cuda.{name}", "The module does not import torch, so the CPU type cannot be named here.")
             return None
         inner = updated.with_changes(func=dotted(th, name), lpar=[], rpar=[])
-        new = cst.Call(cst.Attribute(inner, cst.Name("to")), [cst.Arg(ctx.shim_call("device"))],
+        new = cst.Call(cst.Attribute(inner, cst.Name("to")), [cst.Arg(_device(ctx, original))],
                        lpar=updated.lpar, rpar=updated.rpar)
         return _done(ctx, ctx.rewrite(original, new, f"torch.cuda.{name}", "TDM109"), original.func)
 
@@ -182,7 +220,7 @@ class LegacyTensors(Rule):
         upd_shape = split_args(updated)
         assert upd_shape is not None
         upd_pos, upd_kw = upd_shape
-        args = [keyword_arg("device", ctx.shim_call("device")), keyword_arg("dtype", dotted(th, DTYPES[name]))]
+        args = [keyword_arg("device", _device(ctx, original)), keyword_arg("dtype", dotted(th, DTYPES[name]))]
         if len(upd_pos) == 2:
             args.append(keyword_arg("non_blocking", upd_pos[1].value, upd_pos[1]))
         elif "non_blocking" in upd_kw:
@@ -212,7 +250,7 @@ class LegacyTensors(Rule):
             updated.with_changes(args=[cst.Arg(x, comma=cst.MaybeSentinel.DEFAULT), cst.Arg(dotted(th, "Tensor"))], lpar=[], rpar=[]),
             _eq(attr("dtype"), dotted(th, DTYPES[name])),
             _eq(attr("layout"), dotted(th, "strided")),
-            ctx.shim_call("is_accelerator", attr("device")),
+            _on_accelerator(ctx, original, attr("device")),
         ]
         new: cst.BaseExpression = parts[0]
         for p in parts[1:]:
@@ -247,3 +285,20 @@ def _done(ctx: RuleContext, result, ref: cst.CSTNode):
 
 def _eq(left: cst.BaseExpression, right: cst.BaseExpression) -> cst.Comparison:
     return cst.Comparison(left, [cst.ComparisonTarget(cst.Equal(), right)])
+
+
+def _device(ctx: RuleContext, at: cst.CSTNode) -> cst.BaseExpression:
+    """The chosen device: ``runtime_shim.device()``, or the torch target's ``{device}``."""
+    if ctx.target == "torch":
+        ctx.port("torch.cuda.FloatTensor")
+        return device_expression(ctx, at)
+    return ctx.shim_call("device")
+
+
+def _on_accelerator(ctx: RuleContext, at: cst.CSTNode, device: cst.BaseExpression) -> cst.BaseExpression:
+    """``runtime_shim.is_accelerator(d)``, or the torch target's ``d.type == {device_type} != "cpu"``."""
+    if ctx.target == "torch":
+        return cst.Comparison(cst.Attribute(device, cst.Name("type")), [
+            cst.ComparisonTarget(cst.Equal(), device_type_expression(ctx, at)),
+            cst.ComparisonTarget(cst.NotEqual(), cst.SimpleString('"cpu"'))])
+    return ctx.shim_call("is_accelerator", device)
