@@ -31,14 +31,31 @@ from typing import Optional
 import libcst as cst
 
 from ..findings import FindingStatus
-from .base import Rule, RuleContext, string_value, target_name
+from ..registry import entries
+from ..targets import DEVICE_VALUE
+from .base import Example, Rule, RuleContext, device_expression, is_available_test, string_value, target_name, torch_expression
 
-INIT = {"torch.distributed.init_process_group", "torch.distributed.distributed_c10d.init_process_group"}
-DDP = {"torch.nn.parallel.DistributedDataParallel", "torch.nn.parallel.distributed.DistributedDataParallel"}
+#: Registry entries this rule ports (issue 13): ``'nccl'``, ``Backend.NCCL`` and DDP's device arguments.
+HANDLES = tuple(a.name for a in entries() if a.rule == "distributed")
+API = next(n for n in HANDLES if n.startswith("literal:"))
+DDP = {n for n in HANDLES if n.endswith(".DistributedDataParallel")}
+DDP_API = min(DDP, key=len)  # ``torch.nn.parallel.DistributedDataParallel``
+_ENUM_API = next(n for n in HANDLES if n.endswith(".Backend.NCCL"))
+#: ``init_process_group`` where ``torch.distributed`` defines it (the module of ``Backend``), and its public name.
+INIT = {f"{m}.init_process_group" for m in ("torch.distributed", "torch.distributed.distributed_c10d")}
 DDP_ARGS = {"device_ids": 1, "output_device": 2}  # keyword -> positional index
 _BACKEND_OPTION = re.compile(r"--?[\w-]*backend[\w-]*", re.IGNORECASE)
-API = "literal:'nccl'"
-DDP_API = "torch.nn.parallel.DistributedDataParallel"
+KEPT_CODE = "TDM307"
+_BACKEND_FOR = "torch.distributed.get_default_backend_for_device"
+_AVAILABLE = "torch.accelerator.is_available()"
+_DV = f"device = {DEVICE_VALUE}\n"  # the torch target's device value, as the examples show it
+_BACKEND = _BACKEND_FOR + "(device)"
+
+
+def _review_hint(ctx: RuleContext, literal: str) -> str:
+    if ctx.target == "torch":
+        return f"If it is a backend, write `{_BACKEND_FOR}(device)`; otherwise ignore this finding."
+    return f"If it is a backend, wrap it as `runtime_shim.distributed_backend({literal})`; otherwise ignore this finding."
 
 
 def _is_backend_name(name: Optional[str]) -> bool:
@@ -46,7 +63,7 @@ def _is_backend_name(name: Optional[str]) -> bool:
 
 
 _DEVICE_MAP = re.compile(r"\s*\w+\s*:\s*\w+\s*(,\s*\w+\s*:\s*\w+\s*)*")
-BACKEND_ENUM = {f"{m}.Backend.NCCL" for m in ("torch.distributed", "torch.distributed.distributed_c10d")}
+BACKEND_ENUM = {_ENUM_API, _ENUM_API.replace("torch.distributed.", "torch.distributed.distributed_c10d.")}
 
 
 def _is_nccl(node: cst.CSTNode) -> bool:
@@ -67,24 +84,52 @@ class Distributed(Rule):
         "import torch\nfrom torch.nn.parallel import DistributedDataParallel as DDP\nmodel = DDP(model, device_ids=None)\n",
     )
     INVALID = (
-        ("import torch.distributed as dist\ndist.init_process_group('nccl', rank=rank, world_size=ws)\n",
-         "import torch.distributed as dist\nimport runtime_shim\n\n"
-         "dist.init_process_group(runtime_shim.distributed_backend('nccl'), rank=rank, world_size=ws)\n"),
-        ("from torch.distributed import init_process_group\ninit_process_group(backend=\"nccl\")\n",
-         "from torch.distributed import init_process_group\nimport runtime_shim\n\n"
-         "init_process_group(backend=runtime_shim.distributed_backend(\"nccl\"))\n"),
-        ("import torch.distributed as dist\ndist.init_process_group(backend=dist.Backend.NCCL)\n",
-         "import torch.distributed as dist\nimport runtime_shim\n\ndist.init_process_group(backend=runtime_shim.distributed_backend(dist.Backend.NCCL))\n"),
-        # A device-mapped backend: the CUDA entry needs NCCL.
-        ("import torch.distributed as dist\ndist.init_process_group('cpu:gloo,cuda:nccl')\n",
-         "import torch.distributed as dist\nimport runtime_shim\n\ndist.init_process_group(runtime_shim.distributed_backend('cpu:gloo,cuda:nccl'))\n"),
-        ("if dist.get_backend() == 'nccl':\n    pass\n",
-         "import runtime_shim\n\nif dist.get_backend() == runtime_shim.distributed_backend('nccl'):\n    pass\n"),
-        ("import torch\nbackend = 'nccl' if torch.cuda.is_available() else 'gloo'\n",
-         "import torch\nimport runtime_shim\n\nbackend = runtime_shim.distributed_backend('nccl') if runtime_shim.is_available() else 'gloo'\n"),
-        ("import torch\nfrom torch.nn.parallel import DistributedDataParallel as DDP\nmodel = DDP(model, device_ids=[torch.cuda.current_device()], output_device=gpu_id)\n",
-         "import torch\nfrom torch.nn.parallel import DistributedDataParallel as DDP\nimport runtime_shim\n\n"
-         "model = DDP(model, device_ids=runtime_shim.ddp_device_ids([runtime_shim.current_device()]), output_device=runtime_shim.ddp_device_ids(gpu_id))\n"),
+        Example("import torch.distributed as dist\ndist.init_process_group('nccl', rank=rank, world_size=ws)\n",
+                "import torch.distributed as dist\nimport runtime_shim\n\n"
+                "dist.init_process_group(runtime_shim.distributed_backend('nccl'), rank=rank, world_size=ws)\n", ("TDM110",),
+                torch="import torch.distributed as dist\nimport torch\n\n" + _DV + "\n"
+                      "dist.init_process_group(" + _BACKEND + ", rank=rank, world_size=ws)\n"),
+        Example("from torch.distributed import init_process_group\ninit_process_group(backend=\"nccl\")\n",
+                "from torch.distributed import init_process_group\nimport runtime_shim\n\n"
+                "init_process_group(backend=runtime_shim.distributed_backend(\"nccl\"))\n", ("TDM110",),
+                torch="from torch.distributed import init_process_group\nimport torch\n\n" + _DV + "\n"
+                      "init_process_group(backend=" + _BACKEND + ")\n"),
+        Example("import torch.distributed as dist\ndist.init_process_group(backend=dist.Backend.NCCL)\n",
+                "import torch.distributed as dist\nimport runtime_shim\n\n"
+                "dist.init_process_group(backend=runtime_shim.distributed_backend(dist.Backend.NCCL))\n", ("TDM110",),
+                torch="import torch.distributed as dist\nimport torch\n\n" + _DV + "\n"
+                      "dist.init_process_group(backend=" + _BACKEND + ")\n"),
+        # A device-mapped backend: the CUDA entry needs NCCL (no torch spelling: left, TDM307, under --target torch).
+        Example("import torch.distributed as dist\ndist.init_process_group('cpu:gloo,cuda:nccl')\n",
+                "import torch.distributed as dist\nimport runtime_shim\n\n"
+                "dist.init_process_group(runtime_shim.distributed_backend('cpu:gloo,cuda:nccl'))\n", ("TDM110",),
+                torch="import torch.distributed as dist\ndist.init_process_group('cpu:gloo,cuda:nccl')\n",
+                torch_codes=("TDM307",)),
+        Example("if dist.get_backend() == 'nccl':\n    pass\n",
+                "import runtime_shim\n\nif dist.get_backend() == runtime_shim.distributed_backend('nccl'):\n    pass\n",
+                ("TDM110",), torch="import torch\n\n" + _DV + "\nif dist.get_backend() == " + _BACKEND + ":\n    pass\n"),
+        # The chooser is one expression: the chosen device's backend is what each branch gave there.
+        Example("import torch\nbackend = 'nccl' if torch.cuda.is_available() else 'gloo'\n",
+                "import torch\nimport runtime_shim\n\nbackend = runtime_shim.distributed_backend('nccl')\n", ("TDM110",),
+                torch="import torch\n\n" + _DV + "\nbackend = " + _BACKEND + "\n"),
+        Example("import torch\nfrom torch.nn.parallel import DistributedDataParallel as DDP\n"
+                "model = DDP(model, device_ids=[local_rank], output_device=local_rank)\n",
+                "import torch\nfrom torch.nn.parallel import DistributedDataParallel as DDP\nimport runtime_shim\n\n"
+                "model = DDP(model, device_ids=runtime_shim.ddp_device_ids([local_rank]), "
+                "output_device=runtime_shim.ddp_device_ids(local_rank))\n", ("TDM110", "TDM110"),
+                torch="import torch\nfrom torch.nn.parallel import DistributedDataParallel as DDP\n"
+                      "model = DDP(model, device_ids=[local_rank] if torch.accelerator.is_available() else None, "
+                      "output_device=local_rank if torch.accelerator.is_available() else None)\n"),
+        Example("import torch\nm = torch.nn.parallel.distributed.DistributedDataParallel(model, [gpu])\n",
+                "import torch\nimport runtime_shim\n\n"
+                "m = torch.nn.parallel.distributed.DistributedDataParallel(model, runtime_shim.ddp_device_ids([gpu]))\n",
+                ("TDM110",),
+                torch="import torch\nm = torch.nn.parallel.distributed.DistributedDataParallel(model, [gpu] if "
+                      "torch.accelerator.is_available() else None)\n"),
+    )
+    #: Left in place and reported: a ``'nccl'`` the syntax does not prove to be a backend.
+    REPORTS = (
+        ("x = 'nccl'\n", ("TDM301",)),
     )
 
     # -- 'nccl' ------------------------------------------------------------------------------------
@@ -96,11 +141,9 @@ class Distributed(Rule):
         if not self._backend_position(ctx, original):
             ctx.report(original, API, FindingStatus.REVIEW, "TDM301",
                        "A 'nccl' string where the syntax does not prove it is a process-group backend.",
-                       "If it is a backend, wrap it as `runtime_shim.distributed_backend('nccl')`; otherwise ignore this finding.")
+                       _review_hint(ctx, "'nccl'"))
             return None
-        new = ctx.shim_call("distributed_backend", updated.with_changes(lpar=[], rpar=[])).with_changes(
-            lpar=updated.lpar, rpar=updated.rpar)
-        return ctx.rewrite(original, new, API, "TDM110")
+        return self._backend(ctx, original, updated, API)
 
     leave_SimpleString = _leave_string
     leave_ConcatenatedString = _leave_string
@@ -112,11 +155,40 @@ class Distributed(Rule):
         if not self._backend_position(ctx, original):
             ctx.report(original, "torch.distributed.Backend.NCCL", FindingStatus.REVIEW, "TDM301",
                        "Backend.NCCL where the syntax does not prove it is a process-group backend.",
-                       "If it is a backend, wrap it as `runtime_shim.distributed_backend(...)`; otherwise ignore this finding.")
+                       _review_hint(ctx, "..."))
             return None
+        return self._backend(ctx, original, updated, _ENUM_API)
+
+    def _backend(self, ctx: RuleContext, original, updated, api: str, value=None):
+        """``runtime_shim.distributed_backend(<nccl>)``, or the torch target's
+        ``torch.distributed.get_default_backend_for_device({device})``."""
+        if ctx.target == "torch":
+            ctx.port(api)
+            if string_value(value if value is not None else original) not in (None, "nccl"):
+                # 'cpu:gloo,cuda:nccl': one backend per device type; no torch spelling keeps the CPU entry exact.
+                ctx.report(original, api, FindingStatus.REVIEW, KEPT_CODE,
+                           "A device-mapped backend string: torch has no spelling that keeps it on CUDA and maps "
+                           "the CUDA entry elsewhere.", "Port it by hand with "
+                           "`torch.distributed.get_default_backend_for_device(device)`, or with `--target shim`.")
+                return None
+            new = cst.Call(torch_expression(ctx, _BACKEND_FOR), [cst.Arg(device_expression(ctx, original))],
+                           lpar=updated.lpar, rpar=updated.rpar)
+            return ctx.rewrite(original, new, api, "TDM110")
         new = ctx.shim_call("distributed_backend", updated.with_changes(lpar=[], rpar=[])).with_changes(
             lpar=updated.lpar, rpar=updated.rpar)
-        return ctx.rewrite(original, new, "torch.distributed.Backend.NCCL", "TDM110")
+        return ctx.rewrite(original, new, api, "TDM110")
+
+    def leave_IfExp(self, ctx: RuleContext, original: cst.IfExp, updated: cst.IfExp):
+        """``'nccl' if torch.cuda.is_available() else 'gloo'``: one expression, the chosen device's backend
+        (``nccl`` on CUDA, ``gloo`` on a CPU or MPS, ``xccl`` on XPU: what the two branches give there)."""
+        polarity = is_available_test(ctx, original.test)
+        if polarity is None:
+            return None
+        nccl, gloo = (original.body, original.orelse) if polarity else (original.orelse, original.body)
+        if string_value(nccl) != "nccl" or string_value(gloo) != "gloo":
+            return None
+        return self._backend(ctx, original, cst.SimpleString(nccl.value).with_changes(  # type: ignore[union-attr]
+            lpar=updated.lpar, rpar=updated.rpar), API, value=nccl)
 
     def _inside_shim_call(self, ctx: RuleContext, node: cst.CSTNode) -> bool:
         arg = ctx.parent(node)
@@ -174,9 +246,17 @@ class Distributed(Rule):
                 continue
             value = orig.value
             if (isinstance(value, cst.Name) and value.value == "None") or (
-                    isinstance(value, cst.Call) and ctx.is_shim_ref(value.func)):
+                    isinstance(value, cst.Call) and ctx.is_shim_ref(value.func)) or isinstance(value, cst.IfExp):
                 continue
-            new_value = ctx.shim_call("ddp_device_ids", upd.value)
+            if ctx.target == "torch":
+                # ``[i] if torch.accelerator.is_available() else None``: the ids on an accelerator, None for a CPU module.
+                ctx.port(DDP_API)
+                ids = upd.value
+                if isinstance(ids, (cst.Lambda, cst.IfExp, cst.NamedExpr)) and not ids.lpar:
+                    ids = ids.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+                new_value = cst.IfExp(test=torch_expression(ctx, _AVAILABLE), body=ids, orelse=cst.Name("None"))
+            else:
+                new_value = ctx.shim_call("ddp_device_ids", upd.value)
             if ctx.rewrite(value, new_value, DDP_API, "TDM110") is None:
                 continue
             new_args[i] = upd.with_changes(value=new_value)
