@@ -216,6 +216,12 @@ _VARIANTS: Dict[Tuple[str, str], Spelling] = {
     # A device string that must stay a str (FIELD_NOTES trap 2): 'cuda' -> device.type, 'cuda:N' -> f"{device.type}:N".
     ("literal:'cuda'", "string"): _t("{device_type} for 'cuda'; f\"{device_type}:N\" for 'cuda:N'", "2.7",
                                      note="A str, as the original; 'cpu:N' is a valid device string on CPU."),
+    # `x == 'cuda'` / `'cuda' in x` (shim: accelerator_type() / is_accelerator(x), rules/device_comparisons.py): true
+    # exactly when x names the chosen accelerator; never on a CPU-only machine, as the original.
+    ("literal:'cuda'", "comparison"): _t(
+        "x == {device_type} != \"cpu\"; x != 'cuda' -> x != {device_type} or {device_type} == \"cpu\"; "
+        "'cuda' in x -> {device_type} != \"cpu\" and {device_type} in x", "2.7",
+        note="`!= \"cpu\"` keeps the comparison false on a machine without an accelerator, as the original."),
     # `mp.spawn(main, nprocs=torch.cuda.device_count())` (shim: worker_count()): at least one worker, so the
     # work is done on a machine without an accelerator (FIELD_NOTES trap 4); exact on CUDA with >= 1 GPU.
     ("torch.cuda.device_count", "worker_count"): _t(

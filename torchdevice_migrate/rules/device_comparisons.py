@@ -26,7 +26,19 @@ from __future__ import annotations
 
 import libcst as cst
 
-from .base import NodeVisitor, handle_identity_comparison, Rule, RuleContext, device_kind_for_name, in_torchscript, is_plain_cuda, string_value, target_name
+from .base import (
+    Example,
+    NodeVisitor,
+    Rule,
+    RuleContext,
+    device_kind_for_name,
+    device_type_expression,
+    handle_identity_comparison,
+    in_torchscript,
+    is_plain_cuda,
+    string_value,
+    target_name,
+)
 
 class DeviceComparisons(Rule):
     name = "device-comparisons"
@@ -35,19 +47,90 @@ class DeviceComparisons(Rule):
         "if name == 'cuda_rng_state':\n    pass\n",
         "ok = 'cudnn' in backend\n",
         "import runtime_shim\non_cuda = runtime_shim.accelerator_type() == 'cuda'\n",
-        # 'cuda' names a kernel implementation next to 'triton': not a device.
-        "def run(x, impl):\n    if impl == 'triton':\n        return tri(x)\n    if impl == 'cuda':\n        return cu(x)\n",
         # TorchScript cannot call the shim; the comparison is already exact there.
         "import torch\n@torch.jit.script\ndef f(x: torch.Tensor) -> bool:\n    return x.device.type == 'cuda'\n",
     )
+    REPORTS = (
+        # 'cuda' names a kernel implementation next to 'triton': not a device (listed for review).
+        ("def run(x, impl):\n    if impl == 'triton':\n        return tri(x)\n    if impl == 'cuda':\n        return cu(x)\n",
+         ("TDM302",)),
+    )
     INVALID = (
-        ("if device_type == 'cuda':\n    x = x.half()\n",
-         "import runtime_shim\n\nif device_type == runtime_shim.accelerator_type():\n    x = x.half()\n"),
-        ("use = x.device.type != 'cuda'\n", "import runtime_shim\n\nuse = x.device.type != runtime_shim.accelerator_type()\n"),
-        ("amp = 'cuda' in device\n", "import runtime_shim\n\namp = runtime_shim.is_accelerator(device)\n"),
-        ("cpu = 'cuda' not in str(device)\n", "import runtime_shim\n\ncpu = not runtime_shim.is_accelerator(str(device))\n"),
-        ("import torch\nif torch.cuda.current_stream().cuda_stream == s.cuda_stream:\n    pass\n",
-         "import torch\nimport runtime_shim\n\nif runtime_shim.current_stream() == s:\n    pass\n"),
+        Example(
+            "if device_type == 'cuda':\n"
+            '    x = x.half()\n',
+            'import runtime_shim\n'
+            '\n'
+            'if device_type == runtime_shim.accelerator_type():\n'
+            '    x = x.half()\n',
+            ('TDM103',),
+            torch='import torch\n'
+                  '\n'
+                  'device = torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")\n'
+                  '\n'
+                  'if device_type == device.type != "cpu":\n'
+                  '    x = x.half()\n',
+        ),
+        Example(
+            "use = x.device.type != 'cuda'\n",
+            'import runtime_shim\n'
+            '\n'
+            'use = x.device.type != runtime_shim.accelerator_type()\n',
+            ('TDM103',),
+            torch='import torch\n'
+                  '\n'
+                  'device = torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")\n'
+                  '\n'
+                  'use = x.device.type != device.type or device.type == "cpu"\n',
+        ),
+        Example(
+            "amp = 'cuda' in device\n",
+            'import runtime_shim\n'
+            '\n'
+            'amp = runtime_shim.is_accelerator(device)\n',
+            ('TDM103',),
+            torch='import torch\n'
+                  '\n'
+                  'DEVICE = torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")\n'
+                  '\n'
+                  'amp = DEVICE.type != "cpu" and DEVICE.type in device\n',
+        ),
+        Example(
+            "cpu = 'cuda' not in str(device)\n",
+            'import runtime_shim\n'
+            '\n'
+            'cpu = not runtime_shim.is_accelerator(str(device))\n',
+            ('TDM103',),
+            torch='import torch\n'
+                  '\n'
+                  'DEVICE = torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")\n'
+                  '\n'
+                  'cpu = DEVICE.type == "cpu" or DEVICE.type not in str(device)\n',
+        ),
+        Example(
+            'import torch\n'
+            'if torch.cuda.current_stream().cuda_stream == s.cuda_stream:\n'
+            '    pass\n',
+            'import torch\n'
+            'if torch.cuda.current_stream() == s:\n'
+            '    pass\n',
+            ('TDM104',),
+            torch='import torch\n'
+                  'if torch.cuda.current_stream() == s:\n'
+                  '    pass\n',
+        ),
+        Example(
+            "ok = flag and x.device.type != 'cuda'\n",
+            'import runtime_shim\n'
+            '\n'
+            'ok = flag and x.device.type != runtime_shim.accelerator_type()\n',
+            ('TDM103',),
+            torch='import torch\n'
+                  '\n'
+                  'device = torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")\n'
+                  '\n'
+                  'ok = flag and (x.device.type != device.type or device.type == "cpu")\n',
+        ),
     )
 
     def leave_Comparison(self, ctx: RuleContext, original: cst.Comparison, updated: cst.Comparison):
@@ -64,6 +147,10 @@ class DeviceComparisons(Rule):
                 comparator = target.comparator
                 if isinstance(comparator, (cst.Tuple, cst.List, cst.Set, cst.SimpleString, cst.Dict)):
                     return None
+                if ctx.target == "torch":
+                    new = _torch_membership(ctx, original, updated.comparisons[0].comparator,
+                                            isinstance(target.operator, cst.NotIn))
+                    return ctx.rewrite(original, _parenthesized(ctx, original, updated, new), API, "TDM103")
                 new: cst.BaseExpression = ctx.shim_call("is_accelerator", updated.comparisons[0].comparator)
                 if isinstance(target.operator, cst.NotIn):
                     new = cst.UnaryOperation(cst.Not(), new)
@@ -76,6 +163,8 @@ class DeviceComparisons(Rule):
             return None
         if any(isinstance(o, cst.Call) and ctx.is_shim_ref(o.func) for o in operands):
             return None  # ``runtime_shim.accelerator_type() == "cuda"`` is already the ported form
+        if ctx.target == "torch":
+            return self._torch_equality(ctx, original, updated)
         # Replace each 'cuda' operand that sits next to an == / != operator.
         accel = ctx.shim_call("accelerator_type")
         left = updated.left
@@ -90,6 +179,69 @@ class DeviceComparisons(Rule):
         if new.deep_equals(updated):
             return None
         return ctx.rewrite(original, new, "literal:'cuda'", "TDM103")
+
+
+    @staticmethod
+    def _torch_equality(ctx: RuleContext, original: cst.Comparison, updated: cst.Comparison):
+        """``x == 'cuda'`` -> ``x == device.type != "cpu"``; ``x != 'cuda'`` -> ``(x != device.type or
+        device.type == "cpu")`` (``--target torch``; one comparison only, else left for review)."""
+        if len(original.comparisons) != 1:
+            return None  # a chain (a == 'cuda' == b): no readable exact spelling; listed for review
+        op = original.comparisons[0].operator
+        left, right = original.left, original.comparisons[0].comparator
+        if is_plain_cuda(left) == is_plain_cuda(right):
+            return None
+        other = updated.comparisons[0].comparator if is_plain_cuda(left) else updated.left
+        other = other.with_changes(lpar=(), rpar=()) if isinstance(other, (cst.Name, cst.Attribute)) else other
+        device_type = device_type_expression(ctx, original)
+        cpu = cst.SimpleString('"cpu"')
+        if isinstance(op, cst.Equal):
+            new: cst.BaseExpression = cst.Comparison(other, [
+                cst.ComparisonTarget(cst.Equal(), device_type), cst.ComparisonTarget(cst.NotEqual(), cpu)])
+        else:
+            new = cst.BooleanOperation(
+                cst.Comparison(other, [cst.ComparisonTarget(cst.NotEqual(), device_type)]), cst.Or(),
+                cst.Comparison(device_type, [cst.ComparisonTarget(cst.Equal(), cpu)]))
+        new = _parenthesized(ctx, original, updated, new)
+        ctx.port(API, "comparison")
+        return ctx.rewrite(original, new, API, "TDM103")
+
+
+API = "literal:'cuda'"
+HANDLES = (API, "torch.cuda.Stream.cuda_stream")
+
+
+def _parenthesized(ctx: RuleContext, original: cst.Comparison, updated: cst.Comparison,
+                   new: cst.BaseExpression) -> cst.BaseExpression:
+    """``new`` with the parentheses of ``updated``; a boolean operation that stands inside another
+    expression gets its own."""
+    if updated.lpar:
+        return new.with_changes(lpar=updated.lpar, rpar=updated.rpar)
+    if isinstance(new, cst.BooleanOperation) and _needs_parens(ctx, original):
+        return new.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+    return new
+
+
+def _needs_parens(ctx: RuleContext, node: cst.CSTNode) -> bool:
+    """Whether a boolean operation written in place of ``node`` needs parentheses (it is an operand
+    of something other than a statement, an argument, an ``if`` test or a ``return``)."""
+    parent = ctx.parent(node)
+    return not isinstance(parent, (cst.If, cst.While, cst.Assign, cst.AnnAssign, cst.Return, cst.Arg, cst.Expr,
+                                   cst.Assert, cst.Element, cst.DictElement))
+
+
+def _torch_membership(ctx: RuleContext, original: cst.Comparison, container: cst.BaseExpression,
+                      negated: bool) -> cst.BaseExpression:
+    """``'cuda' in x`` -> ``device.type != "cpu" and device.type in x``; ``not in`` -> ``device.type == "cpu"
+    or device.type not in x``."""
+    ctx.port(API, "comparison")
+    device_type = device_type_expression(ctx, original)
+    cpu = cst.SimpleString('"cpu"')
+    if negated:
+        return cst.BooleanOperation(cst.Comparison(device_type, [cst.ComparisonTarget(cst.Equal(), cpu)]), cst.Or(),
+                                    cst.Comparison(device_type, [cst.ComparisonTarget(cst.NotIn(), container)]))
+    return cst.BooleanOperation(cst.Comparison(device_type, [cst.ComparisonTarget(cst.NotEqual(), cpu)]), cst.And(),
+                                cst.Comparison(device_type, [cst.ComparisonTarget(cst.In(), container)]))
 
 
 # ---- 'cuda' as the name of an implementation -----------------------------------------------------
