@@ -28,7 +28,7 @@ import dataclasses
 import difflib
 import json
 import re
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import libcst as cst
 
@@ -82,8 +82,8 @@ def _migrate(source: bytes, display: str, options: Options) -> Tuple[bytes, List
     if not _is_python(nb):
         return source, []
 
-    cells = [_Cell.of(index + 1, cell) for index, cell in enumerate(nb["cells"])]
-    cells = [c for c in cells if c is not None]
+    maybe_cells = [_Cell.of(index + 1, cell) for index, cell in enumerate(nb["cells"])]
+    cells = [c for c in maybe_cells if c is not None]
     new_code, findings = _migrate_cells(cells, display, options)
     changed = False
     for cell, code in zip(cells, new_code):
@@ -167,18 +167,18 @@ def _migrate_cells(cells: List[_Cell], display: str, options: Options) -> Tuple[
                     included[k] = False  # a broken cell with nothing to port: leave it alone, port the rest
                     broken = True
             if not broken:
-                k = _cell_at(starts, e.line)
-                number = cells[k].number if k is not None else None
-                line = max(e.line - dict(starts)[k] + 1, 1) + cells[k].offset if k is not None else 1
+                at = _cell_at(starts, e.line)
+                number = cells[at].number if at is not None else None
+                line = max(e.line - dict(starts)[at] + 1, 1) + cells[at].offset if at is not None else 1
                 raise NotebookError(number, line, e.reason) from None
     new_module = result.new.decode("utf-8")
     findings = []
     for f in result.findings:
-        k = _cell_at(starts, f.line)
-        if k is None:  # pragma: no cover - findings are on cell lines
+        at = _cell_at(starts, f.line)
+        if at is None:  # pragma: no cover - findings are on cell lines
             continue
-        delta = cells[k].offset - dict(starts)[k] + 1
-        findings.append(dataclasses.replace(f, path=display, cell=cells[k].number, line=f.line + delta,
+        delta = cells[at].offset - dict(starts)[at] + 1
+        findings.append(dataclasses.replace(f, path=display, cell=cells[at].number, line=f.line + delta,
                                             end_line=f.end_line + delta if f.end_line else f.end_line))
     if new_module == module:
         return [c.code for c in cells], findings
@@ -208,7 +208,7 @@ def _cell_at(starts, line: int) -> Optional[int]:
 def _split(module: str, cells: List[_Cell], included: List[bool], token: str) -> List[str]:
     sentinel = re.compile(r"^pass  # " + re.escape(token) + r"(\d+)\r?\n?$")
     prefix: List[str] = []
-    segments = {}
+    segments: Dict[int, List[str]] = {}
     current: Optional[int] = None
     for line in module.splitlines(keepends=True):
         m = sentinel.match(line)
@@ -256,7 +256,7 @@ def split_source(code: str) -> List[str]:
 
 
 def _is_python(nb: dict) -> bool:
-    meta = nb.get("metadata") if isinstance(nb.get("metadata"), dict) else {}
+    meta: dict = nb["metadata"] if isinstance(nb.get("metadata"), dict) else {}
     for key, field in (("kernelspec", "language"), ("language_info", "name")):
         value = meta.get(key, {}).get(field) if isinstance(meta.get(key), dict) else None
         if isinstance(value, str) and value.lower() not in ("python", "python3", "ipython", "ipython3"):

@@ -29,7 +29,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple, cast
 
 VERSION = 2  # bump whenever what index_source extracts changes: cached entries of another version are ignored
 ROOT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
@@ -72,14 +72,14 @@ class ProjectIndex:
         return bool(self._memo["uses_cuda"])
 
     def classes(self, name: str) -> List[ClassInfo]:
-        by_name = self._memo.get("classes")
+        by_name = cast(Optional[Dict[str, List[ClassInfo]]], self._memo.get("classes"))
         if by_name is None:
             by_name = {}
             for f in self.files.values():
                 for c in f.classes:
                     by_name.setdefault(c.name, []).append(c)
             self._memo["classes"] = by_name
-        return by_name.get(name, [])  # type: ignore[union-attr]
+        return by_name.get(name, [])
 
     def scripted_classes(self) -> Set[str]:
         if "scripted" not in self._memo:

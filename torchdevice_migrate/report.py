@@ -118,9 +118,9 @@ def build_report(results: Sequence[FileResult], config: Optional[Dict[str, Any]]
     def counts(c: Counter) -> Dict[str, int]:
         return {**{s: c.get(s, 0) for s in STATUSES}, "total": sum(c.values())}
 
-    by_api = [{"api": api, **counts(c)} for api, c in per_api.items()]
+    by_api: List[Dict[str, Any]] = [{"api": api, **counts(c)} for api, c in per_api.items()]
     by_api.sort(key=lambda e: (-e["total"], e["api"]))
-    by_code = [{"code": code, "title": _reason(code).title, "doc": doc_link(code, docs_base), **counts(c)}
+    by_code: List[Dict[str, Any]] = [{"code": code, "title": _reason(code).title, "doc": doc_link(code, docs_base), **counts(c)}
                for code, c in per_code.items()]
     by_code.sort(key=lambda e: (-e["total"], e["code"]))
 

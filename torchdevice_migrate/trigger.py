@@ -32,7 +32,7 @@ matches it, and that the reference path (no pre-filter) finds nothing in what it
 from __future__ import annotations
 
 import re
-from typing import Iterable, List, Sequence
+from typing import Iterable, List, Optional, Sequence
 
 from .registry import API, CUDA_MODULE_PREFIXES, Api
 
@@ -199,8 +199,8 @@ def in_code(source: bytes, triggers: Sequence[Trigger] = (TRIGGER,)) -> bool:
     for line in source.split(b"\n"):
         starts.append(starts[-1] + len(line) + 1)
 
-    def offset(lineno: int, col: int) -> int:
-        return starts[lineno - 1] + col
+    def offset(lineno: Optional[int], col: Optional[int]) -> int:
+        return starts[(lineno or 1) - 1] + (col or 0)  # both are set on every parsed node
 
     strings, docstrings = [], []
     for node in ast.walk(tree):
@@ -209,7 +209,7 @@ def in_code(source: bytes, triggers: Sequence[Trigger] = (TRIGGER,)) -> bool:
             if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
                     and isinstance(body[0].value.value, str):
                 d = body[0].value
-                if not any(c.isspace() for c in d.value):
+                if not any(c.isspace() for c in str(d.value)):
                     continue  # a one-word docstring ('cuda'): treated as code, as the review rule sees it
                 docstrings.append((offset(d.lineno, d.col_offset), offset(d.end_lineno, d.end_col_offset)))
         elif isinstance(node, (ast.Constant, ast.JoinedStr)) and isinstance(getattr(node, "value", ""), (str, bytes)):
