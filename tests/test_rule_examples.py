@@ -25,7 +25,7 @@ REPORTS = [pytest.param(r, code, tuple(codes), id=f"{r.name}-{i}") for r in ALL_
 
 #: Rules whose torch-target output may still import the shim: their conversion to ``ctx.port`` (issue 11)
 #: is in progress. Remove a rule's name once it is converted; the torch-target test is then strict for it.
-TORCH_PENDING = {"distributed", "checkpoints"}
+TORCH_PENDING: set = set()
 
 
 def alone(rule, source: str, target: str = "shim"):

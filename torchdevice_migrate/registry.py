@@ -91,6 +91,7 @@ _REASONS = [
     Reason("TDM113", "Attention backend", "`torch.backends.cuda.sdp_kernel` was ported to `torch.nn.attention.sdpa_kernel`.", "Nothing to do."),
     Reason("TDM114", "Relaxed GPU requirement", "A stated GPU requirement (`assert torch.cuda.is_available()`, `if not torch.cuda.is_available(): raise ...`) now holds on CUDA exactly as before and is relaxed elsewhere: on a machine without a CUDA GPU the code runs on the chosen device instead of stopping.", "Check that the code is meant to run on the chosen device (a CPU or a Mac); keep the original requirement with `# torchdevice: ignore[TDM114]`."),
     Reason("TDM115", "CPU-unsafe torch spelling", "With `--target torch`, the site was ported to torch's own spelling, which is exact on CUDA but raises on a CPU-only torch (the message says how).", "Guard the statement with `if torch.accelerator.is_available():`, or port with the default `--target shim`."),
+    Reason("TDM116", "Checkpoint map location", "`torch.load` without `map_location`, in code that uses CUDA, now maps storages saved on CUDA to the chosen device (unchanged on CUDA, where the saved device is kept).", "Nothing to do; pass `map_location` yourself to choose otherwise."),
     # unsupported
     Reason("TDM201", "CUDA graphs", "CUDA graphs capture CUDA kernels; there is no portable equivalent.", "Guard the capture with `runtime_shim.accelerator_type() == 'cuda'` and run the eager path elsewhere."),
     Reason("TDM202", "Custom CUDA extension", "Custom CUDA kernels (`cpp_extension`, `CUDAExtension`, `.cu` sources) only build and run with CUDA.", "Keep a pure-PyTorch fallback and select it when the extension is unavailable."),
@@ -201,7 +202,7 @@ def _unsupported(family: str, code: str, *names: str, reason: str = "", hint: st
 _rule("torch.Tensor.cuda", "device", "TDM101", "device_placement", "x.to(runtime_shim.device(...))")
 _rule("torch.nn.Module.cuda", "device", "TDM101", "device_placement", "m.to(runtime_shim.device(...))")
 _rule("torch.device", "device", "TDM101", "device_placement", "runtime_shim.device(...) when the argument is a CUDA device")
-_rule("torch.load", "device", "TDM101", "checkpoints", "torch.load(..., map_location=runtime_shim.load_location()) where no map_location is given")
+_rule("torch.load", "device", "TDM116", "checkpoints", "torch.load(..., map_location=runtime_shim.load_location()) where no map_location is given")
 _rule("literal:'cuda'", "device", "TDM101", "device_strings", "runtime_shim.device_string('cuda') where the syntax proves a device")
 _shim("device", "TDM102", "is_available", "device_count", "current_device", "set_device")
 _shim("device", "TDM102", "current_device", "device_count", module="torch.cuda.random")  # re-exported there
