@@ -78,10 +78,7 @@ def test_torch_target_output_needs_torch_alone(case: Path):
     source = case.read_bytes()
     result = migrate_source(source, str(case), TORCH)
     compile(result.new, str(case), "exec")
-    foreign = added_foreign_imports(source.decode(), result.new.decode())
-    if foreign and case not in TORCH_CASES:
-        pytest.xfail(f"rules not yet converted to the torch target: the output imports {foreign}")
-    assert not foreign
+    assert not added_foreign_imports(source.decode(), result.new.decode())
 
 
 UNCHANGED = [c for c in CASES if c.with_name(c.stem + ".expected.py").read_bytes() == c.read_bytes()]
