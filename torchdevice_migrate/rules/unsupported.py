@@ -28,13 +28,19 @@ from typing import ClassVar, List, Optional, Sequence, Tuple, Union
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
-from ..registry import API, Status, lookup, module_entry
+from ..registry import API, Status, entries, lookup, module_entry
 from .base import Rule, RuleContext, handle_identity_comparison, string_value
 
 CUDA_SOURCE_RE = re.compile(r"[^\s'\"]+\.cuh?")
-ENV_VAR = "CUDA_VISIBLE_DEVICES"
 _ENV_SETTERS = {"setdefault", "putenv", "setenv", "__setitem__"}
-_RAW_HANDLES = {"cuda_stream": "torch.cuda.Stream.cuda_stream", "cuda_event": "torch.cuda.Event.cuda_event"}
+#: Registry entries this rule reports (issue 13): CUDA-only packages (``module:``), ``env:`` writes, ``.cu``
+#: sources, raw handle attributes; plus assignments to any unsupported registry name.
+HANDLES = tuple(a.name for a in entries() if a.status is Status.UNSUPPORTED and (
+    a.name.startswith(("module:", "env:", "literal:")) or a.name.endswith((".cuda_stream", ".cuda_event"))))
+ENV_VAR = next(n for n in HANDLES if n.startswith("env:"))[len("env:"):]
+_CU_SOURCE = next(n for n in HANDLES if n.startswith("literal:"))
+#: ``cuda_stream`` -> ``torch.cuda.Stream.cuda_stream`` (attribute name -> registry entry).
+_RAW_HANDLES = {n.rpartition(".")[2]: n for n in HANDLES if n.endswith((".cuda_stream", ".cuda_event"))}
 _IMPORT_ERRORS = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
 
 
@@ -49,6 +55,8 @@ class Unsupported(Rule):
         'def build():\n    """Compiles kernels/fused.cu."""\n    return "see kernels.cu for details"\n',
         "if path.endswith('.cu'):\n    pass\n",
         "x = self.cuda_streams\n",
+        # ``.cu`` sources inside a call that is itself reported (by registry_renames, at ``load``): one finding there.
+        "from torch.utils.cpp_extension import load\nk = load('k', sources=['k.cpp', 'k.cu'])\n",
     )
     INVALID: ClassVar[Sequence[Tuple[str, str]]] = ()
     #: Report-only examples: code that must stay byte-identical and yield exactly these codes.
@@ -58,7 +66,6 @@ class Unsupported(Rule):
         ("from numba import cuda\n", ["TDM210"]),
         ("import pynvml\n", ["TDM208"]),
         ("from setuptools import Extension\next = Extension('fused_cuda', ['fused.cpp', 'kernels/fused.cu'])\n", ["TDM202"]),
-        ("from torch.utils.cpp_extension import load\nk = load('k', sources=['k.cpp', 'k.cu'])\n", ["TDM202"]),
         ("import os\nos.environ['CUDA_VISIBLE_DEVICES'] = '0'\n", ["TDM203"]),
         ("import os\nos.environ.setdefault('CUDA_VISIBLE_DEVICES', '0,1')\n", ["TDM203"]),
         ("import os\nos.putenv('CUDA_VISIBLE_DEVICES', str(rank))\n", ["TDM203"]),
@@ -103,7 +110,7 @@ class Unsupported(Rule):
             return None
         if _is_docstring(ctx, original) or _inside_reported_call(ctx, original):
             return None
-        ctx.report_api(original, API["literal:'*.cu'"])
+        ctx.report_api(original, API[_CU_SOURCE])
         return None
 
     # ---- CUDA_VISIBLE_DEVICES writes -------------------------------------------------------------
