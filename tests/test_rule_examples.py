@@ -23,11 +23,6 @@ INVALID = [pytest.param(r, Example.of(item), id=f"{r.name}-{i}") for r in ALL_RU
 REPORTS = [pytest.param(r, code, tuple(codes), id=f"{r.name}-{i}") for r in ALL_RULES
            for i, (code, codes) in enumerate(getattr(r, "REPORTS", ()))]
 
-#: Rules whose torch-target output may still import the shim: their conversion to ``ctx.port`` (issue 11)
-#: is in progress. Remove a rule's name once it is converted; the torch-target test is then strict for it.
-TORCH_PENDING: set = set()
-
-
 def alone(rule, source: str, target: str = "shim"):
     """``source`` migrated by ``rule`` alone, the pre-filter bypassed."""
     return migrate_source(source.encode(), "<example>", Options(rules=[rule], target=target), prefilter=False)
@@ -69,13 +64,7 @@ def test_reports_left_alone_and_reported(rule, code, codes):
 @pytest.mark.parametrize("rule,ex", INVALID)
 def test_invalid_rewritten(rule, ex: Example):
     assert ex.before != ex.after, "an INVALID example changes something"
-    if ex.codes is None:
-        # The old (before, after) form: still checked with all rules, as before, but it is no unit test.
-        got = migrate_text(ex.before)
-        assert got == ex.after
-        assert migrate_text(got) == got
-        compile(got, "<example>", "exec")
-        pytest.xfail("states no reason codes: write (before, after, codes) so it runs with the rule alone")
+    assert ex.codes is not None, "an INVALID example states its reason codes: (before, after, codes)"
     result = alone(rule, ex.before)
     got = result.new.decode()
     assert got == ex.after
@@ -96,11 +85,14 @@ def test_invalid_under_torch_target(rule, ex: Example):
         want = ex.torch_codes if ex.torch_codes is not None else ex.codes
         assert codes_of(result) == Counter(want)
     foreign = added_foreign_imports(ex.before, got)
-    if foreign and rule.name in TORCH_PENDING and ex.torch is None:
-        pytest.xfail(f"{rule.name} not yet converted to the torch target: imports {foreign}")
     assert not foreign, f"--target torch output imports {foreign}"
 
 
 @pytest.mark.parametrize("rule,code", VALID)
 def test_valid_left_alone_under_torch_target(rule, code):
+    assert alone(rule, code, target="torch").new.decode() == code
+
+
+@pytest.mark.parametrize("rule,code,codes", REPORTS)
+def test_reports_left_alone_under_torch_target(rule, code, codes):
     assert alone(rule, code, target="torch").new.decode() == code
