@@ -947,3 +947,22 @@ def device_chooser(ctx: RuleContext, node: cst.CSTNode) -> bool:
         seen.add(backend)
         current = current.orelse
     return "cuda" in seen and is_cpu_string(current)
+
+
+def free_quote(ctx: RuleContext, node: cst.CSTNode) -> Optional[str]:
+    """A quote character that may be written at ``node``: before Python 3.12, an expression inside
+    an f-string cannot use the quote that delimits it (``f"{c == "cuda"}"`` does not compile)."""
+    used = set()
+    p = ctx.parent(node)
+    while p is not None:
+        if isinstance(p, cst.FormattedString):
+            used.add(p.start[-1])
+        p = ctx.parent(p)
+    return next((q for q in ('"', "'") if q not in used), None)
+
+
+def cpu_string(ctx: RuleContext, at: cst.CSTNode) -> cst.SimpleString:
+    """The literal ``"cpu"`` written at ``at`` (an original node), in a quote that may stand there
+    (inside an f-string before Python 3.12, not the f-string's own quote)."""
+    quote = free_quote(ctx, at) or '"'
+    return cst.SimpleString(f"{quote}cpu{quote}")

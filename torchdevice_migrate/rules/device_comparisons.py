@@ -31,6 +31,7 @@ from .base import (
     NodeVisitor,
     Rule,
     RuleContext,
+    cpu_string,
     device_kind_for_name,
     device_type_expression,
     handle_identity_comparison,
@@ -194,7 +195,7 @@ class DeviceComparisons(Rule):
         other = updated.comparisons[0].comparator if is_plain_cuda(left) else updated.left
         other = other.with_changes(lpar=(), rpar=()) if isinstance(other, (cst.Name, cst.Attribute)) else other
         device_type = device_type_expression(ctx, original)
-        cpu = cst.SimpleString('"cpu"')
+        cpu = cpu_string(ctx, original)
         if isinstance(op, cst.Equal):
             new: cst.BaseExpression = cst.Comparison(other, [
                 cst.ComparisonTarget(cst.Equal(), device_type), cst.ComparisonTarget(cst.NotEqual(), cpu)])
@@ -236,7 +237,7 @@ def _torch_membership(ctx: RuleContext, original: cst.Comparison, container: cst
     or device.type not in x``."""
     ctx.port(API, "comparison")
     device_type = device_type_expression(ctx, original)
-    cpu = cst.SimpleString('"cpu"')
+    cpu = cpu_string(ctx, original)
     if negated:
         return cst.BooleanOperation(cst.Comparison(device_type, [cst.ComparisonTarget(cst.Equal(), cpu)]), cst.Or(),
                                     cst.Comparison(device_type, [cst.ComparisonTarget(cst.NotIn(), container)]))

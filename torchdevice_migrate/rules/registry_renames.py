@@ -54,6 +54,7 @@ from .base import (
     Rule,
     RuleContext,
     forget_rewrite,
+    free_quote,
     is_reference_site,
     is_store_target,
     report_kept,
@@ -552,7 +553,7 @@ class _GuardReplacer(cst.CSTTransformer):
         if self.ctx.target == "torch":  # kept as it is: exact on CUDA, False everywhere else
             self.done = True
             return _undo_availability(self.ctx, updated, renamed)
-        quote = _free_quote(self.ctx, source)
+        quote = free_quote(self.ctx, source)
         if quote is None:
             return updated
         check = cst.Comparison(self.ctx.shim_call("accelerator_type"),
@@ -579,18 +580,6 @@ def _undo_availability(ctx: RuleContext, updated: cst.Call, renamed) -> cst.Call
     if removed is not None:
         ctx.removed_from_imports.discard(removed)
     return updated.with_changes(func=original)
-
-
-def _free_quote(ctx: RuleContext, node: cst.CSTNode) -> Optional[str]:
-    """A quote character that may be written at ``node``: before Python 3.12, an expression inside
-    an f-string cannot use the quote that delimits it (``f"{c == "cuda"}"`` does not compile)."""
-    used = set()
-    p = ctx.parent(node)
-    while p is not None:
-        if isinstance(p, cst.FormattedString):
-            used.add(p.start[-1])
-        p = ctx.parent(p)
-    return next((q for q in ('"', "'") if q not in used), None)
 
 
 # ---- stated GPU requirements --------------------------------------------------------------------
