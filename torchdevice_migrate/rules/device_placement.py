@@ -55,13 +55,15 @@ from .base import (
 
 #: Registry entries this rule ports (issue 13: the registry names what a rule handles).
 HANDLES = tuple(a.name for a in entries() if a.rule == "device_placement")
+TENSOR_CUDA = next(n for n in HANDLES if n.endswith("Tensor.cuda"))  # the api of every .cuda() finding
+DEVICE_API = next(n for n in HANDLES if n.endswith(".device"))  # ``torch.device``
 #: Code of a site left in place under ``--target torch`` (no exact torch spelling there).
 KEPT_CODE = "TDM307"
 _DV = f"device = {DEVICE_VALUE}\n"  # the torch target's device value, as the examples show it
 
 
 def _is_torch_device_call(ctx: RuleContext, node: cst.CSTNode) -> bool:
-    return isinstance(node, cst.Call) and ctx.qualname(node.func) == "torch.device"
+    return isinstance(node, cst.Call) and ctx.qualname(node.func) == DEVICE_API
 
 
 def _first_arg(call: cst.Call) -> Optional[cst.Arg]:
@@ -162,12 +164,12 @@ class DevicePlacement(Rule):
             return None
         if ctx.target == "torch":
             # No torch spelling keeps the unbound method's meaning (a user's own cuda()) as a value.
-            ctx.report(original, "torch.Tensor.cuda", FindingStatus.REVIEW, KEPT_CODE,
+            ctx.report(original, TENSOR_CUDA, FindingStatus.REVIEW, KEPT_CODE,
                        "`torch.Tensor.cuda` passed as a value: no torch spelling does the same on CUDA and elsewhere.",
                        "Write `lambda t: t.to(device)` with the module's device value, or port with `--target shim`.")
             return None
         new = ctx.shim("to_device").with_changes(lpar=updated.lpar, rpar=updated.rpar)
-        return ctx.rewrite(original, new, "torch.Tensor.cuda", "TDM101")
+        return ctx.rewrite(original, new, TENSOR_CUDA, "TDM101")
 
     def _dot_cuda(self, ctx: RuleContext, original: cst.Call, updated: cst.Call):
         value = original.func.value  # type: ignore[union-attr]
@@ -179,7 +181,7 @@ class DevicePlacement(Rule):
                 if ctx.target == "torch":
                     return self._torch_to(ctx, original, updated.args[0].value, updated.args[1:], updated)
                 new = ctx.shim_call("to_device", *updated.args).with_changes(lpar=updated.lpar, rpar=updated.rpar)
-                return ctx.rewrite(original, new, "torch.Tensor.cuda", "TDM101")
+                return ctx.rewrite(original, new, TENSOR_CUDA, "TDM101")
             return None  # torch.cuda itself: not a method call on a value
         if len(updated.args) > 2 or any(a.star for a in updated.args):
             return None
@@ -200,7 +202,7 @@ class DevicePlacement(Rule):
                     a = a.with_changes(value=value.args[0].value)
                 args.append(a)
             new = receiver_first(ctx, "to_device", updated.func.value, args, updated)  # type: ignore[union-attr]
-            return ctx.rewrite(original, new, "torch.Tensor.cuda", "TDM101")
+            return ctx.rewrite(original, new, TENSOR_CUDA, "TDM101")
         # Each argument is changed in place, so its comma and the comments around it stay.
         new_args, has_device = [], False
         for i, a in enumerate(updated.args):
@@ -228,7 +230,7 @@ class DevicePlacement(Rule):
                 device = device.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
             new_args.insert(0, device)
         new = updated.with_changes(func=updated.func.with_changes(attr=cst.Name("to")), args=new_args)
-        return ctx.rewrite(original, new, "torch.Tensor.cuda", "TDM101")
+        return ctx.rewrite(original, new, TENSOR_CUDA, "TDM101")
 
     def _torch_device(self, ctx: RuleContext, original: cst.Call, updated: cst.Call):
         first = _first_arg(original)
@@ -249,7 +251,7 @@ class DevicePlacement(Rule):
                                             if a.keyword is not None and a.keyword.value == "type" else a for a in args])
         else:
             return None
-        return ctx.rewrite(original, new.with_changes(lpar=updated.lpar, rpar=updated.rpar), "torch.device", "TDM101")
+        return ctx.rewrite(original, new.with_changes(lpar=updated.lpar, rpar=updated.rpar), DEVICE_API, "TDM101")
 
     def leave_IfExp(self, ctx: RuleContext, original: cst.IfExp, updated: cst.IfExp):
         """``torch.device('cuda') if torch.cuda.is_available() else torch.device('cpu')``."""
@@ -260,9 +262,9 @@ class DevicePlacement(Rule):
             if not _is_plain_cuda_arg(cuda_arg.value):
                 return None  # ``torch.device('cuda:1') if ...``: its branch was ported on its own
             return self._torch_rewrite(ctx, original, _device_or_binding(ctx, original).with_changes(
-                lpar=updated.lpar, rpar=updated.rpar), "torch.device")
+                lpar=updated.lpar, rpar=updated.rpar), DEVICE_API)
         new = ctx.shim_call("device", *shim_args_for(cuda_arg.value))
-        return ctx.rewrite(original, new.with_changes(lpar=updated.lpar, rpar=updated.rpar), "torch.device", "TDM101")
+        return ctx.rewrite(original, new.with_changes(lpar=updated.lpar, rpar=updated.rpar), DEVICE_API, "TDM101")
 
 
     # ---- --target torch (issue 11): torch's own spelling, the module's one device value ----------
@@ -280,9 +282,9 @@ class DevicePlacement(Rule):
         reported when some project class defines its own ``cuda`` (its ``to`` may not be the same)."""
         receiver = original.func.value  # type: ignore[union-attr]
         if not (proven_torch_module(ctx, receiver) or _proven_tensor(ctx, receiver)):
-            spelling = ctx.port("torch.Tensor.cuda", "unknown_receiver")
+            spelling = ctx.port(TENSOR_CUDA, "unknown_receiver")
             if project_of(ctx).defines_anywhere("cuda"):
-                ctx.report(original, "torch.Tensor.cuda", FindingStatus.REVIEW, KEPT_CODE,
+                ctx.report(original, TENSOR_CUDA, FindingStatus.REVIEW, KEPT_CODE,
                            "`.cuda()` on an object that may be an instance of a project class with its own `cuda()`.",
                            spelling.note)
                 return None
@@ -300,7 +302,7 @@ class DevicePlacement(Rule):
                 if _may_be_none(ctx, original, a.value):
                     # ``def cuda(self, device=None): ... x.cuda(device)``: cuda(None) is the current device,
                     # to(None) is no move at all; no one torch spelling takes an index, a device and None.
-                    ctx.report(original, "torch.Tensor.cuda", FindingStatus.REVIEW, KEPT_CODE,
+                    ctx.report(original, TENSOR_CUDA, FindingStatus.REVIEW, KEPT_CODE,
                                "`.cuda(d)` where `d` may be None (the current device) or a device or an index.",
                                "Port it by hand (`x.to(d if d is not None else device)`), or with `--target shim`.")
                     return None
@@ -320,7 +322,7 @@ class DevicePlacement(Rule):
                                  cst.Comparison, cst.NamedExpr, cst.Await)) and not receiver.lpar:
             receiver = receiver.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
         new = cst.Call(cst.Attribute(receiver, cst.Name("to")), [first, *rest], lpar=updated.lpar, rpar=updated.rpar)
-        return self._torch_rewrite(ctx, original, new, "torch.Tensor.cuda")
+        return self._torch_rewrite(ctx, original, new, TENSOR_CUDA)
 
     def _torch_device_torch(self, ctx: RuleContext, original: cst.Call, updated: cst.Call, first: cst.Arg):
         """``torch.device('cuda')`` (or the availability idiom) -> ``{device}``; ``torch.device('cuda', i)``
@@ -358,10 +360,11 @@ class DevicePlacement(Rule):
                 if fstring is None:
                     return None
                 new = updated.with_changes(args=[cst.Arg(fstring)])
-        return self._torch_rewrite(ctx, original, new.with_changes(lpar=updated.lpar, rpar=updated.rpar), "torch.device")
+        return self._torch_rewrite(ctx, original, new.with_changes(lpar=updated.lpar, rpar=updated.rpar), DEVICE_API)
 
 
-UNBOUND_CUDA = {"torch.Tensor.cuda", "torch.nn.Module.cuda", "torch.nn.modules.module.Module.cuda"}
+#: ``torch.Tensor.cuda`` and ``torch.nn.Module.cuda`` (registry), and Module.cuda under its defining module.
+UNBOUND_CUDA = {n for n in HANDLES if n.endswith(".cuda")} | {"torch.nn.modules.module.Module.cuda"}
 # torch.nn classes whose instances are tensors, or not modules.
 _NOT_MODULES = {"Parameter", "Buffer", "UninitializedParameter", "UninitializedBuffer"}
 # Methods of a module that return the module itself.

@@ -57,6 +57,7 @@ _DTYPE_RE = re.compile(r"dtype=torch\.(\w+)")
 LEGACY = {n: m.group(1) for n in HANDLES for m in [_TYPE_RE.fullmatch(n)] if m}  # qualified name -> ``HalfTensor``
 DTYPES = {LEGACY[n]: _DTYPE_RE.search(lookup(n).replacement).group(1) for n in LEGACY}  # type: ignore[union-attr]
 SET_DEFAULT = set(HANDLES) - set(LEGACY)
+_SET_DEFAULT_API = min(SET_DEFAULT)  # ``torch.set_default_tensor_type``
 KEPT_CODE = "TDM307"
 _DV = f"device = {DEVICE_VALUE}\n"  # the torch target's device value, as the examples show it
 ISINSTANCE = {"builtins.isinstance", "isinstance"}
@@ -172,14 +173,14 @@ class LegacyTensors(Rule):
             if ctx.target == "torch":
                 # Two torch statements (set_default_dtype + set_default_device) would miss legacy constructors on
                 # CUDA (torch.Tensor(data) stays on the CPU): no exact torch spelling, left and reported.
-                ctx.report(original, "torch.set_default_tensor_type", FindingStatus.REVIEW, KEPT_CODE,
+                ctx.report(original, _SET_DEFAULT_API, FindingStatus.REVIEW, KEPT_CODE,
                            "`set_default_tensor_type` with a CUDA type sets the dtype and the device of every "
                            "new tensor, legacy constructors included: torch has no one spelling that does that.",
                            "Use `torch.set_default_dtype(...)` and `torch.set_default_device(device)` if the code "
                            "makes no tensors with legacy constructors (`torch.Tensor(data)`), or port with `--target shim`.")
                 return None
             new = updated.with_changes(func=ctx.shim("set_default_tensor_type"))
-            return ctx.rewrite(original, new, "torch.set_default_tensor_type", "TDM109",
+            return ctx.rewrite(original, new, _SET_DEFAULT_API, "TDM109",
                                "The default tensor type: the original call on CUDA (legacy constructors such as "
                                "torch.Tensor(data) make CUDA tensors, as before); dtype and default device elsewhere.")
         return None
@@ -290,7 +291,7 @@ def _eq(left: cst.BaseExpression, right: cst.BaseExpression) -> cst.Comparison:
 def _device(ctx: RuleContext, at: cst.CSTNode) -> cst.BaseExpression:
     """The chosen device: ``runtime_shim.device()``, or the torch target's ``{device}``."""
     if ctx.target == "torch":
-        ctx.port("torch.cuda.FloatTensor")
+        ctx.port(min(LEGACY))
         return device_expression(ctx, at)
     return ctx.shim_call("device")
 

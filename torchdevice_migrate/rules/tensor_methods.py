@@ -46,6 +46,7 @@ from .base import (
     Rule,
     RuleContext,
     device_type_expression,
+    is_available_test,
     is_store_target,
     rewrite_ported,
     torch_expression,
@@ -54,6 +55,9 @@ from .base import (
 #: Registry entries this rule ports (issue 13).
 HANDLES = tuple(a.name for a in entries() if a.rule == "tensor_methods")
 _DATALOADER_PIN = next(n for n in HANDLES if n.endswith("DataLoader.pin_memory"))
+IS_CUDA = next(n for n in HANDLES if n.endswith("Tensor.is_cuda"))
+PIN = next(n for n in HANDLES if n.endswith("Tensor.pin_memory"))
+RECORD = next(n for n in HANDLES if n.endswith("Tensor.record_stream"))
 #: ``torch.utils.data.DataLoader`` (from the registry entry ``...DataLoader.pin_memory``) and its defining module's path.
 DATALOADERS = {_DATALOADER_PIN.rpartition(".")[0], "torch.utils.data.dataloader.DataLoader"}
 KEPT_CODE = "TDM307"
@@ -225,17 +229,17 @@ class TensorMethods(GuardsStatements, Rule):
         if len(value.lpar) == 1 and len(value.rpar) == 1 and not isinstance(value, (cst.Tuple, cst.GeneratorExp)):
             value = value.with_changes(lpar=(), rpar=())  # ``(x + 1).is_cuda``: no doubled parentheses
         new = ctx.shim_call(name, value).with_changes(lpar=updated.lpar, rpar=updated.rpar)
-        return ctx.rewrite(original, new, "torch.Tensor.is_cuda", "TDM103")
+        return ctx.rewrite(original, new, IS_CUDA, "TDM103")
 
     def _is_cuda_torch(self, ctx: RuleContext, original: cst.Attribute, updated: cst.Attribute, asserted: bool):
         """``x.device.type == {device_type} != "cpu"`` (a requirement: ``x.device.type == {device_type}``)."""
-        ctx.port("torch.Tensor.is_cuda", "requirement" if asserted else "")
+        ctx.port(IS_CUDA, "requirement" if asserted else "")
         kind = cst.Attribute(cst.Attribute(updated.value, cst.Name("device")), cst.Name("type"))
         targets = [cst.ComparisonTarget(cst.Equal(), device_type_expression(ctx, original))]
         if not asserted:
             targets.append(cst.ComparisonTarget(cst.NotEqual(), cst.SimpleString('"cpu"')))
         new = _parenthesized(ctx, original, cst.Comparison(kind, targets), updated)
-        return ctx.rewrite(original, new, "torch.Tensor.is_cuda", "TDM103")
+        return ctx.rewrite(original, new, IS_CUDA, "TDM103")
 
     # -- x.pin_memory(), t.record_stream(s), DataLoader(pin_memory=...) ----------------------------
     def leave_Call(self, ctx: RuleContext, original: cst.Call, updated: cst.Call):
@@ -248,17 +252,17 @@ class TensorMethods(GuardsStatements, Rule):
                 new = ctx.shim_call("pin_memory", updated.func.value).with_changes(lpar=updated.lpar, rpar=updated.rpar)
                 # Portable-looking code (``if device.type != 'cpu': x = x.pin_memory()``): only a
                 # file with CUDA use makes it one, so it never makes a file ported on its own.
-                return ctx.rewrite(original, new, "torch.Tensor.pin_memory", "TDM111", alone=False)
+                return ctx.rewrite(original, new, PIN, "TDM111", alone=False)
             if (method == "record_stream" and len(original.args) == 1 and original.args[0].keyword is None
                     and not original.args[0].star and not ctx.is_shim_ref(func)):
                 if ctx.target == "torch":
                     # The call itself (a ``torch.Stream`` is device-generic); it raises on CPU streams, so a
                     # statement gets the accelerator guard and a value is reported (TDM115).
-                    return rewrite_ported(ctx, original, updated, "torch.Tensor.record_stream", "TDM104",
-                                          ctx.port("torch.Tensor.record_stream"))
+                    return rewrite_ported(ctx, original, updated, RECORD, "TDM104",
+                                          ctx.port(RECORD))
                 new = ctx.shim_call("record_stream", updated.func.value, updated.args[0].value).with_changes(
                     lpar=updated.lpar, rpar=updated.rpar)
-                return ctx.rewrite(original, new, "torch.Tensor.record_stream", "TDM104")
+                return ctx.rewrite(original, new, RECORD, "TDM104")
         if isinstance(func, (cst.Name, cst.Attribute)) and any(a.keyword is not None and a.keyword.value == "pin_memory"
                                                                 for a in original.args):
             qual = ctx.qualname(func) or ""
@@ -278,8 +282,7 @@ class TensorMethods(GuardsStatements, Rule):
             if ctx.target == "torch":
                 ctx.port(_DATALOADER_PIN)
                 available = torch_expression(ctx, _AVAILABLE)
-                if literal_true or ctx.qualname(value) == "torch.cuda.is_available" or (
-                        isinstance(value, cst.Call) and not value.args and ctx.qualname(value.func) == "torch.cuda.is_available"):
+                if literal_true or is_available_test(ctx, value) is True:
                     new_value = available  # ``pin_memory=torch.cuda.is_available()``: the question itself
                 else:
                     left = upd.value
@@ -289,7 +292,7 @@ class TensorMethods(GuardsStatements, Rule):
                     new_value = cst.BooleanOperation(left, cst.And(), available)
             else:
                 new_value = ctx.shim_call("pin_memory_enabled", upd.value)
-            api = "torch.utils.data.DataLoader.pin_memory" if qual in DATALOADERS else "torch.Tensor.pin_memory"
+            api = _DATALOADER_PIN if qual in DATALOADERS else PIN
             if ctx.rewrite(value, new_value, api, "TDM111", alone=False) is None:
                 return None
             new_args[i] = upd.with_changes(value=new_value)
@@ -300,16 +303,16 @@ class TensorMethods(GuardsStatements, Rule):
         """``x.pin_memory() if torch.accelerator.is_available() else x`` for a receiver that may be read
         twice (a name, an attribute, a subscript of those); any other receiver is left and reported."""
         receiver = updated.func.value  # type: ignore[union-attr]
-        spelling = ctx.port("torch.Tensor.pin_memory")
+        spelling = ctx.port(PIN)
         if not _readable_twice(original.func.value):  # type: ignore[union-attr]
-            ctx.report(original, "torch.Tensor.pin_memory", FindingStatus.REVIEW, KEPT_CODE,
+            ctx.report(original, PIN, FindingStatus.REVIEW, KEPT_CODE,
                        "`.pin_memory()` raises without an accelerator; its receiver cannot be read twice to keep it "
                        "unpinned there.", "Bind the value to a name first, or port with `--target shim`. " + spelling.note)
             return None
         new = cst.IfExp(test=torch_expression(ctx, _AVAILABLE), body=updated.with_changes(lpar=[], rpar=[]),
                         orelse=receiver)
         new = _parenthesized(ctx, original, new, updated)
-        return ctx.rewrite(original, new, "torch.Tensor.pin_memory", "TDM111", alone=False)
+        return ctx.rewrite(original, new, PIN, "TDM111", alone=False)
 
 
 def _readable_twice(node: cst.CSTNode) -> bool:
