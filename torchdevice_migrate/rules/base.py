@@ -667,15 +667,48 @@ def apply_statement_guard(ctx: RuleContext, original: cst.SimpleStatementLine,
     if test.startswith("if "):
         test = test[3:]
     test = test.rstrip(":").strip()
-    return cst.If(
+    guarded = cst.If(
         test=torch_expression(ctx, test),
         body=cst.IndentedBlock([updated.with_changes(leading_lines=())]),
         leading_lines=updated.leading_lines,
     )
+    ctx.__dict__.setdefault("_guard_ifs", set()).add(guarded)
+    return guarded
+
+
+def merge_statement_guards(ctx: RuleContext, body: Sequence[cst.BaseStatement]) -> Optional[List[cst.BaseStatement]]:
+    """``body`` with each run of adjacent guards this file got (``apply_statement_guard``), with nothing
+    between them (no blank line, no comment), merged into one ``if``; None when there is nothing to merge."""
+    made: Set[cst.CSTNode] = ctx.__dict__.get("_guard_ifs") or set()
+    if not made:
+        return None
+    out: List[cst.BaseStatement] = []
+    merged = False
+    for stmt in body:
+        prev = out[-1] if out else None
+        if (prev is not None and prev in made and stmt in made and not stmt.leading_lines  # type: ignore[attr-defined]
+                and cst.Module([]).code_for_node(prev.test) == cst.Module([]).code_for_node(stmt.test)):  # type: ignore[attr-defined]
+            joined = prev.with_changes(body=prev.body.with_changes(body=[*prev.body.body, *stmt.body.body]))  # type: ignore[attr-defined]
+            made.add(joined)
+            out[-1] = joined
+            merged = True
+        else:
+            out.append(stmt)
+    return out if merged else None
 
 
 class GuardsStatements:
-    """Mixin for a rule that calls ``rewrite_ported`` on statements that may need a guard."""
+    """Mixin for a rule that calls ``rewrite_ported`` on statements that may need a guard: wraps the
+    guarded lines, and merges adjacent guards into one ``if``."""
+
+    def leave_IndentedBlock(self, ctx: RuleContext, original: cst.IndentedBlock,
+                            updated: cst.IndentedBlock) -> Optional[cst.IndentedBlock]:
+        body = merge_statement_guards(ctx, updated.body)
+        return updated.with_changes(body=body) if body is not None else None
+
+    def leave_Module(self, ctx: RuleContext, original: cst.Module, updated: cst.Module) -> Optional[cst.Module]:
+        body = merge_statement_guards(ctx, updated.body)
+        return updated.with_changes(body=body) if body is not None else None
 
     def leave_SimpleStatementLine(self, ctx: RuleContext, original: cst.SimpleStatementLine,
                                   updated: cst.SimpleStatementLine) -> Optional[cst.BaseStatement]:
