@@ -44,7 +44,6 @@ from .base import (
     device_expression,
     device_type_expression,
     device_kind_for_name,
-    is_available_test,  # noqa: F401  (re-exported until device_placement imports it from .base)
     is_cpu_string,
     is_cuda_device_string,
     is_plain_cuda,
