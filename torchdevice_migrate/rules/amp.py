@@ -53,8 +53,8 @@ from .base import (
 
 # The registry entries this rule ports (issue 13: the registry is the one list of names), sorted by
 # what they are: the CUDA-only torch.cuda.amp API, and the device-generic API whose default device is CUDA.
-HANDLES = ("amp",)
 _AMP = sorted(a.name for a in entries() if a.rule == "amp" and a.status is Status.REWRITTEN)
+HANDLES = tuple(_AMP)
 
 
 def _last(name: str) -> str:

@@ -32,8 +32,8 @@ from .base import (
 from .base import torch_name_or_import as torch_name
 
 # The registry entries this rule ports (issue 13: the registry is the one list of names).
-HANDLES = ("attention",)
-SDP_KERNEL = {a.name for a in entries() if a.rule == "attention" and a.status is Status.REWRITTEN}
+HANDLES = tuple(sorted(a.name for a in entries() if a.rule == "attention" and a.status is Status.REWRITTEN))
+SDP_KERNEL = set(HANDLES)
 (API,) = sorted(SDP_KERNEL)
 PARAMS = ("enable_flash", "enable_math", "enable_mem_efficient", "enable_cudnn")
 # The order torch's own sdp_kernel builds its list in.

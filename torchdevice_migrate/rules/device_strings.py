@@ -33,6 +33,7 @@ from typing import Optional
 import libcst as cst
 
 from ..findings import FindingStatus
+from ..registry import entries
 from .base import (
     RANK_NAME_RE,
     Example,
@@ -75,7 +76,7 @@ _ARGPARSE_DEVICE_OPTION = re.compile(r"--?[\w-]*dev(?:ice)?(?:[_-]type)?")
 SHIM_FOR_KIND = {"string": "device_string", "type": "device_type"}
 # The registry entry this rule ports (its replacement per target: ctx.port(API, ...)).
 API = "literal:'cuda'"
-HANDLES = (API, "torch.Tensor.get_device")
+HANDLES = tuple(a.name for a in entries() if a.rule == "device_strings")
 
 
 def _call_of_arg(ctx: RuleContext, arg: cst.Arg) -> Optional[cst.Call]:

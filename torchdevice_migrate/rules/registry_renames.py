@@ -66,6 +66,8 @@ from .base import (
 from .review import has_leftover_device_strings
 
 
+# The registry entries this rule ports: every pure rename (the UNSUPPORTED ones it reports are looked up by name).
+HANDLES = tuple(a.name for a in entries() if a.rule == "registry_renames")
 # Review code for a site the torch target leaves in place (no exact torch spelling there).
 KEPT_CODE = "TDM307"
 _WORKER_MESSAGE = ("The number of worker processes to start: at least one on a machine without an accelerator, "
