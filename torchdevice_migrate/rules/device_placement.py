@@ -585,8 +585,23 @@ _TENSOR_FACTORIES = frozenset({"tensor", "as_tensor", "from_numpy", "zeros", "on
                                "ones_like", "empty_like", "full_like", "rand_like", "randn_like", "stack", "cat"})
 
 
-def _proven_tensor(ctx: RuleContext, node: cst.CSTNode) -> bool:
-    """``torch.zeros(3)``, ``torch.tensor(data)``...: a call of a torch tensor factory."""
+def _proven_tensor(ctx: RuleContext, node: cst.CSTNode, _depth: int = 0) -> bool:
+    """``torch.zeros(3)``, ``torch.tensor(data)``...: a call of a torch tensor factory, or a name bound
+    only to such calls (``src = torch.zeros(3)``) in its scope."""
+    if isinstance(node, cst.Name) and _depth == 0:
+        scope = ctx.scope(node)
+        if scope is None or node.value not in scope:
+            return False
+        assignments = list(scope[node.value])
+        for a in assignments:
+            target = getattr(a, "node", None)
+            at = ctx.parent(target) if isinstance(target, cst.Name) else None
+            assign = ctx.parent(at) if isinstance(at, cst.AssignTarget) else None
+            if not isinstance(assign, cst.Assign) or len(assign.targets) != 1 or assign.targets[0].target is not target:
+                return False
+            if not _proven_tensor(ctx, assign.value, _depth + 1):
+                return False
+        return bool(assignments)
     if not isinstance(node, cst.Call) or not isinstance(node.func, (cst.Name, cst.Attribute)):
         return False
     q = ctx.qualname(node.func) or ""

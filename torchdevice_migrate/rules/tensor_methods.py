@@ -233,7 +233,13 @@ class TensorMethods(GuardsStatements, Rule):
 
     def _is_cuda_torch(self, ctx: RuleContext, original: cst.Attribute, updated: cst.Attribute, asserted: bool):
         """``x.device.type == {device_type} != "cpu"`` (a requirement: ``x.device.type == {device_type}``)."""
-        ctx.port(IS_CUDA, "requirement" if asserted else "")
+        spelling = ctx.port(IS_CUDA, "requirement" if asserted else "")
+        if _packed_sequence(ctx, original.value):
+            # A PackedSequence has ``is_cuda`` but no ``.device``: no torch spelling reads it the same way.
+            ctx.report(original, IS_CUDA, FindingStatus.REVIEW, KEPT_CODE,
+                       "`.is_cuda` of a PackedSequence, which has no `.device`.",
+                       "Read `x.data.device.type` by hand, or port with `--target shim`. " + spelling.note)
+            return None
         kind = cst.Attribute(cst.Attribute(updated.value, cst.Name("device")), cst.Name("type"))
         targets = [cst.ComparisonTarget(cst.Equal(), device_type_expression(ctx, original))]
         if not asserted:
@@ -279,6 +285,9 @@ class TensorMethods(GuardsStatements, Rule):
             literal_true = isinstance(value, cst.Name) and value.value == "True"
             if not (literal_true or "cuda" in ctx.code(value).lower()) or ctx.code(value).startswith(ctx.shim_alias + "."):
                 return None
+            if (isinstance(value, cst.BooleanOperation) and isinstance(value.operator, cst.And)
+                    and _is_accelerator_test(ctx, value.right)):
+                return None  # already ``expr and torch.accelerator.is_available()``
             if ctx.target == "torch":
                 ctx.port(_DATALOADER_PIN)
                 available = torch_expression(ctx, _AVAILABLE)
@@ -304,6 +313,9 @@ class TensorMethods(GuardsStatements, Rule):
         twice (a name, an attribute, a subscript of those); any other receiver is left and reported."""
         receiver = updated.func.value  # type: ignore[union-attr]
         spelling = ctx.port(PIN)
+        parent = ctx.parent(original)
+        if isinstance(parent, cst.IfExp) and parent.body is original and _is_accelerator_test(ctx, parent.test):
+            return None  # already ``x.pin_memory() if torch.accelerator.is_available() else x``
         if not _readable_twice(original.func.value):  # type: ignore[union-attr]
             ctx.report(original, PIN, FindingStatus.REVIEW, KEPT_CODE,
                        "`.pin_memory()` raises without an accelerator; its receiver cannot be read twice to keep it "
@@ -313,6 +325,32 @@ class TensorMethods(GuardsStatements, Rule):
                         orelse=receiver)
         new = _parenthesized(ctx, original, new, updated)
         return ctx.rewrite(original, new, PIN, "TDM111", alone=False)
+
+
+_RNN = "torch.nn.utils.rnn."
+
+
+def _packed_sequence(ctx: RuleContext, node: cst.CSTNode) -> bool:
+    """A call of a ``torch.nn.utils.rnn`` function or class (a PackedSequence), or a name bound to one."""
+    if isinstance(node, cst.Call) and isinstance(node.func, (cst.Name, cst.Attribute)):
+        return (ctx.qualname(node.func) or "").startswith(_RNN)
+    if isinstance(node, cst.Name):
+        scope = ctx.scope(node)
+        if scope is None or node.value not in scope:
+            return False
+        for a in scope[node.value]:
+            target = getattr(a, "node", None)
+            at = ctx.parent(target) if isinstance(target, cst.Name) else None
+            assign = ctx.parent(at) if isinstance(at, cst.AssignTarget) else None
+            if isinstance(assign, cst.Assign) and _packed_sequence(ctx, assign.value):
+                return True
+    return False
+
+
+def _is_accelerator_test(ctx: RuleContext, node: cst.CSTNode) -> bool:
+    """``torch.accelerator.is_available()`` (the torch target's own test)."""
+    return (isinstance(node, cst.Call) and not node.args and isinstance(node.func, (cst.Name, cst.Attribute))
+            and ctx.qualname(node.func) == "torch.accelerator.is_available")
 
 
 def _readable_twice(node: cst.CSTNode) -> bool:
@@ -340,6 +378,8 @@ def _parenthesized(ctx: RuleContext, original: cst.CSTNode, new: cst.BaseExpress
     bare = isinstance(parent, _BARE_PARENTS) or (
         isinstance(new, cst.Comparison) and (isinstance(parent, cst.BooleanOperation) or (
             isinstance(parent, cst.UnaryOperation) and isinstance(parent.operator, cst.Not))))
+    if isinstance(parent, (cst.GeneratorExp, cst.ListComp, cst.SetComp)) and parent.elt is original:
+        bare = True  # ``all(t.device.type == ... for t in ts)``
     if isinstance(parent, cst.IfExp) and parent.test is original:
         bare = isinstance(new, cst.Comparison)
     if bare:
