@@ -61,6 +61,10 @@ class Api:
     hint: str = ""
     since: str = ""
     rename: bool = False
+    #: What a use needs before its rule acts (read by the pre-filter, ``trigger.py``): ``""`` its own
+    #: name is enough; ``"cuda"`` only next to other CUDA use (a ``'cuda'`` argument, other CUDA
+    #: rewrites in the file); ``"project"`` as ``"cuda"``, or anywhere in a project that uses CUDA.
+    evidence: str = ""
 
     @property
     def shim_name(self) -> Optional[str]:
@@ -180,9 +184,10 @@ def _torch_rename(name: str, torch_name: str, family: str, code: str, since: str
                         reason=reason, since=since, rename=True))
 
 
-def _rule(name: str, family: str, code: str, rule: str, replacement: str, since: str = "") -> None:
+def _rule(name: str, family: str, code: str, rule: str, replacement: str, since: str = "", evidence: str = "") -> None:
     """Rewritten by a dedicated rule module (the call shape changes, not only the name)."""
-    _ENTRIES.append(Api(name, Status.REWRITTEN, family, replacement=replacement, rule=rule, code=code, since=since))
+    _ENTRIES.append(Api(name, Status.REWRITTEN, family, replacement=replacement, rule=rule, code=code, since=since,
+                        evidence=evidence))
 
 
 def _harmless(family: str, reason: str, *names: str, hint: str = "") -> None:
@@ -201,8 +206,10 @@ def _unsupported(family: str, code: str, *names: str, reason: str = "", hint: st
 # ---- Device placement and device queries (issue 2) -------------------------------------------
 _rule("torch.Tensor.cuda", "device", "TDM101", "device_placement", "x.to(runtime_shim.device(...))")
 _rule("torch.nn.Module.cuda", "device", "TDM101", "device_placement", "m.to(runtime_shim.device(...))")
-_rule("torch.device", "device", "TDM101", "device_placement", "runtime_shim.device(...) when the argument is a CUDA device")
-_rule("torch.load", "device", "TDM116", "checkpoints", "torch.load(..., map_location=runtime_shim.load_location()) where no map_location is given")
+_rule("torch.device", "device", "TDM101", "device_placement", "runtime_shim.device(...) when the argument is a CUDA device",
+      evidence="cuda")
+_rule("torch.load", "device", "TDM116", "checkpoints", "torch.load(..., map_location=runtime_shim.load_location()) where no map_location is given",
+      evidence="project")
 _rule("literal:'cuda'", "device", "TDM101", "device_strings", "runtime_shim.device_string('cuda') where the syntax proves a device")
 _shim("device", "TDM102", "is_available", "device_count", "current_device", "set_device")
 _shim("device", "TDM102", "current_device", "device_count", module="torch.cuda.random")  # re-exported there
@@ -303,7 +310,8 @@ for _name in ("torch.amp.GradScaler", "torch.amp.grad_scaler.GradScaler"):  # it
     _rule(_name, "amp", "TDM108", "amp", "torch.amp.GradScaler(runtime_shim.device_type(), ...) when no device is given",
           since="2.3")
 for _name in ("torch.autocast", "torch.amp.autocast", "torch.amp.autocast_mode.autocast"):
-    _rule(_name, "amp", "TDM108", "amp", "torch.autocast(runtime_shim.device_type(), ...) when the device type is 'cuda'", since="1.10")
+    _rule(_name, "amp", "TDM108", "amp", "torch.autocast(runtime_shim.device_type(), ...) when the device type is 'cuda'", since="1.10",
+          evidence="cuda")
 _harmless("amp", "Runs everywhere; answers True without CUDA, so code that checks it disables CUDA AMP as intended.",
           "torch.cuda.amp.amp_definitely_not_available", "torch.cuda.amp.common.amp_definitely_not_available")
 _harmless("amp", "The enum `torch.amp.grad_scaler.OptState`, re-exported; no CUDA use.", "torch.cuda.amp.grad_scaler.OptState")

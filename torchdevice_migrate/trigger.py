@@ -38,15 +38,13 @@ from .registry import API, CUDA_MODULE_PREFIXES, Api
 
 #: Registry names that the rules rewrite only where the file shows CUDA use by another entry
 #: (a ``'cuda'`` device argument, other CUDA rewrites): they need no trigger word of their own.
-NEEDS_CUDA_EVIDENCE = frozenset({
-    "torch.device",  # only torch.device('cuda...') (rules/device_placement.py)
-    "torch.load",  # only in files with other CUDA rewrites (rules/checkpoints.py, alone=False)
-    "torch.autocast", "torch.amp.autocast", "torch.amp.autocast_mode.autocast",  # only with 'cuda'
-})
+#: (``Api.evidence`` in the registry: ``torch.device('cuda...')``, ``torch.load`` in files with other
+#: CUDA rewrites, ``torch.autocast('cuda')``).
+NEEDS_CUDA_EVIDENCE = frozenset(a.name for a in API.values() if a.evidence)
 
 #: Of those, the names that the rules rewrite in any file of a project that uses CUDA somewhere
 #: (``project_index.py``): in such a run they match on their own word (``load``).
-PROJECT_EVIDENCE = frozenset({"torch.load"})
+PROJECT_EVIDENCE = frozenset(a.name for a in API.values() if a.evidence == "project")
 
 #: Names whose tail says they hold a device index (``RANK_NAME_RE`` of rules/device_strings.py).
 RANK_WORDS = ("gpu", "gpu_id", "gpu_idx", "local_rank", "rank", "device_id", "device_idx", "dev_id", "cuda_id")
