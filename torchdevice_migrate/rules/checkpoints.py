@@ -21,7 +21,7 @@ import libcst as cst
 from ..project_index import in_project_run, project_of
 from ..registry import entries
 from ..targets import DEVICE_VALUE
-from .base import Example, Rule, RuleContext, device_expression, device_type_expression, keyword_arg
+from .base import Example, Rule, RuleContext, device_expression, device_type_expression, free_quote, keyword_arg
 
 #: Registry entries this rule ports (issue 13): ``torch.load``.
 HANDLES = tuple(a.name for a in entries() if a.rule == "checkpoints")
@@ -96,7 +96,8 @@ class Checkpoints(Rule):
         (None on CUDA: each tensor keeps its saved ``cuda:N``, as in the original)."""
         if ctx.target == "torch":
             ctx.port(api)
+            quote = free_quote(ctx, original) or '"'
             test = cst.Comparison(device_type_expression(ctx, original),
-                                  [cst.ComparisonTarget(cst.Equal(), cst.SimpleString('"cuda"'))])
+                                  [cst.ComparisonTarget(cst.Equal(), cst.SimpleString(f"{quote}cuda{quote}"))])
             return cst.IfExp(test=test, body=cst.Name("None"), orelse=device_expression(ctx, original))
         return ctx.shim_call("load_location")

@@ -41,6 +41,7 @@ from .base import (
     device_expression,
     device_kind_for_name,
     device_type_expression,
+    free_quote,
     in_torchscript,
     string_value,
     target_name,
@@ -533,7 +534,8 @@ def _percent_d(node: cst.CSTNode) -> bool:
 def _typed_fstring(ctx: RuleContext, original: cst.CSTNode, index: cst.BaseExpression) -> Optional[cst.FormattedString]:
     """``f"{device.type}:{index}"`` (a str index stays a str, as in the original)."""
     code = ctx.module.code_for_node(index)
-    quote = next((q for q in ('"', "'") if q not in code), None)
+    outer = free_quote(ctx, original)
+    quote = next((q for q in ('"', "'") if q not in code and (outer is None or q == outer)), None)
     if quote is None or "\\" in code or "{" in code:
         return None
     return cst.FormattedString(

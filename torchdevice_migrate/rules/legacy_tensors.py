@@ -37,6 +37,7 @@ from .base import (
     Example,
     Rule,
     RuleContext,
+    cpu_string,
     device_expression,
     device_type_expression,
     dotted,
@@ -301,5 +302,5 @@ def _on_accelerator(ctx: RuleContext, at: cst.CSTNode, device: cst.BaseExpressio
     if ctx.target == "torch":
         return cst.Comparison(cst.Attribute(device, cst.Name("type")), [
             cst.ComparisonTarget(cst.Equal(), device_type_expression(ctx, at)),
-            cst.ComparisonTarget(cst.NotEqual(), cst.SimpleString('"cpu"'))])
+            cst.ComparisonTarget(cst.NotEqual(), cpu_string(ctx, at))])
     return ctx.shim_call("is_accelerator", device)

@@ -45,6 +45,7 @@ from .base import (
     NodeVisitor,
     Rule,
     RuleContext,
+    cpu_string,
     device_type_expression,
     is_available_test,
     is_store_target,
@@ -243,7 +244,7 @@ class TensorMethods(GuardsStatements, Rule):
         kind = cst.Attribute(cst.Attribute(updated.value, cst.Name("device")), cst.Name("type"))
         targets = [cst.ComparisonTarget(cst.Equal(), device_type_expression(ctx, original))]
         if not asserted:
-            targets.append(cst.ComparisonTarget(cst.NotEqual(), cst.SimpleString('"cpu"')))
+            targets.append(cst.ComparisonTarget(cst.NotEqual(), cpu_string(ctx, original)))
         new = _parenthesized(ctx, original, cst.Comparison(kind, targets), updated)
         return ctx.rewrite(original, new, IS_CUDA, "TDM103")
 
@@ -367,7 +368,7 @@ def _readable_twice(node: cst.CSTNode) -> bool:
 
 # Where a comparison or a conditional expression needs no parentheses: a whole condition, value or argument.
 _BARE_PARENTS = (cst.If, cst.While, cst.Assert, cst.Assign, cst.AnnAssign, cst.Return, cst.Arg, cst.Element,
-                 cst.DictElement, cst.Expr)
+                 cst.DictElement, cst.Expr, cst.FormattedStringExpression)
 
 
 def _parenthesized(ctx: RuleContext, original: cst.CSTNode, new: cst.BaseExpression, updated) -> cst.BaseExpression:
