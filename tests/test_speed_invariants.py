@@ -94,3 +94,58 @@ def test_add_imports_on_the_head_equals_the_whole_module(name, module, imports):
     expected = AddImportsVisitor(context()).transform_module(module).code
     # The head-only shortcut (where the imports go is _add_imports' business: tests/test_project_index.py)
     assert _add_imports_at_top(context(), module).code == expected
+
+
+# ---- the parallel runner stops with its parent (issue 12) --------------------------------------
+
+import os as _os
+import signal as _signal
+import subprocess as _subprocess
+import sys as _sys
+import time as _time
+
+import psutil as _psutil
+
+
+def _busy_tree(root: Path, n: int = 48) -> Path:
+    body = "".join(f"def f{i}(x):\n    return x.cuda() + torch.ones({i}).cuda()\n\n" for i in range(400))
+    for i in range(n):
+        (root / f"m{i:03d}.py").write_text("import torch\n\n" + body)
+    return root
+
+
+def _start(root: Path):
+    proc = _subprocess.Popen([_sys.executable, "-m", "torchdevice_migrate", "--no-config", "-q", "-j", "2", str(root)],
+                             stdout=_subprocess.DEVNULL, stderr=_subprocess.DEVNULL)
+    parent = _psutil.Process(proc.pid)
+    workers = []
+    for _ in range(600):  # until the workers are up (or the run is over)
+        try:
+            workers = parent.children(recursive=True)
+        except _psutil.NoSuchProcess:
+            break
+        if len(workers) >= 2 or proc.poll() is not None:
+            break
+        _time.sleep(0.05)
+    return proc, workers
+
+
+def _gone(procs) -> bool:
+    for _ in range(200):
+        alive = [p for p in procs if p.is_running() and p.status() != _psutil.STATUS_ZOMBIE]
+        if not alive:
+            return True
+        _time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "SIGKILL"])
+def test_workers_stop_with_the_parent_and_leave_no_temporary_files(tmp_path, how):
+    root = _busy_tree(tmp_path)
+    proc, workers = _start(root)
+    assert workers, "the run started worker processes"
+    _os.kill(proc.pid, getattr(_signal, how))
+    proc.wait(timeout=60)
+    assert proc.returncode != 0
+    assert _gone(workers), "a worker outlived its parent"
+    assert not list(root.rglob("*.tdm-tmp"))

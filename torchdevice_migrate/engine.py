@@ -352,6 +352,7 @@ def _worker_init() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler (cli.py), inherited by fork
     if sys.platform.startswith("linux"):
         try:
             import ctypes

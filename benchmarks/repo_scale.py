@@ -1,0 +1,167 @@
+"""A whole repository: where the time goes, and how it compares with ``ast.parse``. Asserts nothing.
+
+    python benchmarks/repo_scale.py TREE              # e.g. an unzipped transformers wheel
+    python benchmarks/repo_scale.py TREE --jobs 2     # worker processes of the CLI runs
+    python benchmarks/repo_scale.py TREE --no-phases  # only the CLI runs and ast.parse
+
+Prints, for the ``.py`` files under TREE:
+
+* the number of files and of candidates (the byte pre-filter's regexes, then after its comment and
+  docstring check: the files LibCST parses);
+* time per phase, measured one phase at a time in this process (one core): discover, prefilter,
+  index (the project index of ``project_index.py`` over the candidates, when that module exists),
+  parse (LibCST), rules (the rest of porting a candidate), write (the changed files, to a scratch copy);
+* the real thing: ``torchdevice-migrate --check TREE`` and an in-place run on a copy of TREE, wall
+  time, CPU time, files per second, and the peak RSS of the largest process (parent or worker);
+* in the same run, the time ``ast.parse`` takes over the same files (one core), and the ratio of
+  each CLI run's wall time to it (issue 12 asks for at most 0.75).
+
+Figures on a shared machine move; run it twice and compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from torchdevice_migrate.engine import discover, write_atomic  # noqa: E402
+from torchdevice_migrate.options import Options, SourceError  # noqa: E402
+from torchdevice_migrate.trigger import in_code, is_candidate  # noqa: E402
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def cli_run(args, jobs: int) -> dict:
+    """One CLI run in a child process: wall, CPU (its workers included) and peak RSS."""
+    cmd = [sys.executable, "-m", "torchdevice_migrate", "--no-config", "-q", *(["-j", str(jobs)] if jobs else []), *args]
+    code = ("import resource, subprocess, sys, time, json\n"
+            "t = time.perf_counter(); rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL,"
+            " stderr=subprocess.PIPE).returncode\n"
+            "wall = time.perf_counter() - t; r = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+            "print(json.dumps(dict(rc=rc, wall=wall, cpu=r.ru_utime + r.ru_stime, rss_mb=r.ru_maxrss / 1024)))\n")
+    out = subprocess.run([sys.executable, "-c", code, *cmd], capture_output=True, text=True, check=True)
+    import json
+
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("tree", type=Path)
+    parser.add_argument("--jobs", type=int, default=0, help="-j for the CLI runs (0: its default)")
+    parser.add_argument("--no-phases", action="store_true", help="skip the one-phase-at-a-time breakdown")
+    args = parser.parse_args()
+    tree = args.tree.resolve()
+
+    t = time.perf_counter()
+    files = list(discover([tree], suffixes=(".py",)))
+    t_discover = time.perf_counter() - t
+    sources = {f: f.read_bytes() for f in files}
+    size = sum(len(s) for s in sources.values())
+
+    t = time.perf_counter()
+    regex = [f for f in files if is_candidate(sources[f], refine=False)]
+    t_regex = time.perf_counter() - t
+    t = time.perf_counter()
+    candidates = [f for f in regex if in_code(sources[f])]
+    t_refine = time.perf_counter() - t
+
+    print(f"tree: {tree}")
+    print(f"files: {len(files)} ({size / 1e6:.1f} MB); candidates: {len(regex)} after the regexes, "
+          f"{len(candidates)} after the comment/docstring check ({sum(len(sources[f]) for f in candidates) / 1e6:.1f} MB)")
+
+    if not args.no_phases:
+        t_index = None
+        try:
+            from torchdevice_migrate import project_index
+
+            t = time.perf_counter()
+            project_index.build_index(regex, None, cache=False)
+            t_index = time.perf_counter() - t
+        except ImportError:
+            pass
+        import libcst as cst
+
+        from torchdevice_migrate.transform import migrate_source
+
+        t_parse = t_port = 0.0
+        changed = {}
+        for f in candidates:
+            s = sources[f]
+            t = time.perf_counter()
+            try:
+                cst.parse_module(s)
+            except Exception:
+                pass
+            t_parse += time.perf_counter() - t
+            t = time.perf_counter()
+            try:
+                result = migrate_source(s, str(f), Options(), prefilter=False)
+                if result.new != s:
+                    changed[f] = result.new
+            except SourceError:
+                pass
+            t_port += time.perf_counter() - t
+        scratch = Path(tempfile.mkdtemp(prefix="tdm-bench-"))
+        try:
+            for f in changed:
+                target = scratch / f.relative_to(tree)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(sources[f])
+            t = time.perf_counter()
+            for f, new in changed.items():
+                write_atomic(scratch / f.relative_to(tree), new)
+            t_write = time.perf_counter() - t
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        print("phases (one core, one at a time):")
+        print(f"  discover   {t_discover:7.2f} s")
+        print(f"  prefilter  {t_regex + t_refine:7.2f} s  (regexes {t_regex:.2f} s over all files, "
+              f"comment/docstring check {t_refine:.2f} s over {len(regex)})")
+        print(f"  index      {t_index:7.2f} s  (project_index over the {len(regex)} regex candidates)"
+              if t_index is not None else "  index         n/a  (no project_index module)")
+        print(f"  parse      {t_parse:7.2f} s  (LibCST, {len(candidates)} files)")
+        print(f"  rules      {max(t_port - t_parse, 0):7.2f} s  (porting minus one parse; {len(changed)} files change)")
+        print(f"  write      {t_write:7.2f} s  ({len(changed)} files, atomic, to a scratch copy)")
+
+    t = time.perf_counter()
+    for f in files:
+        try:
+            ast.parse(sources[f])
+        except (SyntaxError, ValueError, RecursionError):
+            pass
+    t_ast = time.perf_counter() - t
+
+    check = cli_run(["--check", str(tree)], args.jobs)
+    copy = Path(tempfile.mkdtemp(prefix="tdm-bench-tree-")) / "tree"
+    shutil.copytree(tree, copy, symlinks=True)
+    try:
+        inplace = cli_run([str(copy)], args.jobs)
+    finally:
+        shutil.rmtree(copy.parent, ignore_errors=True)
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"ast.parse over the same {len(files)} files (one core): {t_ast:.2f} s")
+    for name, r in (("--check", check), ("in place", inplace)):
+        print(f"CLI {name:9s} wall {r['wall']:6.2f} s  CPU {r['cpu']:6.2f} s  {len(files) / r['wall']:6.0f} files/s  "
+              f"peak RSS {r['rss_mb']:.0f} MB (largest process)  exit {r['rc']}  "
+              f"ratio to ast.parse {r['wall'] / t_ast:.2f}")
+    print(f"({cores} cores available)")
+
+
+if __name__ == "__main__":
+    main()
