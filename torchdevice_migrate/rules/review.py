@@ -56,7 +56,8 @@ class _LeftoverStrings(NodeVisitor):
                 self.found = True
                 if self.report:
                     code = "TDM302" if self._in_comparison(node) else "TDM301"
-                    self.ctx.report(node, "literal:'cuda'", FindingStatus.REVIEW, code)
+                    hint = _TORCH_HINTS[code] if self.ctx.target == "torch" else ""
+                    self.ctx.report(node, "literal:'cuda'", FindingStatus.REVIEW, code, hint=hint)
             return False
         return True
 
@@ -97,6 +98,15 @@ class _LeftoverStrings(NodeVisitor):
     visit_FormattedString = _check
     visit_ConcatenatedString = _check
     visit_BinaryOperation = _check
+
+
+#: The hints of the two codes under ``--target torch`` (the registry's name the runtime shim).
+_TORCH_HINTS = {
+    "TDM301": "If it is a device, write the module's device value (`device = torch.accelerator.current_accelerator("
+              "check_available=True) or torch.device(\"cpu\")`), or `device.type` where a str is needed; otherwise "
+              "ignore this finding.",
+    "TDM302": "Compare `x.device.type` with `device.type` (the chosen device's type) instead.",
+}
 
 
 def report_leftover_device_strings(ctx: RuleContext) -> None:
