@@ -175,7 +175,12 @@ _RULES: Dict[str, Spelling] = {
                               "`string` variant."),
     "literal:'nccl'": _t("torch.distributed.get_default_backend_for_device({device})", "2.6",
                          note="cpu -> gloo, cuda -> nccl, xpu -> xccl."),
-    "torch.Tensor.cuda": _t("x.to({device}); x.cuda(i) -> x.to(torch.device({device_type}, i))", "2.7"),
+    "torch.Tensor.cuda": _t("x.to({device}); x.cuda(i) -> x.to(torch.device({device_type}, i))", "2.7",
+                            note="Aliasing: on a machine without an accelerator `x.to(device)` of a CPU tensor is `x` "
+                                 "itself, where `.cuda()` always made a copy on CUDA (the shim's `to_device` copies "
+                                 "there too): code that then changes the result in place also changes `x`. "
+                                 "`x.cuda(d)` with a device-like `d` becomes `x.to(d)`; a `cuda()` argument that may "
+                                 "be None, and receivers of a project with its own `cuda()`, are left and reported."),
     "torch.nn.Module.cuda": _t("m.to({device}); m.cuda(i) -> m.to(torch.device({device_type}, i))", "2.7"),
     "torch.device": _t("{device} for 'cuda'; torch.device({device_type}, i) for 'cuda:i'", "2.7"),
     "torch.load": _t('torch.load(..., map_location=None if {device_type} == "cuda" else {device})', "2.7",
