@@ -33,7 +33,7 @@ from typing import Optional
 import libcst as cst
 
 from ..findings import FindingStatus
-from ..registry import entries
+from ..registry import entries, lookup
 from .base import (
     RANK_NAME_RE,
     Example,
@@ -609,10 +609,14 @@ class DeviceStrings(Rule):
             new = cst.Attribute(receiver, cst.Name("device"), lpar=updated.lpar, rpar=updated.rpar)
             return ctx.rewrite(original, new, "torch.Tensor.get_device", "TDM101",
                                "The CUDA device of a tensor, built from its index: the tensor's own device.")
-        # torch.cuda.current_device() where a torch call expects a device: make it a device.
-        if not original.args and ctx.qualname(original.func) == "torch.cuda.current_device":
-            if self._int_device_position(ctx, original):
-                return ctx.rewrite(original, self._device(ctx, original, updated), "torch.cuda.current_device", "TDM101")
+        # torch.cuda.current_device() where a torch call takes a device (x.to(...), device=): the chosen
+        # device itself. Exact in use: a device without an index is the current one when the call runs.
+        api = lookup(ctx.qualname(original.func) or "") if not original.args else None
+        if api is not None and api.shim_name == "current_device" and self._int_device_position(ctx, original):
+            ctx.port(api.name)
+            new = device_expression(ctx, original) if ctx.target == "torch" else ctx.shim_call("device")
+            return ctx.rewrite(original, new.with_changes(lpar=updated.lpar, rpar=updated.rpar), api.name, "TDM101",
+                               "The current CUDA device where a torch call takes a device: the chosen device.")
         return None
 
     def _get_device(self, ctx: RuleContext, original: cst.Call, updated: cst.Call):
