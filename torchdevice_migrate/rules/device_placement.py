@@ -56,7 +56,8 @@ from .base import (
 
 #: Registry entries this rule ports (issue 13: the registry names what a rule handles).
 HANDLES = tuple(a.name for a in entries() if a.rule == "device_placement")
-TENSOR_CUDA = next(n for n in HANDLES if n.endswith("Tensor.cuda"))  # the api of every .cuda() finding
+TENSOR_CUDA = next(n for n in HANDLES if n.endswith("Tensor.cuda"))  # ``.cuda()`` of a tensor or an unknown object
+MODULE_CUDA = next(n for n in HANDLES if n.endswith("Module.cuda"))  # ``.cuda()`` of a proven torch module
 DEVICE_API = next(n for n in HANDLES if n.endswith(".device"))  # ``torch.device``
 #: Code of a site left in place under ``--target torch`` (no exact torch spelling there).
 KEPT_CODE = "TDM307"
@@ -179,10 +180,11 @@ class DevicePlacement(Rule):
             if ctx.qualname(original.func) in UNBOUND_CUDA and original.args and not original.args[0].star \
                     and original.args[0].keyword is None:
                 # ``torch.Tensor.cuda(x, ...)``: ``x.cuda(...)`` spelled through the class.
+                api = MODULE_CUDA if "Module" in (ctx.qualname(original.func) or "") else TENSOR_CUDA
                 if ctx.target == "torch":
-                    return self._torch_to(ctx, original, updated.args[0].value, updated.args[1:], updated)
+                    return self._torch_to(ctx, original, updated.args[0].value, updated.args[1:], updated, api)
                 new = ctx.shim_call("to_device", *updated.args).with_changes(lpar=updated.lpar, rpar=updated.rpar)
-                return ctx.rewrite(original, new, TENSOR_CUDA, "TDM101")
+                return ctx.rewrite(original, new, api, "TDM101")
             return None  # torch.cuda itself: not a method call on a value
         if len(updated.args) > 2 or any(a.star for a in updated.args):
             return None
@@ -231,7 +233,7 @@ class DevicePlacement(Rule):
                 device = device.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
             new_args.insert(0, device)
         new = updated.with_changes(func=updated.func.with_changes(attr=cst.Name("to")), args=new_args)
-        return ctx.rewrite(original, new, TENSOR_CUDA, "TDM101")
+        return ctx.rewrite(original, new, MODULE_CUDA, "TDM101")
 
     def _torch_device(self, ctx: RuleContext, original: cst.Call, updated: cst.Call):
         first = _first_arg(original)
@@ -282,7 +284,9 @@ class DevicePlacement(Rule):
         write. A receiver the project does not prove to be a torch module or tensor is left and
         reported when some project class defines its own ``cuda`` (its ``to`` may not be the same)."""
         receiver = original.func.value  # type: ignore[union-attr]
-        if not (proven_torch_module(ctx, receiver) or _proven_tensor(ctx, receiver)):
+        if proven_torch_module(ctx, receiver):
+            return self._torch_to(ctx, original, updated.func.value, updated.args, updated, MODULE_CUDA)  # type: ignore[union-attr]
+        if not _proven_tensor(ctx, receiver):
             spelling = ctx.port(TENSOR_CUDA, "unknown_receiver")
             if project_of(ctx).defines_anywhere("cuda"):
                 ctx.report(original, TENSOR_CUDA, FindingStatus.REVIEW, KEPT_CODE,
@@ -291,7 +295,8 @@ class DevicePlacement(Rule):
                 return None
         return self._torch_to(ctx, original, updated.func.value, updated.args, updated)  # type: ignore[union-attr]
 
-    def _torch_to(self, ctx: RuleContext, original: cst.Call, receiver: cst.BaseExpression, args, updated: cst.Call):
+    def _torch_to(self, ctx: RuleContext, original: cst.Call, receiver: cst.BaseExpression, args, updated: cst.Call,
+                  api: str = TENSOR_CUDA):
         """``receiver.to(<device>, non_blocking=..., ...)`` from the arguments of ``cuda(...)``."""
         device: Optional[cst.BaseExpression] = None
         rest = []
@@ -303,7 +308,7 @@ class DevicePlacement(Rule):
                 if _may_be_none(ctx, original, a.value):
                     # ``def cuda(self, device=None): ... x.cuda(device)``: cuda(None) is the current device,
                     # to(None) is no move at all; no one torch spelling takes an index, a device and None.
-                    ctx.report(original, TENSOR_CUDA, FindingStatus.REVIEW, KEPT_CODE,
+                    ctx.report(original, api, FindingStatus.REVIEW, KEPT_CODE,
                                "`.cuda(d)` where `d` may be None (the current device) or a device or an index.",
                                "Port it by hand (`x.to(d if d is not None else device)`), or with `--target shim`.")
                     return None
@@ -323,7 +328,7 @@ class DevicePlacement(Rule):
                                  cst.Comparison, cst.NamedExpr, cst.Await)) and not receiver.lpar:
             receiver = receiver.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
         new = cst.Call(cst.Attribute(receiver, cst.Name("to")), [first, *rest], lpar=updated.lpar, rpar=updated.rpar)
-        return self._torch_rewrite(ctx, original, new, TENSOR_CUDA)
+        return self._torch_rewrite(ctx, original, new, api)
 
     def _torch_device_torch(self, ctx: RuleContext, original: cst.Call, updated: cst.Call, first: cst.Arg):
         """``torch.device('cuda')`` (or the availability idiom) -> ``{device}``; ``torch.device('cuda', i)``

@@ -250,14 +250,14 @@ class Distributed(Rule):
                 continue
             if ctx.target == "torch":
                 # ``[i] if torch.accelerator.is_available() else None``: the ids on an accelerator, None for a CPU module.
-                ctx.port(DDP_API)
+                ctx.port(ctx.qualname(original.func) or DDP_API)
                 ids = upd.value
                 if isinstance(ids, (cst.Lambda, cst.IfExp, cst.NamedExpr)) and not ids.lpar:
                     ids = ids.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
                 new_value = cst.IfExp(test=torch_expression(ctx, _AVAILABLE), body=ids, orelse=cst.Name("None"))
             else:
                 new_value = ctx.shim_call("ddp_device_ids", upd.value)
-            if ctx.rewrite(value, new_value, DDP_API, "TDM110") is None:
+            if ctx.rewrite(value, new_value, ctx.qualname(original.func) or DDP_API, "TDM110") is None:
                 continue
             new_args[i] = upd.with_changes(value=new_value)
             changed = True
