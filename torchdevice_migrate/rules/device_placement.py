@@ -99,7 +99,7 @@ class DevicePlacement(Rule):
                 torch="import torch\n\n" + _DV + "\ny = torch.zeros(3).to(torch.device(device.type, args.gpu))\n"),
         Example("sd = torch.load(f, map_location=lambda s, loc: s.cuda())\n",
                 "import runtime_shim\n\nsd = torch.load(f, map_location=lambda s, loc: runtime_shim.to_device(s))\n", ("TDM101",),
-                torch="import torch\n\n" + _DV + "\nsd = torch.load(f, map_location=lambda s, loc: s.to(device))\n"),
+                torch="import torch\n\n" + _DV + "\nsd = torch.load(f, map_location=lambda s, loc: s.to(device=device))\n"),
         # The unbound method as a value: torch has no spelling for it (left and reported under --target torch).
         Example("import torch\nys = list(map(torch.Tensor.cuda, xs))\n",
                 "import torch\nimport runtime_shim\n\nys = list(map(runtime_shim.to_device, xs))\n", ("TDM101",),
@@ -320,6 +320,8 @@ class DevicePlacement(Rule):
         if device is None:
             device = device_expression(ctx, original)
         first = cst.Arg(device)
+        if _maybe_storage(ctx, original, receiver):
+            first = keyword_arg("device", device)  # a storage's ``to()`` takes the device by keyword only
         if rest:
             first = first.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
             last = rest[-1]
@@ -558,6 +560,23 @@ def _torch_device_of_index(ctx: RuleContext, original: cst.Call, value: cst.Base
     if device_kind_for_name(target_name(value)) == "string" or _is_device_value_node(ctx, value):
         return value
     return _index_device(ctx, original, value)
+
+
+def _maybe_storage(ctx: RuleContext, at: cst.CSTNode, receiver: cst.BaseExpression) -> bool:
+    """A receiver that may be a storage (``map_location=lambda storage, loc: storage.cuda()``), whose
+    ``to()`` takes ``device=`` by keyword only: a name containing ``storage``, or the first parameter of
+    a lambda passed as ``map_location``."""
+    if not isinstance(receiver, cst.Name):
+        return False
+    if "storage" in receiver.value.lower():
+        return True
+    node = ctx.parent(at)
+    while node is not None and not isinstance(node, cst.Lambda):
+        node = ctx.parent(node)
+    if node is None or not node.params.params or node.params.params[0].name.value != receiver.value:
+        return False
+    arg = ctx.parent(node)
+    return isinstance(arg, cst.Arg) and arg.keyword is not None and arg.keyword.value == "map_location"
 
 
 def _may_be_none(ctx: RuleContext, at: cst.CSTNode, value: cst.BaseExpression) -> bool:
