@@ -29,8 +29,8 @@ from typing import Optional
 
 import libcst as cst
 
-from ..project_index import project_of
 from ..findings import FindingStatus
+from ..project_index import project_of
 from ..registry import entries
 from ..targets import DEVICE_VALUE
 from .base import (
@@ -43,15 +43,15 @@ from .base import (
     device_type_expression,
     free_quote,
     in_torchscript,
-    string_value,
-    target_name,
-    torch_expression,
     is_available_test,
     is_cpu_string,
     is_cuda_device_string,
     is_reference_site,
     keyword_arg,
     shim_args_for,
+    string_value,
+    target_name,
+    torch_expression,
 )
 
 #: Registry entries this rule ports (issue 13: the registry names what a rule handles).

@@ -33,7 +33,16 @@ import libcst as cst
 from ..findings import FindingStatus
 from ..registry import entries
 from ..targets import DEVICE_VALUE
-from .base import Example, Rule, RuleContext, device_expression, is_available_test, string_value, target_name, torch_expression
+from .base import (
+    Example,
+    Rule,
+    RuleContext,
+    device_expression,
+    is_available_test,
+    string_value,
+    target_name,
+    torch_expression,
+)
 
 #: Registry entries this rule ports (issue 13): ``'nccl'``, ``Backend.NCCL`` and DDP's device arguments.
 HANDLES = tuple(a.name for a in entries() if a.rule == "distributed")
