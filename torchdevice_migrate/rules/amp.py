@@ -73,8 +73,8 @@ AMP_NAMES = AUTOCAST | GRAD_SCALER | set(CUSTOM_FN)
 GENERIC_GRAD_SCALER = {n for n in _AMP if not _cuda(n) and _last(n) == "GradScaler"}
 # The device-generic autocast (its first argument is a device type).
 GENERIC_AUTOCAST = {n for n in _AMP if not _cuda(n) and _last(n) == "autocast"}
-# One registry name per API for the findings (torch.cuda.amp.autocast_mode.autocast -> torch.cuda.amp.autocast).
-API_NAME = {n: "torch.cuda.amp." + _last(n) for n in AMP_NAMES}
+# Findings are filed under the registry entry that was used (each name here is one).
+API_NAME = {n: n for n in AMP_NAMES}
 AUTOCAST_PARAMS = ("enabled", "dtype", "cache_enabled")
 
 
@@ -89,6 +89,71 @@ class Amp(Rule):
         "from mylib import custom_fwd\n@custom_fwd\ndef f(x):\n    return x\n",
     )
     INVALID = (
+        # The submodule spellings of the same APIs.
+        Example(
+            'import torch\n'
+            'from torch.cuda.amp.autocast_mode import autocast, custom_fwd, custom_bwd\n'
+            'from torch.cuda.amp.grad_scaler import GradScaler\n'
+            'scaler = GradScaler()\n'
+            '@custom_fwd\n'
+            'def f(ctx, x):\n'
+            '    with autocast():\n'
+            '        return x\n'
+            '@custom_bwd\n'
+            'def b(ctx, g):\n'
+            '    return g\n',
+            'import torch\n'
+            'import runtime_shim\n'
+            '\n'
+            'scaler = torch.amp.GradScaler(runtime_shim.device_type())\n'
+            '@torch.amp.custom_fwd(device_type=runtime_shim.device_type())\n'
+            'def f(ctx, x):\n'
+            '    with torch.autocast(runtime_shim.device_type()):\n'
+            '        return x\n'
+            '@torch.amp.custom_bwd(device_type=runtime_shim.device_type())\n'
+            'def b(ctx, g):\n'
+            '    return g\n',
+            ('TDM108', 'TDM108', 'TDM108', 'TDM108'),
+            torch='import torch\n'
+                  '\n'
+                  'device = torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")\n'
+                  '\n'
+                  'scaler = torch.amp.GradScaler(device.type)\n'
+                  '@torch.amp.custom_fwd(device_type=device.type)\n'
+                  'def f(ctx, x):\n'
+                  '    with torch.autocast(device.type):\n'
+                  '        return x\n'
+                  '@torch.amp.custom_bwd(device_type=device.type)\n'
+                  'def b(ctx, g):\n'
+                  '    return g\n',
+        ),
+        # torch.amp's GradScaler defaults to 'cuda'; an alias of the generic autocast called with 'cuda'.
+        Example(
+            'import torch\n'
+            'from torch.amp.grad_scaler import GradScaler\n'
+            'scaler = GradScaler()\n'
+            'ac = torch.amp.autocast\n'
+            "with ac('cuda'):\n"
+            '    pass\n',
+            'import torch\n'
+            'from torch.amp.grad_scaler import GradScaler\n'
+            'import runtime_shim\n'
+            '\n'
+            'scaler = GradScaler(runtime_shim.device_type())\n'
+            'ac = torch.amp.autocast\n'
+            "with ac(runtime_shim.device_type('cuda')):\n"
+            '    pass\n',
+            ('TDM101', 'TDM108'),
+            torch='import torch\n'
+                  'from torch.amp.grad_scaler import GradScaler\n'
+                  '\n'
+                  'device = torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")\n'
+                  '\n'
+                  'scaler = GradScaler(device.type)\n'
+                  'ac = torch.amp.autocast\n'
+                  'with ac(device.type):\n'
+                  '    pass\n',
+        ),
         Example(
             'import torch\n'
             'with torch.cuda.amp.autocast():\n'
@@ -266,8 +331,10 @@ class Amp(Rule):
             return self._amp_call(ctx, original, updated, qual)
         if qual in GENERIC_GRAD_SCALER:
             return self._generic_scaler(ctx, original, updated)
-        if isinstance(original.func, cst.Name) and qual not in GENERIC_AUTOCAST and self._generic_autocast_alias(ctx, original.func):
-            return self._alias_call(ctx, original, updated)
+        if isinstance(original.func, cst.Name) and qual not in GENERIC_AUTOCAST:
+            alias_of = self._generic_autocast_alias(ctx, original.func)
+            if alias_of is not None:
+                return self._alias_call(ctx, original, updated, alias_of)
         return None
 
     def _generic_scaler(self, ctx: RuleContext, original: cst.Call, updated: cst.Call):
@@ -276,7 +343,7 @@ class Amp(Rule):
             return None  # a device is given (positionally or by keyword), or hidden in *args/**kwargs
         api = ctx.qualname(original.func) or sorted(GENERIC_GRAD_SCALER)[0]
         args = [cst.Arg(self._device_type(ctx, original, api))] + list(updated.args)
-        return ctx.rewrite(original, updated.with_changes(args=with_commas(args)), "torch.amp.GradScaler", "TDM108",
+        return ctx.rewrite(original, updated.with_changes(args=with_commas(args)), api, "TDM108",
                            "torch.amp.GradScaler() defaults to 'cuda'; it now names the chosen device type.")
 
     def _new_func(self, ctx: RuleContext, original: cst.CSTNode, ref: cst.CSTNode, qual: str) -> Optional[cst.BaseExpression]:
@@ -354,34 +421,37 @@ class Amp(Rule):
     leave_Attribute = _leave_ref
 
     # -- precision_scope = autocast; precision_scope('cuda') -------------------------------------------
-    def _generic_autocast_alias(self, ctx: RuleContext, func: cst.Name) -> bool:
-        """True when every assignment of ``func``'s name in its scope is ``name = <torch.autocast>``
-        (or a conditional expression with ``torch.autocast`` as a branch)."""
+    def _generic_autocast_alias(self, ctx: RuleContext, func: cst.Name) -> Optional[str]:
+        """The registry name of the device-generic autocast when every assignment of ``func``'s name in
+        its scope is ``name = <torch.autocast>`` (or a conditional expression with it as a branch), else None."""
         scope = scope_of(ctx, func)
         if scope is None:
-            return False
+            return None
         assignments = scope[func.value]
         if not assignments:
-            return False
+            return None
+        found = None
         for a in assignments:
             target = getattr(a, "node", None)
             assign_target = ctx.parent(target) if target is not None else None
             assign = ctx.parent(assign_target) if assign_target is not None else None
             if not (isinstance(assign_target, cst.AssignTarget) and isinstance(assign, cst.Assign)
                     and assign_target.target is target):
-                return False
+                return None
             value = assign.value
             branches = [value.body, value.orelse] if isinstance(value, cst.IfExp) else [value]
-            if not any(isinstance(b, (cst.Name, cst.Attribute)) and ctx.qualname(b) in GENERIC_AUTOCAST for b in branches):
-                return False
-        return True
+            names = [ctx.qualname(b) for b in branches if isinstance(b, (cst.Name, cst.Attribute))]
+            found = next((n for n in names if n in GENERIC_AUTOCAST), None)
+            if found is None:
+                return None
+        return found
 
-    def _alias_call(self, ctx: RuleContext, original: cst.Call, updated: cst.Call):
+    def _alias_call(self, ctx: RuleContext, original: cst.Call, updated: cst.Call, api: str):
         if not original.args or original.args[0].keyword is not None or original.args[0].star:
             return None
         if string_value(original.args[0].value) != "cuda":
             return None
-        new_value = self._device_type(ctx, original.args[0].value, "literal:'cuda'", updated.args[0].value)
-        if ctx.rewrite(original.args[0].value, new_value, "literal:'cuda'", "TDM101") is None:
+        new_value = self._device_type(ctx, original.args[0].value, api, updated.args[0].value)
+        if ctx.rewrite(original.args[0].value, new_value, api, "TDM101") is None:
             return None
         return updated.with_changes(args=[updated.args[0].with_changes(value=new_value)] + list(updated.args[1:]))

@@ -33,7 +33,7 @@ from typing import Optional
 import libcst as cst
 
 from ..findings import FindingStatus
-from ..registry import entries, lookup
+from ..registry import Status, entries, lookup
 from .base import (
     RANK_NAME_RE,
     Example,
@@ -65,6 +65,8 @@ DEVICE_POSITIONALS = {
     "torch.autocast": {0: "type"},
     "torch.amp.autocast": {0: "type"},
     "torch.amp.GradScaler": {0: "type"},
+    "torch.amp.autocast_mode.autocast": {0: "type"},
+    "torch.amp.grad_scaler.GradScaler": {0: "type"},
     "torch.get_device_module": {0: "type"},
 }
 
@@ -77,6 +79,8 @@ SHIM_FOR_KIND = {"string": "device_string", "type": "device_type"}
 # The registry entry this rule ports (its replacement per target: ctx.port(API, ...)).
 API = "literal:'cuda'"
 HANDLES = tuple(a.name for a in entries() if a.rule == "device_strings")
+# An int (or rank) where a torch call takes a device is a CUDA device index: filed under torch.device.
+INT_DEVICE_API = "torch.device"
 
 
 def _call_of_arg(ctx: RuleContext, arg: cst.Arg) -> Optional[cst.Call]:
@@ -299,6 +303,24 @@ class DeviceStrings(Rule):
         ("def f(ok):\n    if ok:\n        kind = 'cuda'\n    return kind\n", ("TDM301",)),
     )
     INVALID = (
+        # A device type of a call the registry lists (the generic autocast): filed under that call.
+        Example(
+            'import torch\n'
+            "with torch.autocast('cuda'), torch.amp.autocast_mode.autocast(device_type='cuda'):\n"
+            '    pass\n',
+            'import torch\n'
+            'import runtime_shim\n'
+            '\n'
+            "with torch.autocast(runtime_shim.device_type('cuda')), torch.amp.autocast_mode.autocast(device_type=runtime_shim.device_type('cuda')):\n"
+            '    pass\n',
+            ('TDM101', 'TDM101'),
+            torch='import torch\n'
+                  '\n'
+                  'device = torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")\n'
+                  '\n'
+                  'with torch.autocast(device.type), torch.amp.autocast_mode.autocast(device_type=device.type):\n'
+                  '    pass\n',
+        ),
         Example(
             'import torch\n'
             "x = torch.ones(2, device='cuda')\n",
@@ -573,9 +595,9 @@ class DeviceStrings(Rule):
                     device_type_expression(ctx, original) if is_plain_cuda(original) else None)
             if new is None:
                 return None  # no exact spelling here: listed for review with the strings no rule ported
-            return rewrite_ported(ctx, original, new, API, "TDM101", spelling)
+            return rewrite_ported(ctx, original, new, _api_of(ctx, original, kind), "TDM101", spelling)
         new = ctx.shim_call(SHIM_FOR_KIND[kind], updated)
-        return ctx.rewrite(original, new, API, "TDM101")
+        return ctx.rewrite(original, new, _api_of(ctx, original, kind), "TDM101")
 
     @staticmethod
     def _device(ctx: RuleContext, original: cst.CSTNode, index: cst.BaseExpression) -> cst.BaseExpression:
@@ -635,7 +657,7 @@ class DeviceStrings(Rule):
 
     def leave_Integer(self, ctx: RuleContext, original: cst.Integer, updated: cst.Integer):
         if self._int_device_position(ctx, original):
-            return ctx.rewrite(original, self._device(ctx, original, updated), "torch.Tensor.to", "TDM101")
+            return ctx.rewrite(original, self._device(ctx, original, updated), INT_DEVICE_API, "TDM101")
         return None
 
     def _leave_rank_name(self, ctx: RuleContext, original, updated):
@@ -645,7 +667,7 @@ class DeviceStrings(Rule):
         parent = ctx.parent(original)
         if isinstance(parent, cst.Attribute) or not self._int_device_position(ctx, original):
             return None
-        return ctx.rewrite(original, self._device(ctx, original, updated), "torch.Tensor.to", "TDM101",
+        return ctx.rewrite(original, self._device(ctx, original, updated), INT_DEVICE_API, "TDM101",
                            "A rank or GPU index used as a device now names the chosen device; the variable stays an int.")
 
     leave_Name = _leave_rank_name
@@ -683,6 +705,16 @@ class DeviceStrings(Rule):
         new = ctx.shim_call(SHIM_FOR_KIND[kind], *([] if plain else shim_args_for(cuda_branch)))  # type: ignore[arg-type]
         return ctx.rewrite(original, new.with_changes(lpar=updated.lpar, rpar=updated.rpar), "torch.cuda.is_available", "TDM101",
                            message)
+
+
+def _api_of(ctx: RuleContext, node: cst.CSTNode, kind: str) -> str:
+    """The registry entry a ported string is filed under: the call whose device type it is when the
+    registry lists that call as rewritten for it (``torch.autocast('cuda')``), else ``literal:'cuda'``."""
+    arg = ctx.parent(node)
+    call = _call_of_arg(ctx, arg) if kind == "type" and isinstance(arg, cst.Arg) else None
+    qual = ctx.qualname(call.func) if call is not None else None
+    api = lookup(qual) if qual else None
+    return api.name if api is not None and api.status is Status.REWRITTEN else API
 
 
 def _torch_device_keyword(ctx: RuleContext, node: cst.CSTNode) -> bool:

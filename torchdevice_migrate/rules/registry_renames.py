@@ -44,7 +44,7 @@ from typing import List, Optional, Union
 import libcst as cst
 
 from ..findings import FindingStatus
-from ..registry import DEVICE_PROPERTY_ATTRIBUTES, MEMORY_STATS_KEYS, Api, Status, entries, is_cuda_namespace, lookup
+from ..registry import DEVICE_PROPERTY_ATTRIBUTES, MEMORY_STATS_KEYS, REASONS, Api, Status, entries, is_cuda_namespace, lookup
 from ..targets import Spelling
 from .base import (
     RANK_NAME_RE,
@@ -493,7 +493,9 @@ class RegistryRenames(GuardsStatements, Rule):
             return
         if is_store_target(ctx, original):
             return
-        ctx.report(original, f"torch.cuda.get_device_properties().{original.attr.value}", FindingStatus.UNSUPPORTED, "TDM213")
+        attr = original.attr.value
+        ctx.report(original, _entry_of(ctx, original.value, PROPERTIES), FindingStatus.UNSUPPORTED, "TDM213",
+                   f"`.{attr}` of get_device_properties(...): " + REASONS["TDM213"].description)
 
     def leave_IfExp(self, ctx: RuleContext, original: cst.IfExp, updated: cst.IfExp):
         return self._cuda_only_guard(ctx, original, updated, [original.body, original.orelse])
@@ -769,13 +771,23 @@ def _comes_from(ctx: RuleContext, node: cst.CSTNode, names) -> bool:
     return True
 
 
+def _entry_of(ctx: RuleContext, node: cst.CSTNode, names) -> str:
+    """The registry entry a finding about what ``node`` answers is filed under: the entry ``node``
+    calls (``torch.cuda.memory.memory_stats``), else the first of ``names`` that is one."""
+    if isinstance(node, cst.Call) and not ctx.is_shim_ref(node.func):
+        qual = ctx.qualname(node.func)
+        if qual is not None and lookup(qual) is not None:
+            return qual
+    return next(n for n in names if lookup(n) is not None)
+
+
 def _check_memory_key(ctx: RuleContext, value: cst.CSTNode, key: cst.CSTNode, site: cst.CSTNode) -> None:
     text = string_value(key)
     if ctx.target == "torch":
         return  # torch's own memory_stats: exact on CUDA (the call itself is reported CPU-unsafe)
     if text is None or text in MEMORY_STATS_KEYS or not _comes_from(ctx, value, MEMORY_STATS):
         return
-    ctx.report(site, f"torch.cuda.memory_stats()[{text!r}]", FindingStatus.UNSUPPORTED, "TDM212",
+    ctx.report(site, _entry_of(ctx, value, MEMORY_STATS), FindingStatus.UNSUPPORTED, "TDM212",
                f"The memory statistic {text!r} is answered only on CUDA and XPU; runtime_shim.memory_stats() "
                "is empty on the CPU (as torch.cuda.memory_stats() was on a CPU-only torch) and has "
                "only the current allocated and reserved bytes on MPS.",
