@@ -32,12 +32,13 @@ import libcst as cst
 from ..findings import FindingStatus
 from ..project_index import project_of
 from ..registry import entries
-from ..targets import DEVICE_VALUE
+from ..targets import DEVICE_VALUE, pending_binding
 from .base import (
     Example,
     Rule,
     RuleContext,
     availability_idiom,
+    device_chooser,
     device_expression,
     device_kind_for_name,
     device_type_expression,
@@ -242,10 +243,15 @@ class DevicePlacement(Rule):
         if ctx.target == "torch":
             return self._torch_device_torch(ctx, original, updated, first)
         if isinstance(first.value, cst.IfExp):
-            cuda_branch = availability_idiom(ctx, first.value)
-            if cuda_branch is None or len(original.args) != 1:
+            if len(original.args) != 1:
                 return None
-            new = ctx.shim_call("device", *shim_args_for(cuda_branch))
+            if device_chooser(ctx, first.value):  # cuda/mps/xpu/cpu chooser: the chosen device, one call
+                new = ctx.shim_call("device")
+            else:
+                cuda_branch = availability_idiom(ctx, first.value)
+                if cuda_branch is None:
+                    return None
+                new = ctx.shim_call("device", *shim_args_for(cuda_branch))
         elif is_cuda_device_string(first.value):
             args = list(updated.args)
             if len(args) == 1 and args[0].keyword is None and not _has_index(original):
@@ -338,8 +344,10 @@ class DevicePlacement(Rule):
         ``torch.device(f'cuda:{r}')`` -> ``torch.device(f"{{device_type}}:{r}")`` (a str index stays a str)."""
         value = first.value
         if isinstance(value, cst.IfExp):
+            if len(original.args) != 1:
+                return None
             cuda_branch = availability_idiom(ctx, value)
-            if cuda_branch is None or len(original.args) != 1 or not _is_plain_cuda_arg(cuda_branch):
+            if not device_chooser(ctx, value) and (cuda_branch is None or not _is_plain_cuda_arg(cuda_branch)):
                 return None
             new: cst.BaseExpression = _device_or_binding(ctx, original)
         elif not is_cuda_device_string(value):
@@ -498,10 +506,12 @@ def _is_plain_cuda_arg(node: cst.CSTNode) -> bool:
 def _device_or_binding(ctx: RuleContext, original: cst.CSTNode) -> cst.BaseExpression:
     """``{device}`` for ``original``; when ``original`` is the whole value of a module-level
     ``name = ...`` (bound once), the device value itself (``name = torch.accelerator...``), so that
-    the module's own variable is the device value other sites reuse (``targets.device_value``)."""
+    the module's own variable is the device value other sites reuse (``targets.device_value``), unless
+    an earlier site already scheduled the module's binding (then that name: one binding per file)."""
     parent = ctx.parent(original)
     line = ctx.parent(parent) if isinstance(parent, cst.Assign) else None
-    if (isinstance(parent, cst.Assign) and parent.value is original and len(parent.targets) == 1
+    if (pending_binding(ctx) is None and isinstance(parent, cst.Assign) and parent.value is original
+            and len(parent.targets) == 1
             and isinstance(parent.targets[0].target, cst.Name) and isinstance(line, cst.SimpleStatementLine)
             and ctx.parent(line) is ctx.module):
         return torch_expression(ctx, DEVICE_VALUE)
