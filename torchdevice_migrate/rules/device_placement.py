@@ -127,6 +127,13 @@ class DevicePlacement(Rule):
                 torch="import torch.nn as nn\nclass Ema(nn.Module):\n    def cuda(self, device=None):\n"
                       "        self.shadow = self.shadow.cuda(device)\n        return super().cuda(device)\nema = Ema().cuda()\n",
                 torch_codes=("TDM307", "TDM307", "TDM307")),
+        # ``cuda(torch.cuda.current_device())`` is ``cuda()``: one call, no device of the current device.
+        Example("import torch\nimport torch.nn as nn\nm = nn.Linear(2, 2).cuda(torch.cuda.current_device())\n"
+                "x = x.cuda(torch.cuda.current_device(), True)\n",
+                "import torch\nimport torch.nn as nn\nimport runtime_shim\n\nm = nn.Linear(2, 2).to(device=runtime_shim.device())\n"
+                "x = runtime_shim.to_device(x, non_blocking=True)\n", ("TDM101", "TDM101"),
+                torch="import torch\nimport torch.nn as nn\n\n" + _DV + "\nm = nn.Linear(2, 2).to(device)\n"
+                      "x = x.to(device, non_blocking=True)\n"),
         Example("import torch\nd = torch.device('cuda:1')\n", "import torch\nimport runtime_shim\n\nd = runtime_shim.device('cuda:1')\n",
                 ("TDM101",), torch="import torch\n\n" + _DV + "\nd = torch.device(device.type, 1)\n"),
         Example("import torch\nd = torch.device('cuda', i)\n", "import torch\nimport runtime_shim\n\nd = runtime_shim.device('cuda', i)\n",
@@ -187,6 +194,7 @@ class DevicePlacement(Rule):
                 new = ctx.shim_call("to_device", *updated.args).with_changes(lpar=updated.lpar, rpar=updated.rpar)
                 return ctx.rewrite(original, new, api, "TDM101")
             return None  # torch.cuda itself: not a method call on a value
+        original, updated = _without_current_device(ctx, original, updated)
         if len(updated.args) > 2 or any(a.star for a in updated.args):
             return None
         if ctx.target == "torch":
@@ -570,6 +578,47 @@ def _torch_device_of_index(ctx: RuleContext, original: cst.Call, value: cst.Base
     if device_kind_for_name(target_name(value)) == "string" or _is_device_value_node(ctx, value):
         return value
     return _index_device(ctx, original, value)
+
+
+def _without_current_device(ctx: RuleContext, original: cst.Call, updated: cst.Call):
+    """``x.cuda(torch.cuda.current_device())`` is ``x.cuda()`` (the current device is cuda()'s default):
+    the pair of calls without that argument (``non_blocking`` then passed by keyword), so the port is
+    one call (``runtime_shim.to_device(x)``, ``x.to(device)``), not a device of the current device."""
+    for i, a in enumerate(original.args):
+        key = a.keyword.value if a.keyword else None
+        if not (key == "device" or (key is None and i == 0)) or a.star:
+            continue
+        value = a.value
+        if not (isinstance(value, cst.Call) and not value.args and isinstance(value.func, (cst.Name, cst.Attribute))
+                and ctx.qualname(value.func) in _CURRENT_DEVICE):
+            return original, updated
+        _forget_reports_in(ctx, value)  # e.g. TDM115 of the dropped current_device() under --target torch
+        keep = [j for j in range(len(original.args)) if j != i]
+        args = []
+        for j in keep:
+            arg = updated.args[j]
+            if arg.keyword is None and not arg.star and j == 1:
+                arg = keyword_arg("non_blocking", arg.value, like=arg)
+            args.append(arg)
+        if args:
+            args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+        # ``original`` keeps its node identity (metadata); only its argument count is read from here on.
+        return original, updated.with_changes(args=args)
+    return original, updated
+
+
+def _forget_reports_in(ctx: RuleContext, node: cst.CSTNode) -> None:
+    """Drop the findings other rules reported inside ``node`` (an original node this rule removes)."""
+    pos = ctx.position(node)
+    if pos is None:
+        return
+    start, end = (pos.start.line, pos.start.column + 1), (pos.end.line, pos.end.column + 1)
+    ctx.other_findings = [f for f in ctx.other_findings
+                          if not (start <= (f.line, f.column) and (f.end_line, f.end_column) <= end)]
+
+
+#: ``torch.cuda.current_device`` (registry), also under ``torch.cuda.random``.
+_CURRENT_DEVICE = {a.name for a in entries() if a.name.endswith(".current_device") and a.name.startswith("torch.cuda")}
 
 
 def _maybe_storage(ctx: RuleContext, at: cst.CSTNode, receiver: cst.BaseExpression) -> bool:
