@@ -149,3 +149,20 @@ def test_workers_stop_with_the_parent_and_leave_no_temporary_files(tmp_path, how
     assert proc.returncode != 0
     assert _gone(workers), "a worker outlived its parent"
     assert not list(root.rglob("*.tdm-tmp"))
+
+
+def test_a_run_imports_libcst_only_for_files_that_may_use_cuda(tmp_path):
+    """--version, --help and a run over files without CUDA words never import LibCST (issue 12)."""
+    plain = tmp_path / "plain.py"
+    plain.write_text("def f(x):\n    return x + 1  # not on cuda\n")
+    code = ("import sys\nfrom torchdevice_migrate.cli import main\nsys.argv = ['tdm', '--no-config', '--check', sys.argv[1]]\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
+            "print(sorted(m for m in sys.modules if m == 'libcst' or m.startswith('libcst.')))\n")
+    out = _subprocess.run([_sys.executable, "-c", code, str(plain)], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_light_option_tables_equal_the_targets_module():
+    from torchdevice_migrate import options, targets
+
+    assert options.TARGETS == targets.TARGETS and options.DEFAULT_TARGET == targets.DEFAULT_TARGET

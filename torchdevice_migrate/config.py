@@ -28,8 +28,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set
 
 from .registry import REASONS
-from .targets import DEFAULT_TARGET, TARGETS
-from .transform import DEFAULT_SHIM_MODULE, Options
+from .options import DEFAULT_SHIM_MODULE, DEFAULT_TARGET, TARGETS, Options  # no LibCST: see options.py
 
 TABLE = "torchdevice-migrate"
 KEYS = ("exclude", "select", "ignore", "shim-module", "target")

@@ -15,6 +15,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from .rules import Rule
 
 DEFAULT_SHIM_MODULE = "runtime_shim"
+#: The port targets (``targets.py`` says what each means); here so that reading the configuration
+#: needs no LibCST. tests/test_speed_invariants.py holds them equal to ``targets.TARGETS``.
+TARGETS = ("shim", "torch")
+DEFAULT_TARGET = "shim"
 
 
 class SourceError(Exception):
@@ -35,6 +39,6 @@ class Options:
     rules: Optional[Sequence[Type[Rule]]] = None
     #: ``"shim"`` (portable through the runtime shim) or ``"torch"`` (torch's own API only); see
     #: ``targets.py`` (its ``DEFAULT_TARGET``).
-    target: str = "shim"
+    target: str = DEFAULT_TARGET
     #: Facts about the whole project (``project_index.py``); None: the file is judged on its own.
     project: Optional[ProjectIndex] = None
