@@ -362,7 +362,8 @@ class Amp(Rule):
     def _record(self, ctx: RuleContext, original: cst.CSTNode, ref: cst.BaseExpression, new_func: cst.BaseExpression, qual: str) -> bool:
         if ctx.rewrite(ref, new_func, API_NAME[qual], "TDM108") is None:
             return False
-        if isinstance(ref, cst.Name) or (isinstance(ref, cst.Attribute) and ctx.qualname(root_name(ref)) != "torch"):
+        root = root_name(ref)
+        if isinstance(ref, cst.Name) or (isinstance(ref, cst.Attribute) and (root is None or ctx.qualname(root) != "torch")):
             forget_import(ctx, ref, qual)
         return True
 

@@ -50,7 +50,7 @@ class Rule:
     #: Short name, used in docs and ``--select``.
     name: ClassVar[str] = ""
     VALID: ClassVar[Sequence[str]] = ()
-    INVALID: ClassVar[Sequence[Union[Tuple[Any, ...], "Example"]]] = ()
+    INVALID: ClassVar[Sequence[Union[Tuple[Any, ...], Example]]] = ()
     REPORTS: ClassVar[Sequence[Tuple[str, Sequence[str]]]] = ()
 
 
@@ -68,7 +68,7 @@ class Example:
     torch_codes: Optional[Tuple[str, ...]] = None
 
     @classmethod
-    def of(cls, item: Union[Tuple[Any, ...], "Example"]) -> "Example":
+    def of(cls, item: Union[Tuple[Any, ...], Example]) -> Example:
         """An ``INVALID`` item as an ``Example`` (a 2-tuple, the old form, has ``codes=None``)."""
         if isinstance(item, Example):
             return item
@@ -180,7 +180,7 @@ class RuleContext:
                 and node.value.value == self.shim_alias)
 
     # ---- per target (issue 11; helpers at the end of this module) ----------------------------
-    def port(self, api_name: str, variant: str = "") -> "Spelling":
+    def port(self, api_name: str, variant: str = "") -> Spelling:
         """This file's target cell for a REWRITTEN registry entry (``targets.replacement_for``)."""
         return replacement_for(api_name, self.target, variant)
 
@@ -242,7 +242,8 @@ class RuleContext:
         self.other_findings.append(Finding(
             path=self.path, line=line, column=col, api=api, status=status, code=code,
             message=message or reason.description, original=_first_line(self.code(original)),
-            hint=hint or reason.hint, end_line=pos.end.line if pos else 0, end_column=pos.end.column + 1 if pos else 0,
+            hint=torch_hint(hint or reason.hint) if self.target == "torch" else hint or reason.hint,
+            end_line=pos.end.line if pos else 0, end_column=pos.end.column + 1 if pos else 0,
         ))
 
     def report_api(self, original: cst.CSTNode, api: Api) -> None:
@@ -292,7 +293,7 @@ class _PositionState(PositionProvidingCodegenState):
         self._update_position(value)
 
     def record_syntactic_position(self, node: cst.CSTNode, *, start_node: Optional[cst.CSTNode] = None,
-                                  end_node: Optional[cst.CSTNode] = None) -> "_SyntacticPosition":
+                                  end_node: Optional[cst.CSTNode] = None) -> _SyntacticPosition:
         return _SyntacticPosition(self, node, start_node, end_node)
 
 
@@ -999,3 +1000,35 @@ def cpu_string(ctx: RuleContext, at: cst.CSTNode) -> cst.SimpleString:
     (inside an f-string before Python 3.12, not the f-string's own quote)."""
     quote = free_quote(ctx, at) or '"'
     return cst.SimpleString(f"{quote}cpu{quote}")
+
+
+# ---- hints under --target torch --------------------------------------------------------------------
+
+#: The registry's and the reason codes' hints name the runtime shim; under ``--target torch`` a report
+#: for an upstream pull request names torch's own spellings instead (first match wins, in order).
+_TORCH_HINT_WORDS: Tuple[Tuple[str, str], ...] = (
+    (r"runtime_shim\.accelerator_type\(\) == 'cuda'", "torch.cuda.is_available()"),
+    (r"runtime_shim\.accelerator_type\(\)", "device.type"),
+    (r"runtime_shim\.device_type\((\w+)\)", r"\1.device.type"),
+    (r"wrap it as `runtime_shim\.device_string\([^)]*\)`", "write `device.type` there"),
+    (r"runtime_shim\.device_string\([^)]*\)", "device.type"),
+    (r"runtime_shim\.device\(\)", "device"),
+    (r"runtime_shim\.Stream\(\)", "torch.Stream()"),
+    (r"runtime_shim\.distributed_backend\(\)", "torch.distributed.get_default_backend_for_device(device)"),
+    (r"runtime_shim\.worker_count\(\)", "max(torch.accelerator.device_count(), 1)"),
+    (r"runtime_shim\.(memory_stats|memory_allocated)\(", r"torch.accelerator.\1("),
+    (r"runtime_shim\.(get_device_capability|manual_seed|stream)\(", r"torch.get_device_module().\1("),
+    (r"set TORCHDEVICE_DEVICE to force a device", "the device is `torch.accelerator.current_accelerator()`"),
+    (r"Use TORCHDEVICE_DEVICE to select a device portably\.", "Select the device in code (`torch.accelerator`)."),
+)
+
+
+def torch_hint(text: str) -> str:
+    """``text`` with the runtime shim's spellings replaced by torch's (``device`` is the module's device
+    value, ``torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")``); a hint
+    that still needs the shim says so."""
+    for pattern, repl in _TORCH_HINT_WORDS:
+        text = re.sub(pattern, repl, text)
+    if "runtime_shim" in text:
+        text += " (with `--target shim`)"
+    return text

@@ -41,6 +41,7 @@ from .base import (
     target_name,
 )
 
+
 class DeviceComparisons(Rule):
     name = "device-comparisons"
     VALID = (
@@ -136,9 +137,9 @@ class DeviceComparisons(Rule):
 
     def leave_Comparison(self, ctx: RuleContext, original: cst.Comparison, updated: cst.Comparison):
         if handle_identity_comparison(original):
-            new = updated.with_changes(left=updated.left.value, comparisons=[  # type: ignore[attr-defined]
+            same = updated.with_changes(left=updated.left.value, comparisons=[  # type: ignore[attr-defined]
                 updated.comparisons[0].with_changes(comparator=updated.comparisons[0].comparator.value)])  # type: ignore[attr-defined]
-            return ctx.rewrite(original, new, "torch.cuda.Stream.cuda_stream", "TDM104",
+            return ctx.rewrite(original, same, "torch.cuda.Stream.cuda_stream", "TDM104",
                                "Raw handles compared only for identity: the streams (events) themselves are compared.")
         if in_torchscript(ctx, original) or names_an_implementation(ctx, original):
             return None
@@ -149,9 +150,9 @@ class DeviceComparisons(Rule):
                 if isinstance(comparator, (cst.Tuple, cst.List, cst.Set, cst.SimpleString, cst.Dict)):
                     return None
                 if ctx.target == "torch":
-                    new = _torch_membership(ctx, original, updated.comparisons[0].comparator,
-                                            isinstance(target.operator, cst.NotIn))
-                    return ctx.rewrite(original, _parenthesized(ctx, original, updated, new), API, "TDM103")
+                    membership = _torch_membership(ctx, original, updated.comparisons[0].comparator,
+                                                   isinstance(target.operator, cst.NotIn))
+                    return ctx.rewrite(original, _parenthesized(ctx, original, updated, membership), API, "TDM103")
                 new: cst.BaseExpression = ctx.shim_call("is_accelerator", updated.comparisons[0].comparator)
                 if isinstance(target.operator, cst.NotIn):
                     new = cst.UnaryOperation(cst.Not(), new)

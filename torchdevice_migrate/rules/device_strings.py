@@ -43,8 +43,8 @@ from .base import (
     availability_idiom,
     device_chooser,
     device_expression,
-    device_type_expression,
     device_kind_for_name,
+    device_type_expression,
     is_cpu_string,
     is_cuda_device_string,
     is_plain_cuda,
@@ -235,7 +235,7 @@ def _is_sibling_device_name(node: Optional[cst.CSTNode]) -> bool:
 
 def _returns_device_name_elsewhere(ctx: RuleContext, ret: cst.Return) -> bool:
     """``return 'cuda'`` in a function that also has ``return 'cpu'`` (or ``'mps'``)."""
-    if not is_plain_cuda(ret.value) or not isinstance(_scope_root(ctx, ret), cst.FunctionDef):
+    if ret.value is None or not is_plain_cuda(ret.value) or not isinstance(_scope_root(ctx, ret), cst.FunctionDef):
         return False
     own = _own_statements(ctx, ret)
     return own is not None and any(_is_sibling_device_name(r.value) for r in own.returns)
@@ -583,7 +583,8 @@ class DeviceStrings(Rule):
     )
 
     def _wrap(self, ctx: RuleContext, original: cst.BaseExpression, updated: cst.BaseExpression,
-              kind: str) -> Optional[cst.BaseExpression]:
+              kind: str) -> Optional[cst.CSTNode]:
+        new: Optional[cst.BaseExpression]
         if ctx.target == "torch":
             # A str stays a str: 'cuda' -> device.type, 'cuda:N' -> f"{device.type}:N" (variant "string").
             spelling = ctx.port(API, "string")
@@ -636,8 +637,8 @@ class DeviceStrings(Rule):
         api = lookup(ctx.qualname(original.func) or "") if not original.args else None
         if api is not None and api.shim_name == "current_device" and self._int_device_position(ctx, original):
             ctx.port(api.name)
-            new = device_expression(ctx, original) if ctx.target == "torch" else ctx.shim_call("device")
-            return ctx.rewrite(original, new.with_changes(lpar=updated.lpar, rpar=updated.rpar), api.name, "TDM101",
+            chosen: cst.BaseExpression = device_expression(ctx, original) if ctx.target == "torch" else ctx.shim_call("device")
+            return ctx.rewrite(original, chosen.with_changes(lpar=updated.lpar, rpar=updated.rpar), api.name, "TDM101",
                                "The current CUDA device where a torch call takes a device: the chosen device.")
         return None
 
@@ -647,9 +648,9 @@ class DeviceStrings(Rule):
         if isinstance(parent, cst.Arg) and _device_of_get_device(ctx, ctx.parent(parent)):
             return None  # the enclosing torch.device('cuda', ...) becomes x.device
         if self._int_device_position(ctx, original) or device_position(ctx, original) == "string" or (
-                isinstance(parent, cst.Arg) and ctx.qualname(getattr(ctx.parent(parent), "func", None)) == "torch.device"
+                isinstance(parent, cst.Arg) and _is_call_of(ctx, ctx.parent(parent), "torch.device")
                 and len(ctx.parent(parent).args) == 1):  # type: ignore[union-attr]
-            new = cst.Attribute(updated.func.value, cst.Name("device"), lpar=updated.lpar, rpar=updated.rpar)  # type: ignore[union-attr]
+            new = cst.Attribute(updated.func.value, cst.Name("device"), lpar=updated.lpar, rpar=updated.rpar)  # type: ignore[attr-defined]
             return ctx.rewrite(original, new, "torch.Tensor.get_device", "TDM101",
                                "x.get_device() (-1 for a CPU tensor) used as a device: the tensor's own device.")
         ctx.report(original, "torch.Tensor.get_device", FindingStatus.REVIEW, "TDM305")
@@ -705,6 +706,10 @@ class DeviceStrings(Rule):
         new = ctx.shim_call(SHIM_FOR_KIND[kind], *([] if plain else shim_args_for(cuda_branch)))  # type: ignore[arg-type]
         return ctx.rewrite(original, new.with_changes(lpar=updated.lpar, rpar=updated.rpar), "torch.cuda.is_available", "TDM101",
                            message)
+
+
+def _is_call_of(ctx: RuleContext, node: Optional[cst.CSTNode], name: str) -> bool:
+    return isinstance(node, cst.Call) and ctx.qualname(node.func) == name
 
 
 def _api_of(ctx: RuleContext, node: cst.CSTNode, kind: str) -> str:

@@ -44,7 +44,16 @@ from typing import List, Optional, Union
 import libcst as cst
 
 from ..findings import FindingStatus
-from ..registry import DEVICE_PROPERTY_ATTRIBUTES, MEMORY_STATS_KEYS, REASONS, Api, Status, entries, is_cuda_namespace, lookup
+from ..registry import (
+    DEVICE_PROPERTY_ATTRIBUTES,
+    MEMORY_STATS_KEYS,
+    REASONS,
+    Api,
+    Status,
+    entries,
+    is_cuda_namespace,
+    lookup,
+)
 from ..targets import Spelling
 from .base import (
     RANK_NAME_RE,
@@ -64,7 +73,6 @@ from .base import (
     target_name,
 )
 from .review import has_leftover_device_strings
-
 
 # The registry entries this rule ports: every pure rename (the UNSUPPORTED ones it reports are looked up by name).
 HANDLES = tuple(a.name for a in entries() if a.rule == "registry_renames")
@@ -459,7 +467,7 @@ class RegistryRenames(GuardsStatements, Rule):
         _report_count_requirement(ctx, original.test)
         if not _is_availability_call(ctx, original.test):
             return None
-        new_test = updated.test.visit(_RequirementReplacer(ctx, original.test))
+        new_test = updated.test.visit(_RequirementReplacer(ctx, original.test))  # type: ignore[arg-type]
         return updated.with_changes(test=new_test) if new_test is not updated.test else None
 
     # -- answers the shim does not give on every backend: reported where they are read ----------
@@ -554,6 +562,7 @@ class _GuardReplacer(cst.CSTTransformer):
         if renamed is None or updated.args or self.ctx.parent(renamed[0]) not in self.originals:
             return updated
         source = self.ctx.parent(renamed[0])
+        assert source is not None
         if self.ctx.target == "torch":  # kept as it is: exact on CUDA, False everywhere else
             self.done = True
             return _undo_availability(self.ctx, updated, renamed)
@@ -745,7 +754,7 @@ def _is_call_of(ctx: RuleContext, node: cst.CSTNode, names) -> bool:
         return False
     func = node.func
     if ctx.is_shim_ref(func):
-        return func.attr.value in names  # type: ignore[union-attr]
+        return func.attr.value in names  # type: ignore[attr-defined]
     return ctx.qualname(func) in names
 
 
@@ -765,7 +774,8 @@ def _comes_from(ctx: RuleContext, node: cst.CSTNode, names) -> bool:
     if not assignments:
         return False
     for a in assignments:
-        assign = ctx.parent(ctx.parent(a.node)) if getattr(a, "node", None) is not None else None
+        target = ctx.parent(a.node) if getattr(a, "node", None) is not None else None
+        assign = ctx.parent(target) if target is not None else None
         if not (isinstance(assign, cst.Assign) and len(assign.targets) == 1 and _is_call_of(ctx, assign.value, names)):
             return False
     return True
