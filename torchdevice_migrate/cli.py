@@ -185,13 +185,13 @@ def migrate(
     options = settings.options()
     walk_errors: List[FileResult] = []
     files = [f for f in discover(paths, settings.cli_exclude, errors=walk_errors) if not settings.excluded(f)]
-    if jobs <= 0:
-        jobs = min(os.cpu_count() or 1, 8) if len(files) >= 8 else 1
-    summary = run(files, options, jobs=jobs)
     if files:  # the whole project, once: a staged file is judged as in a whole-tree run
         from .project_index import index_for
 
         options.project = index_for(paths)
+    if jobs <= 0:
+        jobs = min(os.cpu_count() or 1, 8) if len(files) >= 8 else 1
+    summary = run(files, options, jobs=jobs)
     summary.results.extend(walk_errors)  # folders that could not be listed: one error line each
     if report:
         _write_report(summary, settings, fmt, output, console, err, quiet)
