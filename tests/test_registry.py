@@ -17,7 +17,6 @@ import subprocess
 import sys
 import types
 import warnings
-from pathlib import Path
 
 import pytest
 
@@ -189,8 +188,9 @@ def test_rename_targets_exist_in_runtime_shim():
     for api in renames:
         assert api.rule == "registry_renames", api
         if api.replacement.startswith("torch."):  # torch's own name, exact everywhere (both targets)
-            import torch
             from functools import reduce
+
+            import torch
 
             assert reduce(getattr, api.replacement.split(".")[1:], torch) is not None, api
             assert api.since, f"{api.name}: a rename to torch's own name states the torch version it needs"

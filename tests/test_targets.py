@@ -58,7 +58,7 @@ def test_variants_are_looked_up_per_context():
         assert name in TORCH_CELLS and "runtime_shim" not in sp.text
         if sp.is_rename:
             _resolve(sp.text)
-            assert _runs(lambda: _resolve(sp.text)()) == sp.cpu_safe
+            assert _runs(lambda sp=sp: _resolve(sp.text)()) == sp.cpu_safe
 
 
 def test_since_values_are_well_formed_and_sourced():

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set
 
-from .registry import REASONS
 from .options import DEFAULT_SHIM_MODULE, DEFAULT_TARGET, TARGETS, Options  # no LibCST: see options.py
+from .registry import REASONS
 
 TABLE = "torchdevice-migrate"
 KEYS = ("exclude", "select", "ignore", "shim-module", "target")

@@ -33,9 +33,7 @@ from __future__ import annotations
 import re
 import weakref
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Tuple
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Tuple
 
 from .registry import Api, Status, entries, lookup
 
@@ -327,7 +325,7 @@ class DeviceBinding:
         return cst.parse_statement(f"{self.name} = {value}\n")  # type: ignore[return-value]
 
 
-_PENDING: "weakref.WeakKeyDictionary[object, DeviceBinding]" = weakref.WeakKeyDictionary()
+_PENDING: weakref.WeakKeyDictionary[object, DeviceBinding] = weakref.WeakKeyDictionary()
 
 
 def pending_binding(ctx: object) -> Optional[DeviceBinding]:
