@@ -348,7 +348,7 @@ class _ProgressBar:
 # parent handles Ctrl-C and stops them), and die with the parent (PR_SET_PDEATHSIG on Linux).
 
 
-def _worker_init() -> None:
+def _worker_init(parent: int = 0) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -361,6 +361,10 @@ def _worker_init() -> None:
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
         except Exception:  # pragma: no cover - no libc: the parent still stops the pool itself
             pass
+    # The parent may have died between forking this worker and the prctl above: then no signal
+    # will ever come, and the worker would wait for tasks forever.
+    if parent and os.getppid() != parent:
+        os._exit(1)
 
 
 def _migrate_candidate(source: bytes, display: str, options: Options) -> FileResult:
@@ -370,7 +374,7 @@ def _migrate_candidate(source: bytes, display: str, options: Options) -> FileRes
 def _parallel(files: Sequence[Path], options: Options, jobs: int) -> Iterator[FileResult]:
     """Start the workers and hand them the candidates; raises OSError/ImportError/BrokenProcessPool
     when workers cannot be started (the caller then migrates in this process)."""
-    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init)
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init, initargs=(os.getpid(),))
     try:
         pending: List[Any] = []  # a FileResult, or (future, source, display, read_stat) of a candidate
         for f in files:
