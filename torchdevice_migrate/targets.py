@@ -425,7 +425,7 @@ def _bound_elsewhere(ctx, module: cst.Module, name: str, node: cst.Assign) -> bo
 def _all_names(ctx, module: cst.Module) -> set:
     import libcst as cst
 
-    names = set()
+    names: set = set()
     for scope in {s for s in getattr(ctx, "_scopes", {}).values() if s is not None}:
         names.update(a.name for a in scope.assignments)
         names.update(a.node.value for a in scope.accesses if isinstance(a.node, cst.Name))
