@@ -100,3 +100,13 @@ def test_the_shim_target_never_writes_a_guard_or_tdm115():
     code = "import torch\ntorch.cuda.synchronize()\nn = torch.cuda.memory_allocated()\n"
     out, codes = run(code, [RegistryRenames], "shim")
     assert GUARD not in out and "TDM115" not in codes and "TDM307" not in codes
+
+
+def test_a_value_that_runs_only_with_an_accelerator_is_not_listed_cpu_unsafe():
+    code = ("import torch\nbf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()\n"
+            "name = torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'\n"
+            "cpu = not torch.cuda.is_available() or torch.cuda.memory_allocated() == 0\n"
+            "used = torch.cuda.memory_allocated()\n")
+    out, codes = run(code, [RegistryRenames])
+    assert "bf16 = torch.accelerator.is_available() and torch.get_device_module().is_bf16_supported()\n" in out
+    assert codes.count("TDM115") == 1  # only the last line, which runs everywhere

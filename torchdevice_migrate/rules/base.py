@@ -728,6 +728,8 @@ def rewrite_ported(ctx: RuleContext, original: cst.CSTNode, new: cst.CSTNode, ap
         return result
     if spelling.guard and guard_statement(ctx, guardable if guardable is not None else original, spelling.guard):
         return result
+    if already_guarded(ctx, original):
+        return result  # runs only where an accelerator is available
     report_cpu_unsafe(ctx, original, api, spelling)
     return result
 
@@ -947,13 +949,22 @@ def _tests_availability(ctx: RuleContext, test: cst.BaseExpression, positive: bo
 
 def already_guarded(ctx: RuleContext, node: cst.CSTNode) -> bool:
     """Whether ``node`` (an original node) only runs where an accelerator is available: inside the
-    body of ``if torch.cuda.is_available():`` (or the ``else`` of ``if not ...``), so it needs no guard of its own."""
+    body of ``if torch.cuda.is_available():`` (or the ``else`` of ``if not ...``), the branch of a conditional
+    expression chosen when one is, or the right operand of ``torch.cuda.is_available() and ...``; so it needs
+    no guard of its own, and a CPU-unsafe spelling there never runs on a CPU-only machine."""
     child, parent = node, ctx.parent(node)
     while parent is not None:
         if isinstance(parent, cst.If):
             if child is parent.body and _tests_availability(ctx, parent.test, True):
                 return True
             if child is parent.orelse and isinstance(child, cst.Else) and _tests_availability(ctx, parent.test, False):
+                return True
+        elif isinstance(parent, cst.IfExp):
+            if (child is parent.body and _tests_availability(ctx, parent.test, True)) or (
+                    child is parent.orelse and _tests_availability(ctx, parent.test, False)):
+                return True
+        elif isinstance(parent, cst.BooleanOperation) and child is parent.right:
+            if _tests_availability(ctx, parent.left, isinstance(parent.operator, cst.And)):
                 return True
         child, parent = parent, ctx.parent(parent)
     return False
@@ -1032,3 +1043,18 @@ def torch_hint(text: str) -> str:
     if "runtime_shim" in text:
         text += " (with `--target shim`)"
     return text
+
+
+def is_module_device_value(ctx: RuleContext, name: cst.Name) -> bool:
+    """Whether ``name`` (an original node) reads a module-level variable bound once to a device value:
+    the torch target's ``current_accelerator(check_available=True) or torch.device("cpu")`` or the classic
+    ``torch.device("cuda" if torch.cuda.is_available() else "cpu")`` (``targets.device_value`` reuses these)."""
+    from ..targets import _is_device_value, _module_assignments
+
+    assigns = _module_assignments(ctx.module).get(name.value)
+    if not assigns or len(assigns) != 1 or not _is_device_value(assigns[0].value):
+        return False
+    scope = ctx.scope(name)
+    if scope is None:
+        return False
+    return all(getattr(a, "scope", None) is scope.globals for a in scope[name.value])

@@ -36,6 +36,7 @@ from .base import (
     device_type_expression,
     handle_identity_comparison,
     in_torchscript,
+    is_module_device_value,
     is_plain_cuda,
     string_value,
     target_name,
@@ -193,6 +194,8 @@ class DeviceComparisons(Rule):
         left, right = original.left, original.comparisons[0].comparator
         if is_plain_cuda(left) == is_plain_cuda(right):
             return None
+        if _is_module_device_type(ctx, right if is_plain_cuda(left) else left):
+            return None  # device.type == 'cuda' of the module's device value: already true exactly on CUDA
         other = updated.comparisons[0].comparator if is_plain_cuda(left) else updated.left
         other = other.with_changes(lpar=(), rpar=()) if isinstance(other, (cst.Name, cst.Attribute)) else other
         device_type = device_type_expression(ctx, original)
@@ -211,6 +214,15 @@ class DeviceComparisons(Rule):
 
 API = "literal:'cuda'"
 HANDLES = (API, "torch.cuda.Stream.cuda_stream")
+
+
+def _is_module_device_type(ctx: RuleContext, node: cst.CSTNode) -> bool:
+    """``device.type`` where ``device`` is a module-level device value (the torch target's own,
+    ``torch.accelerator.current_accelerator(...) or torch.device("cpu")``, or ``torch.device("cuda" if
+    torch.cuda.is_available() else "cpu")``): its comparison with ``'cuda'`` is exact as it is."""
+    if not (isinstance(node, cst.Attribute) and node.attr.value == "type" and isinstance(node.value, cst.Name)):
+        return False
+    return is_module_device_value(ctx, node.value)
 
 
 def _parenthesized(ctx: RuleContext, original: cst.Comparison, updated: cst.Comparison,
