@@ -110,3 +110,23 @@ def test_a_value_that_runs_only_with_an_accelerator_is_not_listed_cpu_unsafe():
     out, codes = run(code, [RegistryRenames])
     assert "bf16 = torch.accelerator.is_available() and torch.get_device_module().is_bf16_supported()\n" in out
     assert codes.count("TDM115") == 1  # only the last line, which runs everywhere
+
+
+FIXTURES = sorted(p for p in (__import__("pathlib").Path(__file__).parent.parent / "fixtures").rglob("*.py")
+                  if ".expected" not in p.name)
+
+
+def test_every_fixture_ports_to_torch_alone_and_once():
+    """--target torch over every fixture input: no shim import, and a second run changes nothing."""
+    import re
+
+    problems = []
+    for path in FIXTURES:
+        source = path.read_bytes()
+        first = migrate_source(source, str(path), Options(target="torch")).new
+        if b"runtime_shim" not in source and re.search(rb"^\s*(import|from)\s+\S*runtime_shim", first, re.M):
+            problems.append(f"{path.name}: imports the shim")
+        if migrate_source(first, str(path), Options(target="torch")).new != first:
+            problems.append(f"{path.name}: a second run changes it")
+    assert len(FIXTURES) > 100
+    assert not problems, problems
