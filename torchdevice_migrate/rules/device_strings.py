@@ -723,14 +723,26 @@ def _api_of(ctx: RuleContext, node: cst.CSTNode, kind: str) -> str:
 
 
 def _torch_device_keyword(ctx: RuleContext, node: cst.CSTNode) -> bool:
-    """``device=`` of a torch function (``torch.ones(2, device='cuda')``): it takes a ``torch.device`` as
-    it takes the str (a project function might compare the str, so only torch's own callables)."""
+    """A place that takes a ``torch.device`` as it takes the str: the device of ``x.to(...)`` (tensors,
+    modules, and the objects that forward to them), and ``device=`` / ``map_location=`` / a device
+    position (``DEVICE_POSITIONALS``) of a torch function (``torch.ones(2, device='cuda')``). A project
+    function might compare the str, so only ``.to`` and torch's own callables."""
     arg = ctx.parent(node)
-    if not (isinstance(arg, cst.Arg) and arg.value is node and arg.keyword is not None and arg.keyword.value == "device"):
+    if not (isinstance(arg, cst.Arg) and arg.value is node):
         return False
     call = _call_of_arg(ctx, arg)
-    qual = ctx.qualname(call.func) if call is not None else None
-    return qual is not None and qual.startswith("torch.") and not qual.startswith("torch.cuda.")
+    if call is None:
+        return False
+    keyword = arg.keyword.value if arg.keyword is not None else None
+    if _is_to_call(call):
+        return keyword == "device" or (keyword is None and _positional_index(call, arg) == 0)
+    qual = ctx.qualname(call.func)
+    if qual is None or not qual.startswith("torch.") or qual.startswith("torch.cuda."):
+        return False
+    if keyword is not None:
+        return keyword in ("device", "map_location")
+    index = _positional_index(call, arg)
+    return index is not None and DEVICE_POSITIONALS.get(qual, {}).get(index) == "string"
 
 
 def _fstring_with_type(ctx: RuleContext, at: cst.CSTNode, literal: cst.SimpleString) -> Optional[cst.BaseExpression]:
