@@ -168,6 +168,10 @@ class TensorMethods(GuardsStatements, Rule):
                 "use = runtime_shim.is_cuda(packed)\n", ("TDM103", "TDM103", "TDM103"),
                 torch="import torch\n\n" + _DV + "\nassert x.device.type == device.type and y.device.type == device.type\n"
                       "use = packed.device.type == device.type != \"cpu\"\n"),
+        # A project class with its own ``is_cuda`` (maybe no ``.device``): left under --target torch (TDM307).
+        Example("class Flag:\n    is_cuda = True\nif x.is_cuda:\n    pass\n",
+                "import runtime_shim\n\nclass Flag:\n    is_cuda = True\nif runtime_shim.is_cuda(x):\n    pass\n", ("TDM103",),
+                torch="class Flag:\n    is_cuda = True\nif x.is_cuda:\n    pass\n", torch_codes=("TDM307",)),
         Example("same = a.is_cuda == b.is_cuda\n",
                 "import runtime_shim\n\nsame = runtime_shim.is_cuda(a) == runtime_shim.is_cuda(b)\n", ("TDM103", "TDM103"),
                 torch="import torch\n\n" + _DV + "\nsame = (a.device.type == device.type != \"cpu\") == "
@@ -240,6 +244,12 @@ class TensorMethods(GuardsStatements, Rule):
             ctx.report(original, IS_CUDA, FindingStatus.REVIEW, KEPT_CODE,
                        "`.is_cuda` of a PackedSequence, which has no `.device`.",
                        "Read `x.data.device.type` by hand, or port with `--target shim`. " + spelling.note)
+            return None
+        if project_of(ctx).defines_anywhere("is_cuda"):
+            # A project class answers ``is_cuda`` itself (and may have no ``.device``): the receiver may be one.
+            ctx.report(original, IS_CUDA, FindingStatus.REVIEW, KEPT_CODE,
+                       "`.is_cuda` where a project class defines its own `is_cuda`, which may have no `.device`.",
+                       "Port it by hand (`x.device.type == device.type` for a tensor), or with `--target shim`.")
             return None
         kind = cst.Attribute(cst.Attribute(updated.value, cst.Name("device")), cst.Name("type"))
         targets = [cst.ComparisonTarget(cst.Equal(), device_type_expression(ctx, original))]
