@@ -127,6 +127,11 @@ class DevicePlacement(Rule):
                 torch="import torch.nn as nn\nclass Ema(nn.Module):\n    def cuda(self, device=None):\n"
                       "        self.shadow = self.shadow.cuda(device)\n        return super().cuda(device)\nema = Ema().cuda()\n",
                 torch_codes=("TDM307", "TDM307", "TDM307")),
+        # A device string argument names its device (the index read from it).
+        Example("x = x.cuda('cuda:1')\ny = y.cuda(device='cuda')\n",
+                "import runtime_shim\n\nx = runtime_shim.to_device(x, 'cuda:1')\ny = runtime_shim.to_device(y, device='cuda')\n",
+                ("TDM101", "TDM101"),
+                torch="import torch\n\n" + _DV + "\nx = x.to(torch.device(device.type, 1))\ny = y.to(device)\n"),
         # ``cuda(torch.cuda.current_device())`` is ``cuda()``: one call, no device of the current device.
         Example("import torch\nimport torch.nn as nn\nm = nn.Linear(2, 2).cuda(torch.cuda.current_device())\n"
                 "x = x.cuda(torch.cuda.current_device(), True)\n",
@@ -190,7 +195,8 @@ class DevicePlacement(Rule):
                 # ``torch.Tensor.cuda(x, ...)``: ``x.cuda(...)`` spelled through the class.
                 api = MODULE_CUDA if "Module" in (ctx.qualname(original.func) or "") else TENSOR_CUDA
                 if ctx.target == "torch":
-                    return self._torch_to(ctx, original, updated.args[0].value, updated.args[1:], updated, api)
+                    return self._torch_to(ctx, original, updated.args[0].value, updated.args[1:], updated, api,
+                                          [a.value for a in original.args[1:]])
                 new = ctx.shim_call("to_device", *updated.args).with_changes(lpar=updated.lpar, rpar=updated.rpar)
                 return ctx.rewrite(original, new, api, "TDM101")
             return None  # torch.cuda itself: not a method call on a value
@@ -299,7 +305,8 @@ class DevicePlacement(Rule):
         reported when some project class defines its own ``cuda`` (its ``to`` may not be the same)."""
         receiver = original.func.value  # type: ignore[union-attr]
         if proven_torch_module(ctx, receiver):
-            return self._torch_to(ctx, original, updated.func.value, updated.args, updated, MODULE_CUDA)  # type: ignore[union-attr]
+            return self._torch_to(ctx, original, updated.func.value, updated.args, updated, MODULE_CUDA,  # type: ignore[union-attr]
+                                  _sources(original, updated))
         if not _proven_tensor(ctx, receiver):
             spelling = ctx.port(TENSOR_CUDA, "unknown_receiver")
             if project_of(ctx).defines_anywhere("cuda"):
@@ -307,10 +314,11 @@ class DevicePlacement(Rule):
                            "`.cuda()` on an object that may be an instance of a project class with its own `cuda()`.",
                            spelling.note)
                 return None
-        return self._torch_to(ctx, original, updated.func.value, updated.args, updated)  # type: ignore[union-attr]
+        return self._torch_to(ctx, original, updated.func.value, updated.args, updated,  # type: ignore[union-attr]
+                              sources=_sources(original, updated))
 
     def _torch_to(self, ctx: RuleContext, original: cst.Call, receiver: cst.BaseExpression, args, updated: cst.Call,
-                  api: str = TENSOR_CUDA):
+                  api: str = TENSOR_CUDA, sources: Optional[list] = None):
         """``receiver.to(<device>, non_blocking=..., ...)`` from the arguments of ``cuda(...)``."""
         device: Optional[cst.BaseExpression] = None
         rest = []
@@ -326,7 +334,10 @@ class DevicePlacement(Rule):
                                "`.cuda(d)` where `d` may be None (the current device) or a device or an index.",
                                "Port it by hand (`x.to(d if d is not None else device)`), or with `--target shim`.")
                     return None
-                device = _torch_device_of_index(ctx, original, a.value)
+                device = _torch_device_of_index(ctx, original, a.value,
+                                                sources[i] if sources is not None and i < len(sources) else None)
+                if device is None:
+                    return None  # a device string whose index cannot be read: left (listed for review)
                 continue
             if key is None:  # the second positional argument of cuda() is non_blocking
                 a = keyword_arg("non_blocking", a.value, like=a)
@@ -372,18 +383,10 @@ class DevicePlacement(Rule):
                     for a in updated.args]
             new = updated.with_changes(args=args)
         else:
-            index = _index_of(value)
-            if index is None:
+            indexed = _indexed_device(ctx, original, value)
+            if indexed is None:
                 return None
-            if isinstance(index, cst.Integer) or _percent_d(value):
-                new = updated.with_changes(args=[cst.Arg(device_type_expression(ctx, original),
-                                                         comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))),
-                                                 cst.Arg(index)])
-            else:
-                fstring = _typed_fstring(ctx, original, index)
-                if fstring is None:
-                    return None
-                new = updated.with_changes(args=[cst.Arg(fstring)])
+            new = indexed
         return self._torch_rewrite(ctx, original, new.with_changes(lpar=updated.lpar, rpar=updated.rpar), DEVICE_API)
 
 
@@ -550,6 +553,20 @@ def _index_of(node: cst.CSTNode) -> Optional[cst.BaseExpression]:
     return None
 
 
+def _indexed_device(ctx: RuleContext, at: cst.CSTNode, value: cst.CSTNode) -> Optional[cst.Call]:
+    """``torch.device({device_type}, N)`` for ``'cuda:N'`` / ``'cuda:%d' % i``, ``torch.device(f"{{device_type}}:{r}")``
+    for ``f'cuda:{r}'`` and the like (a str index stays a str); None when the index cannot be read."""
+    index = _index_of(value)
+    if index is None:
+        return None
+    device = torch_expression(ctx, "torch.device")
+    if isinstance(index, cst.Integer) or _percent_d(value):
+        return cst.Call(device, [cst.Arg(device_type_expression(ctx, at),
+                                         comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))), cst.Arg(index)])
+    fstring = _typed_fstring(ctx, at, index)
+    return None if fstring is None else cst.Call(device, [cst.Arg(fstring)])
+
+
 def _percent_d(node: cst.CSTNode) -> bool:
     """``'cuda:%d' % r`` / ``'cuda:%i' % r``: ``r`` is a number."""
     return (isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Modulo)
@@ -569,15 +586,26 @@ def _typed_fstring(ctx: RuleContext, original: cst.CSTNode, index: cst.BaseExpre
         start=f"f{quote}", end=quote)
 
 
-def _torch_device_of_index(ctx: RuleContext, original: cst.Call, value: cst.BaseExpression) -> cst.BaseExpression:
+def _torch_device_of_index(ctx: RuleContext, original: cst.Call, value: cst.BaseExpression,
+                           source: Optional[cst.BaseExpression] = None) -> Optional[cst.BaseExpression]:
     """The ``to()`` argument for ``cuda(value)``: ``{device}`` for ``None``; ``value`` itself when it
     reads as a device (``self.device``, a value another rule already ported); otherwise an index:
     ``torch.device({device_type}, value)`` (``cuda(i)`` means ``cuda:i``, exact on CUDA)."""
+    if source is not None and is_cuda_device_string(source):
+        # ``.cuda('cuda')``, ``.cuda('cuda:1')``, ``.cuda(f'cuda:{r}')``: the device that string names.
+        return device_expression(ctx, original) if _is_plain_cuda_arg(source) else _indexed_device(ctx, original, source)
+    if source is not None and not source.deep_equals(value):
+        return value  # another rule already made it a device value (``torch.device(device.type, 1)``)
     if isinstance(value, cst.Name) and value.value == "None":
         return device_expression(ctx, original)
     if device_kind_for_name(target_name(value)) == "string" or _is_device_value_node(ctx, value):
         return value
     return _index_device(ctx, original, value)
+
+
+def _sources(original: cst.Call, updated: cst.Call) -> Optional[list]:
+    """The original argument values, aligned with ``updated.args`` (None when an argument was dropped)."""
+    return [a.value for a in original.args] if len(original.args) == len(updated.args) else None
 
 
 def _without_current_device(ctx: RuleContext, original: cst.Call, updated: cst.Call):
