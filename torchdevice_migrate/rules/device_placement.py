@@ -187,7 +187,7 @@ class DevicePlacement(Rule):
         return ctx.rewrite(original, new, TENSOR_CUDA, "TDM101")
 
     def _dot_cuda(self, ctx: RuleContext, original: cst.Call, updated: cst.Call):
-        value = original.func.value  # type: ignore[union-attr]
+        value = original.func.value  # type: ignore[attr-defined,union-attr]
         receiver = ctx.qualname(value) if isinstance(value, (cst.Name, cst.Attribute)) else None
         if receiver is not None and (receiver == "torch" or receiver.startswith("torch.")):
             if ctx.qualname(original.func) in UNBOUND_CUDA and original.args and not original.args[0].star \
@@ -213,13 +213,13 @@ class DevicePlacement(Rule):
                 key = a.keyword.value if a.keyword else None
                 value = a.value
                 if ((key == "device" or (key is None and i == 0)) and isinstance(value, cst.Call)
-                        and ctx.is_shim_ref(value.func) and value.func.attr.value == "device"  # type: ignore[union-attr]
+                        and ctx.is_shim_ref(value.func) and value.func.attr.value == "device"  # type: ignore[attr-defined,union-attr]
                         and len(value.args) == 1 and value.args[0].keyword is None and not value.args[0].star):
                     # ``.cuda(device=gpu)``, which another rule made a shim device: to_device takes
                     # what ``cuda()`` took, and on CUDA passes it on unchanged.
                     a = a.with_changes(value=value.args[0].value)
                 args.append(a)
-            new = receiver_first(ctx, "to_device", updated.func.value, args, updated)  # type: ignore[union-attr]
+            new = receiver_first(ctx, "to_device", updated.func.value, args, updated)  # type: ignore[attr-defined,union-attr]
             return ctx.rewrite(original, new, TENSOR_CUDA, "TDM101")
         # Each argument is changed in place, so its comma and the comments around it stay.
         new_args, has_device = [], False
@@ -229,7 +229,7 @@ class DevicePlacement(Rule):
                 if has_device:
                     return None  # ``.cuda(0, device=1)`` fails in the original; leave it as it is
                 value = a.value
-                if isinstance(value, cst.Call) and ctx.is_shim_ref(value.func) and value.func.attr.value == "device":  # type: ignore[union-attr]
+                if isinstance(value, cst.Call) and ctx.is_shim_ref(value.func) and value.func.attr.value == "device":  # type: ignore[attr-defined,union-attr]
                     # ``.cuda(device=gpu)``: another rule already made the argument a shim device.
                     device_args = [cst.Arg(v.value, keyword=v.keyword, equal=v.equal) for v in value.args]
                 else:
@@ -303,9 +303,9 @@ class DevicePlacement(Rule):
         """``x.cuda(...)`` -> ``x.to({device})`` / ``x.to(torch.device({device_type}, i))``: what experts
         write. A receiver the project does not prove to be a torch module or tensor is left and
         reported when some project class defines its own ``cuda`` (its ``to`` may not be the same)."""
-        receiver = original.func.value  # type: ignore[union-attr]
+        receiver = original.func.value  # type: ignore[attr-defined,union-attr]
         if proven_torch_module(ctx, receiver):
-            return self._torch_to(ctx, original, updated.func.value, updated.args, updated, MODULE_CUDA,  # type: ignore[union-attr]
+            return self._torch_to(ctx, original, updated.func.value, updated.args, updated, MODULE_CUDA,  # type: ignore[attr-defined,union-attr]
                                   _sources(original, updated))
         if not _proven_tensor(ctx, receiver):
             spelling = ctx.port(TENSOR_CUDA, "unknown_receiver")
@@ -314,7 +314,7 @@ class DevicePlacement(Rule):
                            "`.cuda()` on an object that may be an instance of a project class with its own `cuda()`.",
                            spelling.note)
                 return None
-        return self._torch_to(ctx, original, updated.func.value, updated.args, updated,  # type: ignore[union-attr]
+        return self._torch_to(ctx, original, updated.func.value, updated.args, updated,  # type: ignore[attr-defined,union-attr]
                               sources=_sources(original, updated))
 
     def _torch_to(self, ctx: RuleContext, original: cst.Call, receiver: cst.BaseExpression, args, updated: cst.Call,
@@ -504,7 +504,7 @@ def _device_chooser(ctx: RuleContext, node: cst.CSTNode) -> Optional[cst.Arg]:
     if not (_is_torch_device_call(ctx, cuda_branch) and _is_torch_device_call(ctx, cpu_branch)):
         return None
     cuda_arg, cpu_arg = _first_arg(cuda_branch), _first_arg(cpu_branch)  # type: ignore[arg-type]
-    if (cuda_arg is None or cpu_arg is None or len(cuda_branch.args) != 1 or len(cpu_branch.args) != 1  # type: ignore[union-attr]
+    if (cuda_arg is None or cpu_arg is None or len(cuda_branch.args) != 1 or len(cpu_branch.args) != 1  # type: ignore[attr-defined,union-attr]
             or not is_cuda_device_string(cuda_arg.value) or not is_cpu_string(cpu_arg.value)):
         return None
     return cuda_arg
@@ -583,7 +583,7 @@ def _typed_fstring(ctx: RuleContext, original: cst.CSTNode, index: cst.BaseExpre
     return cst.FormattedString(
         parts=[cst.FormattedStringExpression(device_type_expression(ctx, original)), cst.FormattedStringText(":"),
                cst.FormattedStringExpression(index.with_changes(lpar=[], rpar=[]) if isinstance(index, (cst.Name, cst.Attribute)) else index)],
-        start=f"f{quote}", end=quote)
+        start=f"f{quote}", end=quote)  # type: ignore[arg-type]
 
 
 def _torch_device_of_index(ctx: RuleContext, original: cst.Call, value: cst.BaseExpression,

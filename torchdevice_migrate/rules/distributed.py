@@ -80,7 +80,9 @@ def _is_nccl(node: cst.CSTNode) -> bool:
     value = string_value(node)
     if value == "nccl":
         return True
-    return bool(value) and _DEVICE_MAP.fullmatch(value) is not None and any(
+    if not value:
+        return False
+    return _DEVICE_MAP.fullmatch(value) is not None and any(
         part.split(":")[0].strip() == "cuda" and part.split(":")[1].strip() == "nccl" for part in value.split(","))
 
 
@@ -196,7 +198,7 @@ class Distributed(Rule):
         nccl, gloo = (original.body, original.orelse) if polarity else (original.orelse, original.body)
         if string_value(nccl) != "nccl" or string_value(gloo) != "gloo":
             return None
-        return self._backend(ctx, original, cst.SimpleString(nccl.value).with_changes(  # type: ignore[union-attr]
+        return self._backend(ctx, original, cst.SimpleString(nccl.value).with_changes(  # type: ignore[attr-defined]
             lpar=updated.lpar, rpar=updated.rpar), API, value=nccl)
 
     def _inside_shim_call(self, ctx: RuleContext, node: cst.CSTNode) -> bool:
@@ -263,7 +265,8 @@ class Distributed(Rule):
                 ids = upd.value
                 if isinstance(ids, (cst.Lambda, cst.IfExp, cst.NamedExpr)) and not ids.lpar:
                     ids = ids.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
-                new_value = cst.IfExp(test=torch_expression(ctx, _AVAILABLE), body=ids, orelse=cst.Name("None"))
+                new_value: cst.BaseExpression = cst.IfExp(test=torch_expression(ctx, _AVAILABLE), body=ids,
+                                                          orelse=cst.Name("None"))
             else:
                 new_value = ctx.shim_call("ddp_device_ids", upd.value)
             if ctx.rewrite(value, new_value, ctx.qualname(original.func) or DDP_API, "TDM110") is None:

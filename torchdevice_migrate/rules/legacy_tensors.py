@@ -202,7 +202,7 @@ class LegacyTensors(Rule):
         return _done(ctx, ctx.rewrite(original, new, f"torch.cuda.{name}", "TDM109"), original.func)
 
     def _dot_type(self, ctx: RuleContext, original: cst.Call, updated: cst.Call):
-        receiver = original.func.value  # type: ignore[union-attr]
+        receiver = original.func.value  # type: ignore[attr-defined,union-attr]
         if _torch_ref(receiver) and (ctx.qualname(receiver) or "").startswith("torch"):
             return None  # torch.Tensor.type(x, T): not a method call on a value
         shape = split_args(original)

@@ -322,17 +322,17 @@ class TensorMethods(GuardsStatements, Rule):
     def _pin_memory_torch(self, ctx: RuleContext, original: cst.Call, updated: cst.Call):
         """``x.pin_memory() if torch.accelerator.is_available() else x`` for a receiver that may be read
         twice (a name, an attribute, a subscript of those); any other receiver is left and reported."""
-        receiver = updated.func.value  # type: ignore[union-attr]
+        receiver = updated.func.value  # type: ignore[attr-defined,union-attr]
         spelling = ctx.port(PIN)
         parent = ctx.parent(original)
         if isinstance(parent, cst.IfExp) and parent.body is original and _is_accelerator_test(ctx, parent.test):
             return None  # already ``x.pin_memory() if torch.accelerator.is_available() else x``
-        if not _readable_twice(original.func.value):  # type: ignore[union-attr]
+        if not _readable_twice(original.func.value):  # type: ignore[attr-defined,union-attr]
             ctx.report(original, PIN, FindingStatus.REVIEW, KEPT_CODE,
                        "`.pin_memory()` raises without an accelerator; its receiver cannot be read twice to keep it "
                        "unpinned there.", "Bind the value to a name first, or port with `--target shim`. " + spelling.note)
             return None
-        new = cst.IfExp(test=torch_expression(ctx, _AVAILABLE), body=updated.with_changes(lpar=[], rpar=[]),
+        new: cst.BaseExpression = cst.IfExp(test=torch_expression(ctx, _AVAILABLE), body=updated.with_changes(lpar=[], rpar=[]),
                         orelse=receiver)
         new = _parenthesized(ctx, original, new, updated)
         return ctx.rewrite(original, new, PIN, "TDM111", alone=False)
