@@ -55,8 +55,6 @@ class Unsupported(Rule):
         'def build():\n    """Compiles kernels/fused.cu."""\n    return "see kernels.cu for details"\n',
         "if path.endswith('.cu'):\n    pass\n",
         "x = self.cuda_streams\n",
-        # ``.cu`` sources inside a call that is itself reported (by registry_renames, at ``load``): one finding there.
-        "from torch.utils.cpp_extension import load\nk = load('k', sources=['k.cpp', 'k.cu'])\n",
     )
     INVALID: ClassVar[Sequence[Tuple[str, str]]] = ()
     #: Report-only examples: code that must stay byte-identical and yield exactly these codes.
