@@ -7,22 +7,26 @@ import io
 import os
 import sys
 import tokenize
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Set
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
 from . import __version__
-# config (and through it the rules and LibCST) is imported by ``migrate`` when a run needs it:
-# ``--version``, ``--help`` and files that use no CUDA API never load LibCST (issue 12).
-if TYPE_CHECKING:  # pragma: no cover
-    from .config import Settings
+from . import vendor as vendoring  # issue 7: --vendor
+from . import verify as verifying  # issue 7: --verify
 from .engine import RunSummary, copy_tree, discover, run, write_atomic
 from .findings import FileResult, FileState, FindingStatus
 from .report import FORMATS, build_report, default_docs_base, render
-from . import vendor as vendoring, verify as verifying  # issue 7: --vendor, --verify
+
+# config (and through it the rules and LibCST) is imported by ``plan`` when a run needs it:
+# ``--version``, ``--help`` and files that use no CUDA API never load LibCST (issue 12).
+if TYPE_CHECKING:  # pragma: no cover
+    from .config import Settings
+    from .options import Options
 
 EXIT_OK, EXIT_CHANGES, EXIT_ERROR = 0, 1, 2
 
@@ -133,38 +137,82 @@ def migrate(
 ) -> None:
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     console = Console(highlight=False)
+    try:
+        the_plan = plan(paths, diff=diff, check=check, out=out, report=report, fmt=fmt, output=output, exclude=exclude,
+                        select=select, ignore=ignore, shim_module=shim_module, target=target, config=config,
+                        no_config=no_config, jobs=jobs, quiet=quiet, vendor=vendor, verify=verify,
+                        verify_original=verify_original)
+    except UsageError as e:
+        err.print(f"error: {e}", markup=False)
+        raise typer.Exit(EXIT_ERROR) from None
+    summary = run_plan(the_plan)
+    raise typer.Exit(emit(the_plan, summary, console, err))
+
+
+class UsageError(Exception):
+    """A command line that cannot run (printed as ``error: <message>``; exit code 2)."""
+
+
+@dataclass
+class Plan:
+    """What one ``migrate`` command does: checked arguments, settings, the files and the project's facts.
+    Nothing is ported or written yet."""
+
+    paths: List[Path]
+    settings: Settings
+    options: Options
+    files: List[Path] = field(default_factory=list)
+    #: Folders that could not be listed: one error line each in the run's results.
+    walk_errors: List[FileResult] = field(default_factory=list)
+    diff: bool = False
+    check: bool = False
+    report: bool = False
+    fmt: str = "text"
+    output: Optional[Path] = None
+    out: Optional[Path] = None
+    jobs: int = 0
+    quiet: bool = False
+    vendor_plan: Optional[vendoring.VendorPlan] = None
+    verify: Optional[str] = None
+    verify_original: bool = False
+
+    @property
+    def write(self) -> bool:
+        """Files are written (in place or under ``out``): not ``--diff``, ``--check`` or ``--report``."""
+        return not (self.diff or self.check or self.report)
+
+
+def plan(paths: List[Path], *, diff: bool = False, check: bool = False, out: Optional[Path] = None,
+         report: bool = False, fmt: str = "text", output: Optional[Path] = None, exclude: Sequence[str] = (),
+         select: Sequence[str] = (), ignore: Sequence[str] = (), shim_module: Optional[str] = None,
+         target: Optional[str] = None, config: Optional[Path] = None, no_config: bool = False, jobs: int = 0,
+         quiet: bool = False, vendor: Optional[Path] = None, verify: Optional[str] = None,
+         verify_original: bool = False) -> Plan:
+    """The plan step: check the arguments against each other and the file system, read the
+    configuration, find the files and index the project (``options.project``). Raises ``UsageError``;
+    ports and writes nothing."""
     for p in paths:
         if not p.exists():
-            err.print(f"error: {p}: no such file or folder", markup=False)
-            raise typer.Exit(EXIT_ERROR)
+            raise UsageError(f"{p}: no such file or folder")
     if out is not None:
         if len(paths) != 1 or not paths[0].is_dir():
-            err.print("error: --out takes exactly one source folder", markup=False)
-            raise typer.Exit(EXIT_ERROR)
+            raise UsageError("--out takes exactly one source folder")
         if (out.exists() or out.is_symlink()) and not out.is_dir():
-            err.print(f"error: --out {out}: exists and is not a folder", markup=False)
-            raise typer.Exit(EXIT_ERROR)
+            raise UsageError(f"--out {out}: exists and is not a folder")
         try:
             out_not_empty = out.exists() and any(out.iterdir())
         except OSError as e:
-            err.print(f"error: --out {out}: {e.strerror or e}", markup=False)
-            raise typer.Exit(EXIT_ERROR)
+            raise UsageError(f"--out {out}: {e.strerror or e}") from None
         if out_not_empty:
-            err.print(f"error: --out {out}: folder exists and is not empty", markup=False)
-            raise typer.Exit(EXIT_ERROR)
+            raise UsageError(f"--out {out}: folder exists and is not empty")
         if out.resolve().is_relative_to(paths[0].resolve()):
-            err.print("error: --out must not be inside the source folder", markup=False)
-            raise typer.Exit(EXIT_ERROR)
-
+            raise UsageError("--out must not be inside the source folder")
     if report and (diff or out is not None):
-        err.print("error: --report cannot be combined with --diff or --out", markup=False)
-        raise typer.Exit(EXIT_ERROR)
+        raise UsageError("--report cannot be combined with --diff or --out")
     if not report and (output is not None or fmt != "text"):
-        err.print("error: --format and --output go with --report", markup=False)
-        raise typer.Exit(EXIT_ERROR)
+        raise UsageError("--format and --output go with --report")
     if fmt not in FORMATS:
-        err.print(f"error: --format {fmt}: choose one of {', '.join(FORMATS)}", markup=False)
-        raise typer.Exit(EXIT_ERROR)
+        raise UsageError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
     vendor_plan = None
     try:
         verifying.check_usage(verify, verify_original, out, write=not (diff or check or report))
@@ -172,16 +220,14 @@ def migrate(
             vendor_plan = vendoring.plan(vendor, paths, out, shim_module)
             shim_module = vendor_plan.module
     except (vendoring.VendorError, verifying.VerifyUsageError) as e:
-        err.print(f"error: {e}", markup=False)
-        raise typer.Exit(EXIT_ERROR)
+        raise UsageError(str(e)) from None
     from .config import ConfigError, load_settings  # local: see the imports at the top
 
     try:
-        settings = load_settings(paths, config=config, no_config=no_config, exclude=exclude, select=select,
-                                 ignore=ignore, shim_module=shim_module, target=target)
+        settings = load_settings(paths, config=config, no_config=no_config, exclude=list(exclude),
+                                 select=list(select), ignore=list(ignore), shim_module=shim_module, target=target)
     except ConfigError as e:
-        err.print(f"error: {e}", markup=False)
-        raise typer.Exit(EXIT_ERROR)
+        raise UsageError(str(e)) from None
     options = settings.options()
     walk_errors: List[FileResult] = []
     files = [f for f in discover(paths, settings.cli_exclude, errors=walk_errors) if not settings.excluded(f)]
@@ -189,44 +235,60 @@ def migrate(
         from .project_index import index_for
 
         options.project = index_for(paths)
+    return Plan(paths, settings, options, files, walk_errors, diff=diff, check=check, report=report, fmt=fmt,
+                output=output, out=out, jobs=jobs, quiet=quiet, vendor_plan=vendor_plan, verify=verify,
+                verify_original=verify_original)
+
+
+def run_plan(the_plan: Plan) -> RunSummary:
+    """The run step: port every planned file in memory (nothing written)."""
+    files, jobs = the_plan.files, the_plan.jobs
     if jobs <= 0:
         jobs = min(os.cpu_count() or 1, 8) if len(files) >= 8 else 1
-    summary = run(files, options, jobs=jobs)
-    summary.results.extend(walk_errors)  # folders that could not be listed: one error line each
-    if report:
-        _write_report(summary, settings, fmt, output, console, err, quiet)
-        if check and summary.changed:
-            raise typer.Exit(EXIT_CHANGES)
-        raise typer.Exit(EXIT_ERROR if summary.errors else EXIT_OK)
-    write = not diff and not check
+    summary = run(files, the_plan.options, jobs=jobs)
+    summary.results.extend(the_plan.walk_errors)  # folders that could not be listed: one error line each
+    return summary
 
+
+def emit(the_plan: Plan, summary: RunSummary, console: Console, err: Console) -> int:
+    """The emit step: the report, the diffs or the written files, the vendored shim, the summary and
+    ``--verify``. Returns the exit code; a file that cannot be written becomes that file's error."""
+    quiet, out = the_plan.quiet, the_plan.out
+    if the_plan.report:
+        if not _write_report(summary, the_plan.settings, the_plan.fmt, the_plan.output, console, err, quiet):
+            return EXIT_ERROR
+        if the_plan.check and summary.changed:
+            return EXIT_CHANGES
+        return EXIT_ERROR if summary.errors else EXIT_OK
+    write = the_plan.write
     if out is not None:
         try:
-            copied = copy_tree(paths[0], out)
+            copied = copy_tree(the_plan.paths[0], out)
         except OSError as e:  # DEST itself cannot be made
             err.print(f"error: --out {out}: {e.strerror or e}", markup=False)
-            raise typer.Exit(EXIT_ERROR)
+            return EXIT_ERROR
         for where, why in copied.skipped:
             if not quiet:
                 err.print(f"note: {where}: {why}; not copied", markup=False)
         for where, why in copied.errors:
             summary.results.append(FileResult.failed(where, 0, why))
-    written_targets = set()
+    written_targets: Set[str] = set()
     for result in summary.results:
         if result.state is FileState.ERROR:
             err.print(f"error: {result.error}", markup=False)
             continue
         if not result.changed:
             continue
-        if diff:
+        if the_plan.diff:
             _print_diff(unified_diff(result), console)
         if write:
-            target = _write_port(result, paths, out, written_targets)
+            target = _write_port(result, the_plan.paths, out, written_targets)
             if result.written and not quiet:
                 err.print(f"ported {target}", markup=False)
             elif result.state is FileState.ERROR:
                 err.print(f"error: {result.error}", markup=False)
 
+    vendor_plan = the_plan.vendor_plan
     if vendor_plan is not None and write:
         vendored = vendor_plan.write()
         if not quiet:
@@ -235,17 +297,19 @@ def migrate(
     _print_review(summary, err, quiet)
     _print_summary(summary, err, write=write)
     verify_exit = EXIT_OK
-    if verify is not None and out is not None:
-        verify_exit = verifying.run_and_report(verify, paths[0], out, summary, options.shim_module,
+    if the_plan.verify is not None and out is not None:
+        verify_exit = verifying.run_and_report(the_plan.verify, the_plan.paths[0], out, summary,
+                                               the_plan.options.shim_module,
                                                vendor_plan.dir / "runtime_shim.py" if vendor_plan else None,
-                                               verify_original, log=lambda s: err.print(s, markup=False), quiet=quiet)
+                                               the_plan.verify_original, log=lambda s: err.print(s, markup=False),
+                                               quiet=quiet)
     if summary.errors:
-        raise typer.Exit(EXIT_ERROR)
+        return EXIT_ERROR
     if verify_exit:
-        raise typer.Exit(verify_exit)
-    if check and summary.changed:
-        raise typer.Exit(EXIT_CHANGES)
-    raise typer.Exit(EXIT_OK)
+        return verify_exit
+    if the_plan.check and summary.changed:
+        return EXIT_CHANGES
+    return EXIT_OK
 
 
 def _tree_of(path: Path, paths: List[Path]) -> Path:
@@ -262,7 +326,7 @@ def _tree_of(path: Path, paths: List[Path]) -> Path:
     return path.parent
 
 
-def _write_port(result: FileResult, paths: List[Path], out: Optional[Path], written: set) -> Path:
+def _write_port(result: FileResult, paths: List[Path], out: Optional[Path], written: Set[str]) -> Path:
     """Write one port (in place, or under ``out``); a failure becomes the file's error, never an exception.
 
     In place: the file must still hold the bytes that were read, and a link is followed only to a file
@@ -273,7 +337,7 @@ def _write_port(result: FileResult, paths: List[Path], out: Optional[Path], writ
     path = Path(result.path)
     if out is not None:
         target = out / path.relative_to(paths[0])
-        kwargs = dict(root=out, follow_links=False)
+        kwargs: Dict[str, Any] = dict(root=out, follow_links=False)
     else:
         target = path
         kwargs = dict(root=_tree_of(path, paths), original=result.original, read_stat=result.read_stat)
@@ -298,8 +362,9 @@ def _write_port(result: FileResult, paths: List[Path], out: Optional[Path], writ
 
 
 def _write_report(summary: RunSummary, settings: Settings, fmt: str, output: Optional[Path], console: Console,
-                  err: Console, quiet: bool) -> None:
-    """``--report``: errors on standard error, the report on standard output or in ``output``."""
+                  err: Console, quiet: bool) -> bool:
+    """``--report``: errors on standard error, the report on standard output or in ``output``
+    (False: ``output`` could not be written)."""
     for result in summary.errors:
         err.print(f"error: {result.error}", markup=False)
     data = build_report(summary.results, settings.describe(), docs_base=default_docs_base())
@@ -315,14 +380,15 @@ def _write_report(summary: RunSummary, settings: Settings, fmt: str, output: Opt
         sys.stdout.flush()
         sys.stdout.buffer.write(payload)
         sys.stdout.buffer.flush()
-        return
+        return True
     try:
         output.write_bytes(payload)
     except OSError as e:
         err.print(f"error: --output {output}: {e.strerror or e}", markup=False)
-        raise typer.Exit(EXIT_ERROR)
+        return False
     if not quiet:
         err.print(f"report written to {output}", markup=False)
+    return True
 
 
 def _print_review(summary: RunSummary, err: Console, quiet: bool) -> None:
