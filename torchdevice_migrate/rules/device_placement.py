@@ -319,13 +319,15 @@ class DevicePlacement(Rule):
 
     def _torch_to(self, ctx: RuleContext, original: cst.Call, receiver: cst.BaseExpression, args, updated: cst.Call,
                   api: str = TENSOR_CUDA, sources: Optional[list] = None):
-        """``receiver.to(<device>, non_blocking=..., ...)`` from the arguments of ``cuda(...)``."""
-        device: Optional[cst.BaseExpression] = None
-        rest = []
+        """``receiver.to(<device>, non_blocking=..., ...)`` from the arguments of ``cuda(...)``; each argument
+        is changed in place, so its comma and the comments around it stay."""
+        storage = _maybe_storage(ctx, original, receiver)
+        out = []
+        has_device = False
         for i, a in enumerate(args):
             key = a.keyword.value if a.keyword else None
             if key == "device" or (key is None and i == 0):
-                if device is not None:
+                if has_device:
                     return None  # ``.cuda(0, device=1)`` fails in the original; leave it as it is
                 if _may_be_none(ctx, original, a.value):
                     # ``def cuda(self, device=None): ... x.cuda(device)``: cuda(None) is the current device,
@@ -338,23 +340,29 @@ class DevicePlacement(Rule):
                                                 sources[i] if sources is not None and i < len(sources) else None)
                 if device is None:
                     return None  # a device string whose index cannot be read: left (listed for review)
+                has_device = True
+                # a storage's ``to()`` takes the device by keyword only
+                if key is None and storage:
+                    a = keyword_arg("device", device, like=a)
+                elif i == 0 and not storage:  # ``.cuda(device=d)`` -> ``.to(d)``, what experts write
+                    a = a.with_changes(value=device, keyword=None, equal=cst.MaybeSentinel.DEFAULT)
+                else:
+                    a = a.with_changes(value=device)
+                out.append(a)
                 continue
             if key is None:  # the second positional argument of cuda() is non_blocking
                 a = keyword_arg("non_blocking", a.value, like=a)
-            rest.append(a)
-        if device is None:
+            out.append(a)
+        if not has_device:
             device = device_expression(ctx, original)
-        first = cst.Arg(device)
-        if _maybe_storage(ctx, original, receiver):
-            first = keyword_arg("device", device)  # a storage's ``to()`` takes the device by keyword only
-        if rest:
-            first = first.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
-            last = rest[-1]
-            rest[-1] = last.with_changes(comma=cst.MaybeSentinel.DEFAULT)
+            first = keyword_arg("device", device) if storage else cst.Arg(device)
+            if out:
+                first = first.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+            out.insert(0, first)
         if isinstance(receiver, (cst.Lambda, cst.IfExp, cst.BinaryOperation, cst.BooleanOperation, cst.UnaryOperation,
                                  cst.Comparison, cst.NamedExpr, cst.Await)) and not receiver.lpar:
             receiver = receiver.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
-        new = cst.Call(cst.Attribute(receiver, cst.Name("to")), [first, *rest], lpar=updated.lpar, rpar=updated.rpar)
+        new = updated.with_changes(func=cst.Attribute(receiver, cst.Name("to")), args=out)
         return self._torch_rewrite(ctx, original, new, api)
 
     def _torch_device_torch(self, ctx: RuleContext, original: cst.Call, updated: cst.Call, first: cst.Arg):
