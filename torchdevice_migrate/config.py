@@ -52,6 +52,8 @@ class Settings:
     ignore: List[str] = field(default_factory=list)
     shim_module: str = DEFAULT_SHIM_MODULE
     target: str = DEFAULT_TARGET
+    #: The project's own style (``project_style``): line length and formatter.
+    style: Style = field(default_factory=lambda: Style())
 
     @property
     def root(self) -> Optional[Path]:
@@ -61,7 +63,7 @@ class Settings:
         """The transform options: ``select`` as prefixes, ``ignore`` expanded to the codes it names."""
         return Options(shim_module=self.shim_module, target=self.target,
                        select=set(self.select) if self.select is not None else None,
-                       ignore=expand_codes(self.ignore))
+                       ignore=expand_codes(self.ignore), line_length=self.style.line_length)
 
     def excluded(self, path: Path) -> bool:
         """True when ``path`` matches an ``exclude`` glob of the configuration file."""
@@ -264,4 +266,101 @@ def load_settings(
         settings.shim_module = _check_module(shim_module, "--shim-module")
     if target is not None:
         settings.target = _check_target(target, "--target")
+    settings.style = project_style(paths)
     return settings
+
+
+# The project's own style (issue 11 item 3): the line length a changed line is kept within
+# (``layout.py``) and the formatter ``--reformat`` runs on the changed statements (``formatting.py``).
+
+DEFAULT_LINE_LENGTH = 88
+_PRE_COMMIT = (".pre-commit-config.yaml", ".pre-commit-config.yml")
+_PRE_COMMIT_HOOK_RE = re.compile(r"^\s*-?\s*(?:id|repo)\s*:\s*['\"]?(\S*?)['\"]?\s*$", re.MULTILINE)
+
+
+@dataclass
+class Style:
+    """``line_length``: ``[tool.ruff]``/``ruff.toml``/``.ruff.toml`` ``line-length``, else ``[tool.black]``
+    ``line-length``, else 88 (both tools' default). ``formatter``: ``"ruff"`` when the project configures
+    ruff (a ruff table or file, or a ruff hook in ``.pre-commit-config.yaml``), else ``"black"`` when it
+    configures black (``[tool.black]`` or a black hook), else None. ``source``: the files that said so."""
+
+    line_length: int = DEFAULT_LINE_LENGTH
+    formatter: Optional[str] = None
+    sources: List[str] = field(default_factory=list)
+
+
+def _read_toml(path: Path) -> Optional[Dict[str, Any]]:
+    toml = _toml()
+    if toml is None:
+        return None
+    try:
+        return toml.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, toml.TOMLDecodeError):
+        return None
+
+
+def _line_length(table: Any) -> Optional[int]:
+    value = table.get("line-length") if isinstance(table, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _pre_commit_formatter(folder: Path) -> Optional[str]:
+    """``"ruff"``/``"black"`` when a pre-commit hook of the folder formats with it (ruff first)."""
+    for name in _PRE_COMMIT:
+        try:
+            text = (folder / name).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        hooks = " ".join(_PRE_COMMIT_HOOK_RE.findall(text))
+        if re.search(r"ruff-format|\bruff\b|ruff-pre-commit", hooks):
+            return "ruff"
+        if re.search(r"\bblack\b", hooks):
+            return "black"
+    return None
+
+
+def project_style(paths: Sequence[Path]) -> Style:
+    """The style of the project holding ``paths`` (the first path that finds one), walking up from it.
+
+    In each folder, as ruff looks for its settings: ``.ruff.toml``, then ``ruff.toml``, then
+    ``pyproject.toml`` (``[tool.ruff]``, then ``[tool.black]``); the nearest folder with any wins. A
+    ``.pre-commit-config.yaml`` met on the way (or in that folder) names the formatter when no table did."""
+    for p in paths:
+        start = Path(_absolute(p))
+        if not start.is_dir():
+            start = start.parent
+        style = Style()
+        for folder in (start, *start.parents):
+            found = False
+            for name in (".ruff.toml", "ruff.toml"):
+                if (folder / name).is_file():
+                    data = _read_toml(folder / name) or {}
+                    style.formatter = "ruff"
+                    style.line_length = _line_length(data) or DEFAULT_LINE_LENGTH
+                    style.sources.append(str(folder / name))
+                    found = True
+                    break
+            pyproject = folder / "pyproject.toml"
+            if not found and pyproject.is_file():
+                tool = (_read_toml(pyproject) or {}).get("tool")
+                tool = tool if isinstance(tool, dict) else {}
+                if "ruff" in tool:
+                    style.formatter = "ruff"
+                    style.line_length = _line_length(tool["ruff"]) or DEFAULT_LINE_LENGTH
+                    found = True
+                elif "black" in tool:
+                    style.formatter = "black"
+                    style.line_length = _line_length(tool["black"]) or DEFAULT_LINE_LENGTH
+                    found = True
+                if found:
+                    style.sources.append(str(pyproject))
+            hook = _pre_commit_formatter(folder)
+            if hook is not None and style.formatter is None:
+                style.formatter = hook
+                style.sources.append(str(folder / _PRE_COMMIT[0]))
+            if found or (folder / ".git").exists():
+                break  # the project's root: nothing above it is the project's
+        if style.sources:
+            return style
+    return Style()

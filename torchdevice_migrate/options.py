@@ -42,3 +42,7 @@ class Options:
     target: str = DEFAULT_TARGET
     #: Facts about the whole project (``project_index.py``); None: the file is judged on its own.
     project: Optional[ProjectIndex] = None
+    #: Wrap a changed line longer than this (and than the line it replaces): ``layout.py``. 0: no
+    #: wrapping (the default of the API, the tests and the goldens); the CLI passes the project's line
+    #: length (``config.project_style``: ruff's or black's ``line-length``, else 88).
+    line_length: int = 0

@@ -117,7 +117,12 @@ def migrate_source(source: bytes, path: str = "<string>", options: Optional[Opti
         return Migration(source, findings)  # nothing to write: a file LibCST cannot reproduce is fine
     if not exact:
         raise SourceError(1, "LibCST cannot reproduce this file byte for byte; left untouched")
-    new = new_module.bytes + tail
+    new = new_module.bytes
+    if options.line_length:  # changed lines kept within the project's line length (layout.py)
+        from .layout import wrap_port
+
+        new = wrap_port(new_module, new, code, options.line_length)
+    new += tail
     # No second LibCST parse of the port (as costly as the first): the compile() below refuses any
     # port that is not valid Python for this interpreter, a rule's bug included (issue 12).
     # LibCST accepts what this Python does not compile (newer syntax, null bytes, deep nesting):

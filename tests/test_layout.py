@@ -1,0 +1,207 @@
+"""Readable diffs (issue 11 item 3): changed lines kept within the project's line length (layout.py),
+the project's line length and formatter read from its configuration (config.project_style)."""
+
+import ast
+from pathlib import Path
+
+import libcst as cst
+import pytest
+
+from torchdevice_migrate.config import DEFAULT_LINE_LENGTH, load_settings, project_style
+from torchdevice_migrate.layout import long_changed_lines, wrap_long_lines
+from torchdevice_migrate.options import Options
+from torchdevice_migrate.transform import migrate_source
+
+from .conftest import FIXTURES, run_cli
+
+LAYOUT = FIXTURES / "layout"
+CASES = sorted(p for p in LAYOUT.glob("*.py") if ".expected" not in p.name)
+
+
+def wrap(original: str, port: str, limit: int = 88) -> str:
+    return wrap_long_lines(cst.parse_module(port), original, limit).code
+
+
+# ---- the golden fixtures, both targets ------------------------------------------------------------
+
+@pytest.mark.parametrize("target,tag", [("shim", ""), ("torch", ".torch")])
+@pytest.mark.parametrize("case", CASES, ids=lambda p: p.stem)
+def test_layout_fixture(case: Path, target: str, tag: str):
+    expected = case.with_name(f"{case.stem}{tag}.wrapped.expected.py").read_text()
+    options = Options(target=target, line_length=88)
+    result = migrate_source(case.read_bytes(), str(case), options)
+    assert result.new.decode() == expected
+    assert migrate_source(result.new, str(case), options).new == result.new  # idempotent
+    # Only the layout differs from the port without wrapping.
+    plain = migrate_source(case.read_bytes(), str(case), Options(target=target))
+    assert ast.dump(ast.parse(plain.new)) == ast.dump(ast.parse(result.new))
+    assert plain.findings == result.findings
+
+
+def test_layout_fixture_wraps_something():
+    for case in CASES:
+        wrapped = case.with_name(f"{case.stem}.wrapped.expected.py").read_text()
+        assert wrapped != case.with_name(f"{case.stem}.expected.py").read_text()
+
+
+# ---- every golden fixture, at 88: same program, no new long line where a call can be split ---------
+
+ALL = sorted(p for p in FIXTURES.glob("*/*.py") if ".expected" not in p.name and p.parent.name != "projects")
+
+
+def _splittable_call_on(line_no: int, code: str) -> bool:
+    """A one-line call with arguments, outside an f-string, on that line."""
+    for node in ast.walk(ast.parse(code)):
+        if (isinstance(node, ast.Call) and (node.args or node.keywords) and node.lineno == line_no
+                and node.end_lineno == line_no):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("target", ["shim", "torch"])
+def test_every_fixture_at_88(target):
+    for case in ALL:
+        source = case.read_bytes()
+        plain = migrate_source(source, str(case), Options(target=target))
+        wrapped = migrate_source(source, str(case), Options(target=target, line_length=88))
+        assert ast.dump(ast.parse(plain.new)) == ast.dump(ast.parse(wrapped.new)), case
+        assert migrate_source(wrapped.new, str(case), Options(target=target, line_length=88)).new == wrapped.new, case
+        if plain.new == source:
+            assert wrapped.new == source, case  # nothing ported: nothing laid out
+        original = source.decode().splitlines()
+        new = wrapped.new.decode()
+        for line_no in long_changed_lines(original, new.splitlines(), 88):
+            text = new.splitlines()[line_no - 1]
+            fstring_only = 'f"' in text or "f'" in text
+            assert fstring_only or not _splittable_call_on(line_no, new), f"{case}:{line_no}: {text}"
+
+
+# ---- the rule, on small ports ----------------------------------------------------------------------
+
+def test_hugs_arguments_that_fit_on_one_line():
+    original = "def f():\n    model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[r], output_device=r)\n"
+    port = ("def f():\n    model = torch.nn.parallel.DistributedDataParallel(model, device_ids=runtime_shim.ids([r]), "
+            "output_device=r)\n")
+    assert wrap(original, port) == (
+        "def f():\n"
+        "    model = torch.nn.parallel.DistributedDataParallel(\n"
+        "        model, device_ids=runtime_shim.ids([r]), output_device=r\n"
+        "    )\n")
+
+
+def test_one_argument_per_line_with_a_trailing_comma_when_they_do_not_fit():
+    original = "x = f(a)\n"
+    port = "x = runtime_shim.something(argument_number_one, argument_number_two, argument_number_three=3)\n"
+    assert wrap(original, port, 60) == (
+        "x = runtime_shim.something(\n"
+        "    argument_number_one,\n"
+        "    argument_number_two,\n"
+        "    argument_number_three=3,\n"
+        ")\n")
+
+
+def test_an_argument_line_still_too_long_is_wrapped_inside_it():
+    original = "x = f(a)\n"
+    port = "x = outer_call(first_argument, inner_call(alpha_argument, beta_argument, gamma_argument))\n"
+    out = wrap(original, port, 40)
+    assert all(len(line) <= 40 for line in out.splitlines()), out
+    assert ast.dump(ast.parse(out)) == ast.dump(ast.parse(port))
+    assert wrap(original, out, 40) == out
+
+
+def test_unchanged_long_lines_are_never_touched():
+    long_call = "y = some_function(" + ", ".join(f"argument_{i}" for i in range(12)) + ")\n"
+    original = long_call + "x = torch.cuda.current_device()\n"
+    port = long_call + "x = runtime_shim.current_device()\n"
+    assert wrap(original, port, 40) == port
+
+
+def test_a_line_the_port_made_no_longer_is_left():
+    original = "if isinstance(err, torch.cuda.OutOfMemoryError) and attempt < max_attempts and check(err, a): pass\n"
+    port = "if isinstance(err, torch.OutOfMemoryError) and attempt < max_attempts and check(err, a): pass\n"
+    assert wrap(original, port, 40) == port
+
+
+def test_a_long_expression_without_a_call_to_split_is_left():
+    original = "used = torch.cuda.memory_allocated() + torch.cuda.memory_reserved()\n"
+    port = "used = runtime_shim.memory_allocated() + runtime_shim.memory_reserved()\n"
+    assert wrap(original, port, 40) == port
+
+
+def test_calls_inside_an_f_string_are_left():
+    original = 'x = 1\n'
+    port = 'x = f"{runtime_shim.memory_allocated(runtime_shim.device(), extra_argument)} bytes"\n'
+    assert wrap(original, port, 40) == port
+
+
+def test_a_bare_generator_argument_gets_no_trailing_comma():
+    original = "x = 1\n"
+    port = "total = runtime_shim.something_long(value.to(runtime_shim.device()) for value in values)\n"
+    out = wrap(original, port, 40)
+    compile(out, "<port>", "exec")
+    assert out.startswith("total = runtime_shim.something_long(\n    value.to(")
+
+
+def test_the_trailing_comment_stays_on_the_closing_line():
+    original = "x = f(a)  # note\n"
+    port = "x = runtime_shim.something(argument_number_one, argument_number_two)  # note\n"
+    assert wrap(original, port, 50) == (
+        "x = runtime_shim.something(\n    argument_number_one, argument_number_two\n)  # note\n")
+
+
+def test_zero_disables_wrapping():
+    port = "x = runtime_shim.something(argument_number_one, argument_number_two)\n"
+    assert wrap("x = 1\n", port, 0) == port
+
+
+def test_the_last_call_on_the_line_is_split_first_as_black_does():
+    original = "x = 1\n"
+    port = "x = first_call(alpha, beta) + runtime_shim.second_call(gamma, delta)\n"
+    assert wrap(original, port, 60) == (
+        "x = first_call(alpha, beta) + runtime_shim.second_call(\n    gamma, delta\n)\n")
+
+
+# ---- the project's style ---------------------------------------------------------------------------
+
+def _project(tmp_path: Path, files: dict) -> Path:
+    root = tmp_path / "proj"
+    (root / "pkg").mkdir(parents=True)
+    (root / ".git").mkdir()  # the project's root: the walk up stops here
+    for name, text in files.items():
+        (root / name).write_text(text)
+    (root / "pkg" / "m.py").write_text("import torch\n")
+    return root
+
+
+@pytest.mark.parametrize("files,length,formatter", [
+    ({}, DEFAULT_LINE_LENGTH, None),
+    ({"pyproject.toml": "[tool.ruff]\nline-length = 100\n"}, 100, "ruff"),
+    ({"pyproject.toml": "[tool.ruff.lint]\nselect = ['E']\n"}, DEFAULT_LINE_LENGTH, "ruff"),
+    ({"pyproject.toml": "[tool.black]\nline-length = 110\n"}, 110, "black"),
+    ({"ruff.toml": "line-length = 79\n", "pyproject.toml": "[tool.black]\nline-length = 110\n"}, 79, "ruff"),
+    ({".ruff.toml": "line-length = 99\n"}, 99, "ruff"),
+    ({".pre-commit-config.yaml": "repos:\n- repo: https://github.com/psf/black\n  hooks:\n  - id: black\n"},
+     DEFAULT_LINE_LENGTH, "black"),
+    ({".pre-commit-config.yaml": "repos:\n- repo: https://github.com/astral-sh/ruff-pre-commit\n  hooks:\n"
+                                 "  - id: ruff-format\n"}, DEFAULT_LINE_LENGTH, "ruff"),
+    ({"pyproject.toml": "[project]\nname = 'x'\n"}, DEFAULT_LINE_LENGTH, None),
+])
+def test_project_style(tmp_path, files, length, formatter):
+    root = _project(tmp_path, files)
+    style = project_style([root / "pkg" / "m.py"])
+    assert (style.line_length, style.formatter) == (length, formatter)
+    assert load_settings([root / "pkg"]).options().line_length == length
+
+
+def test_the_cli_keeps_changed_lines_within_the_project_line_length(tmp_path, cli_env):
+    call = "    model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[rank], output_device=rank)\n"
+    root = _project(tmp_path, {"pyproject.toml": "[tool.black]\nline-length = 100\n"})
+    (root / "pkg" / "m.py").write_text("import torch\n\n\ndef f(model, rank):\n" + call + "    return model\n")
+    out = run_cli([root / "pkg", "--diff"], env=cli_env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    added = [line[1:] for line in out.stdout.splitlines() if line.startswith("+") and not line.startswith("+++")]
+    assert added and max(map(len, added)) <= 100
+    assert "+    model = torch.nn.parallel.DistributedDataParallel(" in out.stdout
+    (root / "pyproject.toml").write_text("[tool.black]\nline-length = 200\n")
+    out = run_cli([root / "pkg", "--diff"], env=cli_env, cwd=tmp_path)
+    assert "+    model = torch.nn.parallel.DistributedDataParallel(model, device_ids=" in out.stdout
