@@ -124,7 +124,7 @@ def test_every_mode_honours_the_configuration(tmp_path, cli_env):
 
     diff = run_cli([root / "src", "--diff"], env=cli_env, cwd=tmp_path)
     assert diff.returncode == 0 and "old.py" not in diff.stdout
-    assert "+from mypkg.compat import shim" in diff.stdout and "shim.device()" in diff.stdout
+    assert "+from mypkg.compat import shim" in diff.stdout and "+x = shim.to_device(torch.ones(2))" in diff.stdout
     assert "TDM301" not in diff.stderr
 
     check = run_cli([root / "src", "--check"], env=cli_env, cwd=tmp_path)
