@@ -166,3 +166,60 @@ def test_light_option_tables_equal_the_targets_module():
     from torchdevice_migrate import options, targets
 
     assert options.TARGETS == targets.TARGETS and options.DEFAULT_TARGET == targets.DEFAULT_TARGET
+
+
+# ---- the lazy project index (issue 12): the facts of an eager index ------------------------------
+
+from torchdevice_migrate import project_index as _pi  # noqa: E402
+
+_INDEX_CASES = {
+    "plain.py": "class A(nn.Module):\n    def to(self, d):\n        return self\n",
+    "two.py": "# a comment that ends with the word class\nclass Net(A):\n    pass\nclass  \\\n  Other(Net): pass\n",
+    "cuda.py": "import torch\nclass C(A):\n    def cuda(self):\n        return self\nx = y.cuda()\n",
+    "helper.py": "def get_device():\n    return 'cuda:0'\n",
+    "jit.py": "import torch\nclass S(A): pass\nm = S()\nscripted = torch.jit.script(m)\n",
+    "load.py": "import torch\nsd = torch . load(path)\nclass L(Net): device = None\n",
+    "load_only.py": "import torch\nsd = torch.load(path)\n",
+    "unicode.py": "class Ｎｅｔ2(A):\n    def to(self, d): ...\n",
+    "cookie.py": "# -*- coding: shift_jis -*-\nclass J(A): pass\n",
+    "inner.py": "def f():\n    class Hidden(A): pass\nif x:\n    class Shown(A):\n        cpu = 1\n",
+    "broken.py": "class (:\n",
+    "empty.py": "",
+}
+
+
+def _index_tree(root: Path) -> list:
+    for name, text in _INDEX_CASES.items():
+        (root / name).write_text(text, encoding="utf-8")
+    return sorted(root.glob("*.py")) + sorted(FIXTURES.joinpath("projects").rglob("*.py"))
+
+
+def test_lazy_index_gives_the_facts_of_the_eager_index(tmp_path):
+    files = _index_tree(tmp_path)
+    eager = _pi.build_index(files, None, cache=False, lazy=False)
+    lazy = _pi.build_index(files, None, cache=False)
+    assert lazy.lazy, "some files are left for later"
+    assert lazy.uses_cuda == eager.uses_cuda and lazy.scripted_classes() == eager.scripted_classes()
+    assert lazy.device_helpers() == eager.device_helpers()
+    names = {c.name for f in eager.files.values() for c in f.classes} | {"Missing", "Net2", "Ｎｅｔ2"}
+    for member in ("cuda", "to", "cpu", "device", "is_cuda"):
+        assert _pi.build_index(files, None, cache=False).defines_anywhere(member) == eager.defines_anywhere(member)
+    for name in sorted(names):
+        assert sorted(map(repr, lazy.classes(name))) == sorted(map(repr, eager.classes(name))), name
+        assert lazy.mro_members(name) == eager.mro_members(name) and lazy.members(name) == eager.members(name)
+        assert lazy.is_plain_module_class(name) == eager.is_plain_module_class(name)
+    assert lazy.all_files() == eager.files
+    # A file being ported replaces its lazy entry (``project_of``'s merge).
+    key = lazy.key_for(str(tmp_path / "two.py"))
+    assert key in lazy.lazy
+    merged = lazy.merged(key, _pi.FileInfo(uses_cuda=True))
+    assert key not in merged.lazy and merged.uses_cuda and merged.classes("Net") == []
+
+
+def test_lazy_index_parses_only_what_it_is_asked_about(tmp_path):
+    files = _index_tree(tmp_path)
+    lazy = _pi.build_index(files, None, cache=False)
+    assert lazy.key_for(str(tmp_path / "plain.py")) in lazy.lazy
+    assert not lazy._loaded
+    lazy.classes("A")
+    assert list(lazy._loaded) == [lazy.key_for(str(tmp_path / "plain.py"))]

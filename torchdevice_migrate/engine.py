@@ -348,7 +348,12 @@ class _ProgressBar:
 # parent handles Ctrl-C and stops them), and die with the parent (PR_SET_PDEATHSIG on Linux).
 
 
-def _worker_init(parent: int = 0) -> None:
+_WORKER_OPTIONS: Optional[Options] = None  # the run's options, given once to each worker (not with each file)
+
+
+def _worker_init(parent: int = 0, options: Optional[Options] = None) -> None:
+    global _WORKER_OPTIONS
+    _WORKER_OPTIONS = options
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -367,14 +372,16 @@ def _worker_init(parent: int = 0) -> None:
         os._exit(1)
 
 
-def _migrate_candidate(source: bytes, display: str, options: Options) -> FileResult:
-    return migrate_bytes(source, display, options)
+def _migrate_candidate(source: bytes, display: str) -> FileResult:
+    assert _WORKER_OPTIONS is not None
+    return migrate_bytes(source, display, _WORKER_OPTIONS)
 
 
 def _parallel(files: Sequence[Path], options: Options, jobs: int) -> Iterator[FileResult]:
     """Start the workers and hand them the candidates; raises OSError/ImportError/BrokenProcessPool
     when workers cannot be started (the caller then migrates in this process)."""
-    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init, initargs=(os.getpid(),))
+    # The options (with the project index: up to a megabyte pickled) go to each worker once.
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init, initargs=(os.getpid(), options))
     try:
         pending: List[Any] = []  # a FileResult, or (future, source, display, read_stat) of a candidate
         for f in files:
@@ -386,7 +393,7 @@ def _parallel(files: Sequence[Path], options: Options, jobs: int) -> Iterator[Fi
                 continue
             # The regexes only (refine=False): the worker runs the exact check (comments, docstrings).
             if is_candidate(source, options.project, refine=False) or display.endswith(".ipynb"):
-                pending.append((pool.submit(_migrate_candidate, source, display, options), source, display, read_stat))
+                pending.append((pool.submit(_migrate_candidate, source, display), source, display, read_stat))
             else:
                 result = FileResult(display, FileState.UNCHANGED, original=source, new=source)
                 result.read_stat = read_stat

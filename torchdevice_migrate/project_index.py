@@ -62,7 +62,13 @@ class FileInfo:
 class ProjectIndex:
     root: Optional[str] = None
     files: Dict[str, FileInfo] = field(default_factory=dict)  # path relative to root (posix) -> facts
+    #: Files indexed on demand (``build_index``): key -> (path to read, names of the classes the bytes
+    #: may define). Such a file holds no CUDA use and no ``jit.script`` call (``lazy_class_names``): its only
+    #: facts are classes and load sites; ``index_source`` runs on it when a rule asks about one of those classes.
+    lazy: Dict[str, Tuple[str, FrozenSet[str]]] = field(default_factory=dict)
     _memo: Dict[str, object] = field(default_factory=dict, repr=False, compare=False)
+    #: Facts of the lazy files indexed so far (shared by ``merged`` copies: one parse per process).
+    _loaded: Dict[str, FileInfo] = field(default_factory=dict, repr=False, compare=False)
 
     # ---- questions the rules ask ----------------------------------------------------------------
     @property
@@ -79,7 +85,40 @@ class ProjectIndex:
                 for c in f.classes:
                     by_name.setdefault(c.name, []).append(c)
             self._memo["classes"] = by_name
+            lazy_names: Dict[str, List[str]] = {}
+            self._memo["lazy_names"] = lazy_names
+            for key, (_, names) in self.lazy.items():
+                for n in names:
+                    lazy_names.setdefault(n, []).append(key)
+        pending = cast(Dict[str, List[str]], self._memo["lazy_names"]).pop(name, None)
+        if pending:  # lazy files that may define ``name``: indexed now, their classes join the rest
+            for key in sorted(pending):
+                for c in self._load(key).classes:
+                    if c.name == name:
+                        by_name.setdefault(name, []).append(c)
         return by_name.get(name, [])
+
+    def _load(self, key: str) -> FileInfo:
+        info = self._loaded.get(key)
+        if info is None:
+            try:
+                from .engine import NotRegularFile, read_regular
+
+                source, _ = read_regular(Path(self.lazy[key][0]))
+                info = index_source(source)
+            except (OSError, NotRegularFile, MemoryError):
+                info = _EMPTY
+            self._loaded[key] = info
+        return info
+
+    def all_files(self) -> Dict[str, FileInfo]:
+        """Every file's facts, the lazy files indexed now (what an eager ``build_index`` gives)."""
+        out = dict(self.files)
+        for key in self.lazy:
+            info = self._load(key)
+            if info != _EMPTY:
+                out[key] = info
+        return out
 
     def scripted_classes(self) -> Set[str]:
         if "scripted" not in self._memo:
@@ -93,7 +132,9 @@ class ProjectIndex:
         return self._memo["helpers"]  # type: ignore[return-value]
 
     def defines_anywhere(self, member: str) -> bool:
-        return any(member in c.members for f in self.files.values() for c in f.classes)
+        # A lazy file holds no word starting with ``cuda``: it defines no such member.
+        files = self.files.values() if _needs(member.encode())[0] else self.all_files().values()
+        return any(member in c.members for f in files for c in f.classes)
 
     def mro_members(self, name: str, _seen: Optional[Set[str]] = None) -> Optional[Set[str]]:
         """Device members a project class ``name`` and its project bases define; None when ``name``
@@ -142,11 +183,15 @@ class ProjectIndex:
 
     def merged(self, key: str, info: FileInfo) -> ProjectIndex:
         """This index with one file's facts replaced (the bytes being ported win over the cache)."""
-        if self.files.get(key) == info:
+        if self.files.get(key) == info and key not in self.lazy:
             return self
         files = dict(self.files)
         files[key] = info
-        return ProjectIndex(self.root, files)
+        lazy = self.lazy
+        if key in lazy:
+            lazy = dict(lazy)
+            del lazy[key]
+        return ProjectIndex(self.root, files, lazy, _loaded=self._loaded)
 
     def key_for(self, path: str) -> str:
         return _key(self.root, path)
@@ -213,8 +258,55 @@ def _class_info(node: ast.ClassDef) -> ClassInfo:
 
 
 _EMPTY = FileInfo()
-_WALK_TRIGGER = re.compile(rb"cuda|load|jit")
 _PARSE_TRIGGER = re.compile(rb"cuda|load|jit|\bclass\b")
+# Every ``class NAME`` statement of a file matches _CLASS_NAME (a superset: strings and comments
+# too). A class name with a non-ASCII character (which ``ast`` normalises, NFKC) or a source
+# encoding whose multi-byte characters may hold ASCII bytes makes the file be indexed at once.
+# (A lookahead: "... a class\nclass Net:" holds two matches. The literal first: a fast scan.)
+_CLASS_NAME = re.compile(rb"class(?=[ \t\f\\\r\n]+([A-Za-z_][A-Za-z0-9_]*))")
+_ODD_CLASS_NAME = re.compile(rb"class[ \t\f\\\r\n]+[A-Za-z0-9_]*[^\x00-\x7f]")
+# What the other facts need in the bytes (whatever the spacing between the parts of a dotted
+# name): CUDA use (``.cuda``, ``.is_cuda``, a ``'cuda...'`` string; device helpers follow it)
+# ``cuda`` starting a word or ``is_cuda``; a ``jit.script(...)`` call the words ``jit`` and
+# ``script``; a ``torch.load``/``th.load`` site the word ``load`` and ``torch`` or ``th``.
+_WORD_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+
+
+def _has_word(source: bytes, word: bytes, end: bool = True) -> bool:
+    """``re.search(rb"\\b" + word + (rb"\\b" if end else b""), source)``, by a literal scan (faster)."""
+    i = source.find(word)
+    n = len(word)
+    while i >= 0:
+        if (i == 0 or source[i - 1] not in _WORD_BYTES) and (
+                not end or i + n == len(source) or source[i + n] not in _WORD_BYTES):
+            return True
+        i = source.find(word, i + 1)
+    return False
+
+
+def _needs(source: bytes) -> Tuple[bool, bool, bool]:
+    """Whether ``source`` may hold (CUDA use, a ``jit.script`` call, a ``torch.load`` site)."""
+    return (b"is_cuda" in source or _has_word(source, b"cuda", end=False),
+            _has_word(source, b"jit") and _has_word(source, b"script"),
+            _has_word(source, b"load") and (_has_word(source, b"torch") or _has_word(source, b"th")))
+
+
+_CODING = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
+_ASCII_SAFE_CODING = re.compile(rb"(?i)(utf[-_]?8|ascii|us[-_]ascii|latin[-_]?1|iso[-_]?8859[-_]?\d+|cp125\d|l1)\b")
+
+
+def lazy_class_names(source: bytes) -> Optional[FrozenSet[str]]:
+    """The names of the classes ``source`` may define, when its facts can only be classes and
+    ``torch.load`` sites (``_needs``: no CUDA use, no ``jit.script`` call) and the bytes show every
+    class name; None otherwise (the file must be indexed now)."""
+    need_cuda, need_jit, _ = _needs(source)
+    if need_cuda or need_jit or _ODD_CLASS_NAME.search(source):
+        return None
+    for line in source.split(b"\n", 2)[:2]:
+        m = _CODING.match(line)
+        if m and not _ASCII_SAFE_CODING.match(m.group(1)):
+            return None
+    return frozenset(m.decode("ascii") for m in _CLASS_NAME.findall(source))
 
 
 def index_source(source: bytes) -> FileInfo:
@@ -247,24 +339,29 @@ def index_source(source: bytes) -> FileInfo:
                 todo.extend(handler.body)
     classes.sort(key=lambda c: c.name)
     # The rest only where the bytes can hold it: most files of a project mention none of these.
-    walked = ast.walk(tree) if _WALK_TRIGGER.search(source) else ()
+    # Each kind of fact is looked for only where the bytes can hold it (``_needs``; the ``m = Net()``
+    # bindings only serve ``jit.script(m)``), and the walk stops when nothing is left to learn.
+    need_cuda, need_jit, need_load = _needs(source)
+    walked = ast.walk(tree) if (need_cuda or need_jit or need_load) else ()
     for node in walked:
+        if (uses_cuda or not need_cuda) and not need_jit and not need_load:
+            break
         if isinstance(node, ast.Attribute):
-            if node.attr in ("cuda", "is_cuda") and not uses_cuda:
+            if node.attr in ("cuda", "is_cuda") and need_cuda:
                 uses_cuda = True
         elif isinstance(node, ast.Assign) and len(node.targets) == 1:
             t = node.targets[0]
-            if isinstance(node.value, ast.Call) and isinstance(t, ast.Name):
+            if need_jit and isinstance(node.value, ast.Call) and isinstance(t, ast.Name):
                 f = _dotted(node.value.func)
                 if f:
                     constructed[t.id] = f.rpartition(".")[2]
             # ``device = 'cuda'`` / ``self.device = 'cuda' if ... else 'cpu'``
             name = t.id if isinstance(t, ast.Name) else t.attr if isinstance(t, ast.Attribute) else ""
-            if not uses_cuda and "dev" in name.lower() and _is_cuda_device_expr(node.value):
+            if need_cuda and not uses_cuda and "dev" in name.lower() and _is_cuda_device_expr(node.value):
                 uses_cuda = True
         if isinstance(node, ast.Call):
             name = _dotted(node.func) or ""
-            if not uses_cuda:
+            if need_cuda and not uses_cuda:
                 # A CUDA device string where a device goes: ``.to('cuda')``, ``torch.device('cuda')``,
                 # ``device='cuda:0'``, ``map_location='cuda'``.
                 last = name.rpartition(".")[2]
@@ -275,7 +372,7 @@ def index_source(source: bytes) -> FileInfo:
                 if not any(k.arg == "map_location" or k.arg is None for k in node.keywords) and len(node.args) < 2 \
                         and not any(isinstance(a, ast.Starred) for a in node.args):
                     loads.append(node.lineno)
-            elif name.endswith("jit.script") and node.args:
+            elif need_jit and name.endswith("jit.script") and node.args:
                 arg = node.args[0]
                 if isinstance(arg, ast.Call):
                     f = _dotted(arg.func)
@@ -365,8 +462,14 @@ def cache_file(root: Path) -> Optional[Path]:
     return base / f"index-{name}.pickle"
 
 
-def build_index(files: Iterable[Path], root: Optional[Path] = None, cache: bool = True) -> ProjectIndex:
-    """Index ``files`` (every Python file of the project); content-hash cache per project ``root``."""
+def build_index(files: Iterable[Path], root: Optional[Path] = None, cache: bool = True,
+                lazy: bool = True) -> ProjectIndex:
+    """Index ``files`` (every Python file of the project); content-hash cache per project ``root``.
+
+    ``lazy``: a file whose only facts can be classes (``lazy_class_names``) is not parsed here but
+    when a rule asks about a class it may define (``ProjectIndex.classes``): the rules see the same
+    facts, and a large project's index costs a byte scan of most files instead of a parse.
+    False: every file is parsed now (the reference the tests compare with)."""
     root_s = str(root) if root is not None else None
     try:
         cache_path = cache_file(root) if (cache and root is not None) else None
@@ -383,6 +486,13 @@ def build_index(files: Iterable[Path], root: Optional[Path] = None, cache: bool 
 
             source, _ = read_regular(Path(f))
         except (OSError, NotRegularFile, MemoryError):
+            continue
+        if not _PARSE_TRIGGER.search(source):
+            continue  # no class, no CUDA, no load, no TorchScript: no facts
+        names = lazy_class_names(source) if lazy else None
+        if names is not None:  # classes (and load sites): indexed when a rule asks about a class
+            if names or _needs(source)[2]:
+                index.lazy[_key(root_s, str(f))] = (os.path.abspath(f), names)
             continue
         digest = hashlib.blake2b(source, digest_size=16).hexdigest()
         info = old.get(digest)
