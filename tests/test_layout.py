@@ -122,10 +122,42 @@ def test_a_line_the_port_made_no_longer_is_left():
     assert wrap(original, port, 40) == port
 
 
-def test_a_long_expression_without_a_call_to_split_is_left():
-    original = "used = torch.cuda.memory_allocated() + torch.cuda.memory_reserved()\n"
-    port = "used = runtime_shim.memory_allocated() + runtime_shim.memory_reserved()\n"
+def test_a_long_expression_statement_without_a_call_to_split_is_left():
+    original = "torch.cuda.memory_allocated() + torch.cuda.memory_reserved()\n"
+    port = "runtime_shim.memory_allocated() + runtime_shim.memory_reserved()\n"
     assert wrap(original, port, 40) == port
+
+
+def test_a_right_hand_side_black_parenthesizes_gets_parentheses_of_its_own():
+    original = 'device_type = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"  # note\n'
+    port = 'device_type = runtime_shim.device_type("cuda") if runtime_shim.is_accelerator(device) else "cpu"  # note\n'
+    assert wrap(original, port) == (
+        "device_type = (\n"
+        '    runtime_shim.device_type("cuda") if runtime_shim.is_accelerator(device) else "cpu"\n'
+        ")  # note\n")
+    # Split at its delimiters when it does not fit inside them either: a tuple (trailing comma), a chain.
+    port = "    x, y = runtime_shim.pin_memory(x).to(device, non_blocking=True), runtime_shim.pin_memory(y).to(device)\n"
+    assert wrap("    x, y = x.cuda(), y.cuda()\n", "if 1:\n" + port) == (
+        "if 1:\n"
+        "    x, y = (\n"
+        "        runtime_shim.pin_memory(x).to(device, non_blocking=True),\n"
+        "        runtime_shim.pin_memory(y).to(device),\n"
+        "    )\n")
+    port = "used = runtime_shim.memory_allocated() + runtime_shim.memory_reserved() + runtime_shim.max_memory_allocated()\n"
+    assert wrap("x = 1\n", port) == (
+        "used = (\n"
+        "    runtime_shim.memory_allocated()\n"
+        "    + runtime_shim.memory_reserved()\n"
+        "    + runtime_shim.max_memory_allocated()\n"
+        ")\n")
+    port = "if runtime_shim.is_available() and runtime_shim.device_count() > 1 and not args.no_accelerator_at_all:\n    pass\n"
+    assert wrap("x = 1\n", port) == (
+        "if (\n"
+        "    runtime_shim.is_available()\n"
+        "    and runtime_shim.device_count() > 1\n"
+        "    and not args.no_accelerator_at_all\n"
+        "):\n"
+        "    pass\n")
 
 
 def test_calls_inside_an_f_string_are_left():

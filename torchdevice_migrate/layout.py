@@ -20,8 +20,14 @@ author already kept long) is wrapped the way black and ``ruff format`` wrap a ca
           argument_b,
       )
 
+* the right-hand side of an assignment or ``return``, or an ``if``/``while`` test, that black puts in
+  parentheses of its own (a tuple, a conditional expression, two or more operators of one kind, or one
+  operator not ending with a call) gets them: on one line inside when it fits, else split at its
+  delimiters (a tuple's commas with a trailing comma, ``if``/``else``, the operators leading).
+
+The result is what ``ruff format`` writes for those statements (tests/test_layout.py, fixtures/layout).
 The indentation is the line's own plus four spaces (the closing parenthesis at the line's own). A line
-with no call that has arguments, a call inside an f-string, or a call that spans several lines is left
+with nothing of the above, a call inside an f-string, or a call that spans several lines is left
 as it is: nothing else is reformatted (``--reformat`` runs the project's own formatter on the changed
 statements). Unchanged lines are never touched, and a second run changes nothing: the port of a port
 changes no line, so no line is a changed line.
@@ -126,12 +132,42 @@ class _CallFinder(cst.CSTVisitor):
         self.in_fstring = 0
         #: line -> [(call, range)] of one-line calls with arguments, outer calls before inner ones
         self.calls: Dict[int, List[Tuple[cst.Call, CodeRange]]] = {}
+        #: line -> the right-hand side to put in parentheses of its own
+        self.values: Dict[int, cst.BaseExpression] = {}
 
     def visit_FormattedString(self, node: cst.FormattedString) -> None:
         self.in_fstring += 1
 
     def leave_FormattedString(self, original_node: cst.FormattedString) -> None:
         self.in_fstring -= 1
+
+    def _value(self, value: Optional[cst.BaseExpression]) -> None:
+        """The right-hand side of an assignment or ``return``, an ``if``/``while`` test: in parentheses
+        of its own when black would put it there (a tuple, a conditional expression, a chain of two or more operators of
+        one kind, or one operator that does not end with a call)."""
+        if value is None or self.in_fstring or getattr(value, "lpar", None) or not _wants_parens(value):
+            return
+        where = self.get_metadata(PositionProvider, value)
+        if where.start.line == where.end.line and where.start.line in self.targets:
+            self.values[where.start.line] = value
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        self._value(node.value)
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        self._value(node.value)
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        self._value(node.value)
+
+    def visit_Return(self, node: cst.Return) -> None:
+        self._value(node.value)
+
+    def visit_If(self, node: cst.If) -> None:
+        self._value(node.test)
+
+    def visit_While(self, node: cst.While) -> None:
+        self._value(node.test)
 
     def visit_Call(self, node: cst.Call) -> None:
         if self.in_fstring or not node.args:
@@ -141,9 +177,14 @@ class _CallFinder(cst.CSTVisitor):
         if where.end.line == line and line in self.targets:
             self.calls.setdefault(line, []).append((node, where))
 
-    def plans(self) -> Dict[cst.Call, Tuple[str, int]]:
-        out: Dict[cst.Call, Tuple[str, int]] = {}
+    def plans(self) -> Dict[cst.CSTNode, Tuple[str, int]]:
+        out: Dict[cst.CSTNode, Tuple[str, int]] = {}
+        for line, value in self.values.items():
+            text = self.lines[line - 1]
+            out[value] = (text[: len(text) - len(text.lstrip())], self.limit)
         for line, calls in self.calls.items():
+            if line in self.values:
+                continue
             text = self.lines[line - 1]
             indent = text[: len(text) - len(text.lstrip())]
             pick = None
@@ -168,10 +209,80 @@ def _newline(indent: str) -> cst.ParenthesizedWhitespace:
                                        last_line=cst.SimpleWhitespace(indent))
 
 
+_GROUPS = ((cst.Add, cst.Subtract), (cst.Multiply, cst.Divide, cst.FloorDivide, cst.Modulo, cst.MatrixMultiply),
+           (cst.Power,), (cst.BitOr,), (cst.BitXor,), (cst.BitAnd,), (cst.LeftShift, cst.RightShift),
+           (cst.And,), (cst.Or,))
+
+
+def _same_group(a: cst.CSTNode, b: cst.CSTNode) -> bool:
+    return any(isinstance(a, g) and isinstance(b, g) for g in _GROUPS)
+
+
+def _spine(node: cst.BaseExpression) -> List[cst.BaseExpression]:
+    """The operations of a left-nested chain of one operator group (``a + b - c``), outermost first."""
+    out: List[cst.BaseExpression] = []
+    current = node
+    while isinstance(current, (cst.BinaryOperation, cst.BooleanOperation)) and not current.lpar:
+        if out and not _same_group(current.operator, out[0].operator):  # type: ignore[attr-defined]
+            break
+        out.append(current)
+        current = current.left
+    return out
+
+
+def _wants_parens(value: cst.BaseExpression) -> bool:
+    if isinstance(value, (cst.Tuple, cst.IfExp)):
+        return True
+    # One operator: split at the call it ends with, unless it ends with no call or an empty one.
+    ends_with_call = _code(value).endswith(")") and not _code(value).endswith("()")
+    if isinstance(value, cst.Comparison):
+        return len(value.comparisons) > 1 or not ends_with_call
+    if isinstance(value, (cst.BinaryOperation, cst.BooleanOperation)):
+        return len(_spine(value)) > 1 or not ends_with_call
+    return False
+
+
+def _parenthesized(value: cst.BaseExpression, indent: str, limit: int) -> cst.BaseExpression:
+    """``value`` in parentheses of its own: on one line inside them when it fits, else split at its
+    delimiters (a tuple's commas, with a trailing comma; ``if``/``else``; the chain's operators)."""
+    inner = indent + _STEP
+    if len(inner) + len(_code(value)) > limit:
+        if isinstance(value, cst.Tuple) and value.elements:
+            elements = list(value.elements)
+            value = value.with_changes(elements=[
+                e.with_changes(comma=cst.Comma(whitespace_after=_newline(inner) if i < len(elements) - 1
+                                               else cst.SimpleWhitespace("")))
+                for i, e in enumerate(elements)])
+        elif isinstance(value, cst.IfExp):
+            value = value.with_changes(whitespace_before_if=_newline(inner), whitespace_before_else=_newline(inner))
+        elif isinstance(value, cst.Comparison):
+            value = value.with_changes(comparisons=[
+                c.with_changes(operator=c.operator.with_changes(whitespace_before=_newline(inner)))
+                for c in value.comparisons])
+        elif isinstance(value, (cst.BinaryOperation, cst.BooleanOperation)):
+            value = _split_spine(value, len(_spine(value)), inner)
+    return value.with_changes(lpar=[cst.LeftParen(whitespace_after=_newline(inner))],
+                              rpar=[cst.RightParen(whitespace_before=_newline(indent))])
+
+
+def _split_spine(node: cst.BaseExpression, depth: int, inner: str) -> cst.BaseExpression:
+    if depth == 0 or not isinstance(node, (cst.BinaryOperation, cst.BooleanOperation)):
+        return node
+    operator = node.operator.with_changes(whitespace_before=_newline(inner))
+    return node.with_changes(left=_split_spine(node.left, depth - 1, inner), operator=operator)
+
+
 class _Exploder(cst.CSTTransformer):
-    def __init__(self, plans: Dict[cst.Call, Tuple[str, int]]) -> None:
+    def __init__(self, plans: Dict[cst.CSTNode, Tuple[str, int]]) -> None:
         super().__init__()
         self.plans = plans
+
+    def on_leave(self, original_node, updated_node):  # type: ignore[override]
+        updated = super().on_leave(original_node, updated_node)
+        plan = self.plans.get(original_node)
+        if plan is not None and not isinstance(original_node, cst.Call):
+            return _parenthesized(updated, *plan)
+        return updated
 
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.Call:
         plan = self.plans.get(original_node)
