@@ -237,3 +237,84 @@ def test_the_cli_keeps_changed_lines_within_the_project_line_length(tmp_path, cl
     (root / "pyproject.toml").write_text("[tool.black]\nline-length = 200\n")
     out = run_cli([root / "pkg", "--diff"], env=cli_env, cwd=tmp_path)
     assert "+    model = torch.nn.parallel.DistributedDataParallel(model, device_ids=" in out.stdout
+
+
+# ---- --reformat: the project's formatter on the changed statements only -----------------------------
+
+from torchdevice_migrate.formatting import changed_ranges, executable  # noqa: E402
+
+BADLY_FORMATTED = (
+    "import torch\n"
+    "x = { 'a':1,'b' : 2 }\n"
+    "def  train( model,batch ):\n"
+    "    y=batch.cuda( non_blocking = True )\n"
+    "    z = [1,2,\n"
+    "      3]\n"
+    "    torch.cuda.synchronize( )\n"
+    "    return model( y )\n"
+)
+
+
+def test_changed_ranges():
+    assert changed_ranges("a\nb\nc\n", "a\nB\nc\nd\n") == [(2, 2), (4, 4)]
+    assert changed_ranges("a\nb\n", "a\nx\ny\nb\n") == [(2, 3)]
+    assert changed_ranges("a\nb\n", "a\n") == []
+
+
+def _reformat_project(tmp_path: Path, config: dict) -> Path:
+    root = _project(tmp_path, config)
+    (root / "pkg" / "m.py").write_text(BADLY_FORMATTED)
+    return root
+
+
+def _unchanged_lines_kept(original: str, new: str) -> None:
+    """Every line of the original the port did not change is still there, byte for byte, in order."""
+    import difflib
+
+    a, b = original.splitlines(), new.splitlines()
+    kept = [line for tag, i1, i2, _j1, _j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
+            if tag == "equal" for line in a[i1:i2]]
+    for needed in ("x = { 'a':1,'b' : 2 }", "def  train( model,batch ):", "    z = [1,2,", "      3]",
+                   "    return model( y )"):
+        assert needed in kept, (needed, new)
+
+
+@pytest.mark.skipif(executable("ruff") is None, reason="ruff is not installed")
+def test_reformat_with_ruff_formats_only_the_changed_statements(tmp_path, cli_env):
+    root = _reformat_project(tmp_path, {"pyproject.toml": "[tool.ruff]\nline-length = 88\n"})
+    # Without --reformat the changed statements keep the original's spacing.
+    plain = run_cli([root / "pkg", "--diff"], env=cli_env, cwd=tmp_path)
+    assert "+    y=runtime_shim.to_device( batch, non_blocking = True )" in plain.stdout
+    out = run_cli([root / "pkg", "--reformat"], env=cli_env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    new = (root / "pkg" / "m.py").read_text()
+    assert "    y = runtime_shim.to_device(batch, non_blocking=True)\n" in new  # formatted
+    assert "    runtime_shim.synchronize()\n" in new
+    _unchanged_lines_kept(BADLY_FORMATTED, new)
+    again = run_cli([root / "pkg", "--reformat", "--check"], env=cli_env, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr  # the port of the port changes nothing
+
+
+@pytest.mark.skipif(executable("black") is None, reason="black is not installed")
+def test_reformat_with_black_formats_only_the_changed_statements(tmp_path, cli_env):
+    root = _reformat_project(tmp_path, {"pyproject.toml": "[tool.black]\nline-length = 88\n"})
+    out = run_cli([root / "pkg", "--reformat"], env=cli_env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    new = (root / "pkg" / "m.py").read_text()
+    assert "    y = runtime_shim.to_device(batch, non_blocking=True)\n" in new
+    _unchanged_lines_kept(BADLY_FORMATTED, new)
+
+
+def test_reformat_without_a_configured_formatter_is_a_usage_error(tmp_path, cli_env):
+    root = _reformat_project(tmp_path, {})
+    out = run_cli([root / "pkg", "--reformat"], env=cli_env, cwd=tmp_path)
+    assert out.returncode == 2 and "no formatter" in out.stderr
+    assert (root / "pkg" / "m.py").read_text() == BADLY_FORMATTED
+
+
+@pytest.mark.skipif(executable("black") is not None, reason="black is installed")
+def test_reformat_with_the_formatter_not_installed_is_a_usage_error(tmp_path, cli_env):
+    root = _reformat_project(tmp_path, {"pyproject.toml": "[tool.black]\n"})
+    out = run_cli([root / "pkg", "--reformat"], env=cli_env, cwd=tmp_path)
+    assert out.returncode == 2 and "black, which is not installed" in out.stderr
+    assert (root / "pkg" / "m.py").read_text() == BADLY_FORMATTED

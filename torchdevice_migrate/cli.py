@@ -126,6 +126,9 @@ def migrate(
     config: Optional[Path] = typer.Option(None, "--config", metavar="FILE",
                                           help="Read [tool.torchdevice-migrate] from FILE instead of the nearest pyproject.toml."),
     no_config: bool = typer.Option(False, "--no-config", help="Ignore configuration files."),
+    reformat: bool = typer.Option(False, "--reformat",
+                                  help="Run the project's own formatter (ruff or black, from its configuration) on the "
+                                       "changed statements only (ruff format --range / black --line-ranges)."),
     jobs: int = typer.Option(0, "--jobs", "-j", help="Worker processes (0: one per CPU for many files)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only errors and the summary."),
     vendor: Optional[Path] = typer.Option(None, "--vendor", metavar="PATH",
@@ -141,7 +144,7 @@ def migrate(
         the_plan = plan(paths, diff=diff, check=check, out=out, report=report, fmt=fmt, output=output, exclude=exclude,
                         select=select, ignore=ignore, shim_module=shim_module, target=target, config=config,
                         no_config=no_config, jobs=jobs, quiet=quiet, vendor=vendor, verify=verify,
-                        verify_original=verify_original)
+                        verify_original=verify_original, reformat=reformat)
     except UsageError as e:
         err.print(f"error: {e}", markup=False)
         raise typer.Exit(EXIT_ERROR) from None
@@ -175,6 +178,8 @@ class Plan:
     vendor_plan: Optional[vendoring.VendorPlan] = None
     verify: Optional[str] = None
     verify_original: bool = False
+    #: ``--reformat``: the formatter run on the changed statements of each port (``formatting.py``).
+    reformat: Optional[str] = None
 
     @property
     def write(self) -> bool:
@@ -187,7 +192,7 @@ def plan(paths: List[Path], *, diff: bool = False, check: bool = False, out: Opt
          select: Sequence[str] = (), ignore: Sequence[str] = (), shim_module: Optional[str] = None,
          target: Optional[str] = None, config: Optional[Path] = None, no_config: bool = False, jobs: int = 0,
          quiet: bool = False, vendor: Optional[Path] = None, verify: Optional[str] = None,
-         verify_original: bool = False) -> Plan:
+         verify_original: bool = False, reformat: bool = False) -> Plan:
     """The plan step: check the arguments against each other and the file system, read the
     configuration, find the files and index the project (``options.project``). Raises ``UsageError``;
     ports and writes nothing."""
@@ -229,6 +234,7 @@ def plan(paths: List[Path], *, diff: bool = False, check: bool = False, out: Opt
     except ConfigError as e:
         raise UsageError(str(e)) from None
     options = settings.options()
+    formatter = _formatter(settings) if reformat else None
     walk_errors: List[FileResult] = []
     files = [f for f in discover(paths, settings.cli_exclude, errors=walk_errors) if not settings.excluded(f)]
     if files:  # the whole project, once: a staged file is judged as in a whole-tree run
@@ -237,7 +243,21 @@ def plan(paths: List[Path], *, diff: bool = False, check: bool = False, out: Opt
         options.project = index_for(paths)
     return Plan(paths, settings, options, files, walk_errors, diff=diff, check=check, report=report, fmt=fmt,
                 output=output, out=out, jobs=jobs, quiet=quiet, vendor_plan=vendor_plan, verify=verify,
-                verify_original=verify_original)
+                verify_original=verify_original, reformat=formatter)
+
+
+def _formatter(settings: Settings) -> str:
+    """``--reformat``: the formatter the project uses, installed (else ``UsageError``)."""
+    from .formatting import executable
+
+    formatter = settings.style.formatter
+    if formatter is None:
+        raise UsageError("--reformat: the project configures no formatter ([tool.ruff], ruff.toml, [tool.black] "
+                         "or a ruff/black pre-commit hook)")
+    if executable(formatter) is None:
+        raise UsageError(f"--reformat: the project formats with {formatter}, which is not installed "
+                         f"(pip install {formatter})")
+    return formatter
 
 
 def run_plan(the_plan: Plan) -> RunSummary:
@@ -247,7 +267,22 @@ def run_plan(the_plan: Plan) -> RunSummary:
         jobs = min(os.cpu_count() or 1, 8) if len(files) >= 8 else 1
     summary = run(files, the_plan.options, jobs=jobs)
     summary.results.extend(the_plan.walk_errors)  # folders that could not be listed: one error line each
+    if the_plan.reformat is not None:
+        _reformat(summary, the_plan.reformat)
     return summary
+
+
+def _reformat(summary: RunSummary, formatter: str) -> None:
+    """The formatter on each port's changed statements (``formatting.py``); notebooks are left as ported."""
+    from .formatting import FormatterError, reformat
+
+    for result in summary.results:
+        if result.state is FileState.ERROR or not result.changed or result.path.endswith(".ipynb"):
+            continue
+        try:
+            result.new = reformat(result.original, result.new or b"", result.path, formatter)
+        except FormatterError as e:
+            result.fail(0, f"--reformat: {e}; left as it was")
 
 
 def emit(the_plan: Plan, summary: RunSummary, console: Console, err: Console) -> int:
