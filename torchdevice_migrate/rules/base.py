@@ -23,7 +23,9 @@ from libcst.metadata import (
     PositionProvider,
     ScopeProvider,
 )
+from libcst.metadata.expression_context_provider import ExpressionContext, ExpressionContextVisitor
 from libcst.metadata.position_provider import NEWLINE_RE, PositionProvidingCodegenState
+from libcst.metadata.scope_provider import _ASSIGNMENT_LIKE_NODES, ScopeVisitor
 
 from ..findings import Finding, FindingStatus
 from ..registry import REASONS, Api, lookup
@@ -265,18 +267,99 @@ def resolve_scopes(module: cst.Module) -> Mapping[cst.CSTNode, object]:
     provider's own visitor over the whole tree, after which the batched pass goes on visiting every
     node for nothing (neither provider has another hook). Here the two ``visit_Module`` run alone."""
     contexts = ExpressionContextProvider()
-    contexts.visit_Module(module)
+    module.visit(_ContextVisitor(contexts, ExpressionContext.LOAD))  # what contexts.visit_Module(module) does
     scopes = ScopeProvider()
     scopes.metadata = {ExpressionContextProvider: contexts._computed}
-    scopes.visit_Module(module)
+    visitor = _ScopeVisitor(scopes)  # what scopes.visit_Module(module) does
+    module.visit(visitor)
+    visitor.infer_accesses()
     scopes.metadata = {}
     return scopes._computed
 
 
+class _LeanDispatch:
+    """``CSTVisitor``'s dispatch with each node type's ``visit_<Type>``/``leave_<Type>`` looked up once
+    per visitor class (not formatted and looked up per node), and no per-attribute hooks
+    (``visit_<Type>_<attr>``) unless ``_ATTRIBUTE_HOOKS`` names them. Same calls, same order."""
+
+    _ATTRIBUTE_HOOKS: ClassVar[frozenset] = frozenset()
+    _visit_fns: ClassVar[Dict[type, Any]]
+    _leave_fns: ClassVar[Dict[type, Any]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._visit_fns, cls._leave_fns = {}, {}
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        kind = type(node)
+        fns = self._visit_fns
+        if kind in fns:
+            fn = fns[kind]
+        else:
+            fn = fns[kind] = getattr(type(self), f"visit_{kind.__name__}", None)
+        return fn is None or fn(self, node) is not False
+
+    def _dispatch_leave(self, node: cst.CSTNode) -> None:
+        kind = type(node)
+        fns = self._leave_fns
+        if kind in fns:
+            fn = fns[kind]
+        else:
+            fn = fns[kind] = getattr(type(self), f"leave_{kind.__name__}", None)
+        if fn is not None:
+            fn(self, node)
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        self._dispatch_leave(original_node)
+
+    def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
+        if (type(node).__name__, attribute) in self._ATTRIBUTE_HOOKS:
+            getattr(self, f"visit_{type(node).__name__}_{attribute}")(node)
+
+    def on_leave_attribute(self, original_node: cst.CSTNode, attribute: str) -> None:
+        if (type(original_node).__name__, attribute) in self._ATTRIBUTE_HOOKS:
+            getattr(self, f"leave_{type(original_node).__name__}_{attribute}")(original_node)
+
+
+def _attribute_hooks(cls: type) -> frozenset:
+    """(``Type``, ``attr``) of every ``visit_<Type>_<attr>``/``leave_<Type>_<attr>`` that ``cls`` defines
+    itself (``CSTVisitor``'s own are empty stubs)."""
+    out = set()
+    for name in dir(cls):
+        for prefix in ("visit_", "leave_"):
+            if name.startswith(prefix) and name.count("_") >= 2:
+                kind, _, attribute = name[len(prefix):].partition("_")
+                if kind[:1].isupper() and attribute and getattr(cls, name) is not getattr(cst.CSTVisitor, name, None):
+                    out.add((kind, attribute))
+    return frozenset(out)
+
+
+class _ContextVisitor(_LeanDispatch, ExpressionContextVisitor):
+    _ATTRIBUTE_HOOKS = _attribute_hooks(ExpressionContextVisitor)
+
+
+_ASSIGNMENT_LIKE: Dict[type, bool] = {}
+
+
+class _ScopeVisitor(_LeanDispatch, ScopeVisitor):
+    _ATTRIBUTE_HOOKS = _attribute_hooks(ScopeVisitor)
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:  # ScopeVisitor.on_leave, one isinstance per type
+        self.provider.set_metadata(original_node, self.scope)
+        kind = type(original_node)
+        like = _ASSIGNMENT_LIKE.get(kind)
+        if like is None:
+            like = _ASSIGNMENT_LIKE[kind] = isinstance(original_node, _ASSIGNMENT_LIKE_NODES)
+        if like:
+            self.scope._assignment_count += 1
+        self._dispatch_leave(original_node)
+
+
 class _PositionState(PositionProvidingCodegenState):
     """LibCST's state for PositionProvider, with the same results for less work per token and node:
-    a token without a line break only moves the column (no regular expression split), and the
-    syntactic-position context manager is a plain object rather than a generator."""
+    a token without a line break only moves the column (no regular expression split), the
+    syntactic-position context manager is a plain object rather than a generator, and a node's
+    range is kept as four ints (``_Positions`` makes the ``CodeRange`` of the few nodes asked about)."""
 
     __slots__ = ()
 
@@ -292,6 +375,15 @@ class _PositionState(PositionProvidingCodegenState):
         self.tokens.append(value)
         self._update_position(value)
 
+    def before_codegen(self, node: cst.CSTNode) -> None:
+        self._stack.append((self.line, self.column))  # type: ignore[arg-type]
+
+    def after_codegen(self, node: cst.CSTNode) -> None:
+        start = self._stack.pop()
+        computed = self.provider._computed
+        if node not in computed:  # a syntactic position recorded inside wins
+            computed[node] = (*start, self.line, self.column)  # type: ignore[assignment]
+
     def record_syntactic_position(self, node: cst.CSTNode, *, start_node: Optional[cst.CSTNode] = None,
                                   end_node: Optional[cst.CSTNode] = None) -> _SyntacticPosition:
         return _SyntacticPosition(self, node, start_node, end_node)
@@ -305,14 +397,40 @@ class _SyntacticPosition:
         self.state, self.node, self.start_node, self.end_node = state, node, start_node, end_node
 
     def __enter__(self) -> None:
-        self.start = CodePosition(self.state.line, self.state.column)
+        self.start = (self.state.line, self.state.column)
 
     def __exit__(self, *exc: object) -> None:
         state = self.state
-        computed = state.provider._computed
-        start = computed[self.start_node].start if self.start_node is not None else self.start
-        end = computed[self.end_node].end if self.end_node is not None else CodePosition(state.line, state.column)
-        computed[self.node] = CodeRange(start, end)
+        computed: Any = state.provider._computed
+        start = computed[self.start_node][:2] if self.start_node is not None else self.start
+        end = computed[self.end_node][2:] if self.end_node is not None else (state.line, state.column)
+        computed[self.node] = (*start, *end)
+
+
+class _Positions(Mapping):
+    """Node -> ``CodeRange`` over the four ints ``_PositionState`` records (made on first access)."""
+
+    __slots__ = ("_raw", "_made")
+
+    def __init__(self, raw: Dict[cst.CSTNode, Tuple[int, int, int, int]]) -> None:
+        self._raw = raw
+        self._made: Dict[cst.CSTNode, CodeRange] = {}
+
+    def __getitem__(self, node: cst.CSTNode) -> CodeRange:
+        made = self._made.get(node)
+        if made is None:
+            a, b, c, d = self._raw[node]
+            made = self._made[node] = CodeRange(CodePosition(a, b), CodePosition(c, d))
+        return made
+
+    def __iter__(self):
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __contains__(self, node: object) -> bool:
+        return node in self._raw
 
 
 def resolve_positions(module: cst.Module) -> Mapping[cst.CSTNode, CodeRange]:
@@ -320,7 +438,7 @@ def resolve_positions(module: cst.Module) -> Mapping[cst.CSTNode, CodeRange]:
     provider = PositionProvider()
     module._codegen(_PositionState(default_indent=module.default_indent, default_newline=module.default_newline,
                                    provider=provider))
-    return provider._computed
+    return _Positions(provider._computed)  # type: ignore[arg-type]
 
 
 def _node_types() -> frozenset:
