@@ -142,7 +142,7 @@ class DeviceComparisons(Rule):
                 updated.comparisons[0].with_changes(comparator=updated.comparisons[0].comparator.value)])  # type: ignore[attr-defined]
             return ctx.rewrite(original, same, "torch.cuda.Stream.cuda_stream", "TDM104",
                                "Raw handles compared only for identity: the streams (events) themselves are compared.")
-        if in_torchscript(ctx, original) or names_an_implementation(ctx, original):
+        if not any(map(is_plain_cuda, (original.left, *(t.comparator for t in original.comparisons)))) or in_torchscript(ctx, original) or names_an_implementation(ctx, original):  # every port below needs a 'cuda' operand: that cheap test first (P2-D, speed)
             return None
         if len(original.comparisons) == 1:
             target = original.comparisons[0]
