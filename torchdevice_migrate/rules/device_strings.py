@@ -33,7 +33,7 @@ from typing import Optional
 import libcst as cst
 
 from ..findings import FindingStatus
-from ..registry import Status, entries, lookup
+from ..registry import Status, entries, is_cuda_namespace, lookup
 from .base import (
     RANK_NAME_RE,
     Example,
@@ -58,16 +58,15 @@ from .base import (
 DEVICE_KEYWORDS = {"device": "string", "map_location": "string", "device_map": "string", "device_type": "type"}
 
 # Positional device parameters of known callables: qualified name -> {position: kind}.
+# The device-generic AMP entries of the registry (``torch.autocast``, ``torch.amp.GradScaler`` and their
+# module paths) take a device type first.
 DEVICE_POSITIONALS = {
     "torch.set_default_device": {0: "string"},
     "torch.Generator": {0: "string"},
     "torch.load": {1: "string"},
-    "torch.autocast": {0: "type"},
-    "torch.amp.autocast": {0: "type"},
-    "torch.amp.GradScaler": {0: "type"},
-    "torch.amp.autocast_mode.autocast": {0: "type"},
-    "torch.amp.grad_scaler.GradScaler": {0: "type"},
     "torch.get_device_module": {0: "type"},
+    **{a.name: {0: "type"} for a in entries()
+       if a.rule == "amp" and a.status is Status.REWRITTEN and not is_cuda_namespace(a.name)},
 }
 
 # Calls that take care of their own device argument (rewritten as a whole elsewhere).
@@ -610,7 +609,7 @@ class DeviceStrings(Rule):
         return ctx.shim_call("device", index)
 
     def _leave_string_like(self, ctx: RuleContext, original, updated):
-        if not is_cuda_device_string(original):
+        if API not in HANDLES or not is_cuda_device_string(original):
             return None
         kind = device_position(ctx, original)
         if kind is None:
@@ -790,9 +789,13 @@ def _torch_device_string(ctx: RuleContext, original: cst.BaseExpression, updated
     return None
 
 
+# Tensor methods this rule ports, by attribute name (``torch.Tensor.get_device`` -> ``get_device``).
+_TENSOR_METHODS = frozenset(n[len("torch.Tensor."):] for n in HANDLES if n.startswith("torch.Tensor."))
+
+
 def _is_get_device(node: cst.CSTNode) -> bool:
     return (isinstance(node, cst.Call) and not node.args and isinstance(node.func, cst.Attribute)
-            and node.func.attr.value == "get_device")
+            and node.func.attr.value == "get_device" and "get_device" in _TENSOR_METHODS)
 
 
 def _device_of_get_device(ctx: RuleContext, node: Optional[cst.CSTNode]) -> bool:
