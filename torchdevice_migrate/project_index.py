@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple, cast
 
-VERSION = 2  # bump whenever what index_source extracts changes: cached entries of another version are ignored
+VERSION = 3  # bump whenever what index_source extracts changes: cached entries of another version are ignored
 ROOT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
 _CUDA_STRING = re.compile(r"cuda(:\d+)?")
 #: Methods and attributes of a class that decide how ``.cuda()`` / ``.is_cuda`` on it may be ported.
@@ -422,7 +422,7 @@ def _key(root: Optional[str], path: str) -> str:
     return Path(p).as_posix()
 
 
-def _load_cache(path: Path) -> Dict[str, FileInfo]:
+def _load_cache(path: Path) -> Dict[str, object]:
     try:
         with open(path, "rb") as f:
             data = pickle.load(f)
@@ -433,7 +433,7 @@ def _load_cache(path: Path) -> Dict[str, FileInfo]:
     return {}
 
 
-def _save_cache(path: Path, entries: Dict[str, FileInfo]) -> None:
+def _save_cache(path: Path, entries: Dict[str, object]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=".index.", suffix=".tmp")
@@ -476,7 +476,7 @@ def build_index(files: Iterable[Path], root: Optional[Path] = None, cache: bool 
     except (OSError, RuntimeError):  # no home folder
         cache_path = None
     old = _load_cache(cache_path) if cache_path is not None else {}
-    entries: Dict[str, FileInfo] = {}
+    entries: Dict[str, object] = {}  # digest -> FileInfo, or (class names, keep) of a lazy file
     index = ProjectIndex(root_s)
     for f in files:
         if not str(f).endswith((".py", ".pyi")):
@@ -487,18 +487,27 @@ def build_index(files: Iterable[Path], root: Optional[Path] = None, cache: bool 
             source, _ = read_regular(Path(f))
         except (OSError, NotRegularFile, MemoryError):
             continue
-        if not _PARSE_TRIGGER.search(source):
-            continue  # no class, no CUDA, no load, no TorchScript: no facts
-        names = lazy_class_names(source) if lazy else None
-        if names is not None:  # classes (and load sites): indexed when a rule asks about a class
-            if names or _needs(source)[2]:
+        digest = hashlib.blake2b(source, digest_size=16).hexdigest()
+        cached = old.get(digest)
+        if isinstance(cached, FileInfo):
+            entries[digest] = info = cached
+        elif lazy and isinstance(cached, tuple) and len(cached) == 2 and isinstance(cached[0], frozenset):
+            entries[digest] = cached
+            names, keep = cached
+            if keep:
                 index.lazy[_key(root_s, str(f))] = (os.path.abspath(f), names)
             continue
-        digest = hashlib.blake2b(source, digest_size=16).hexdigest()
-        info = old.get(digest)
-        if not isinstance(info, FileInfo):
-            info = index_source(source)
-        entries[digest] = info
+        elif not _PARSE_TRIGGER.search(source):
+            entries[digest] = info = _EMPTY  # no class, no CUDA, no load, no TorchScript: no facts
+        else:
+            names = lazy_class_names(source) if lazy else None
+            if names is not None:  # classes (and load sites): indexed when a rule asks about a class
+                keep = bool(names) or _needs(source)[2]
+                entries[digest] = (names, keep)  # the cache holds what the byte scan found
+                if keep:
+                    index.lazy[_key(root_s, str(f))] = (os.path.abspath(f), names)
+                continue
+            entries[digest] = info = index_source(source)
         if info != _EMPTY:  # a file with no facts adds nothing (and the index travels to every worker)
             index.files[_key(root_s, str(f))] = info
     if cache_path is not None and set(entries) != set(old):
