@@ -28,13 +28,13 @@ def wrap(original: str, port: str, limit: int = 88) -> str:
 @pytest.mark.parametrize("case", CASES, ids=lambda p: p.stem)
 def test_layout_fixture(case: Path, target: str, tag: str):
     expected = case.with_name(f"{case.stem}{tag}.wrapped.expected.py").read_text()
-    options = Options(target=target, line_length=88)
+    options = Options(target=target, layout=True)
     result = migrate_source(case.read_bytes(), str(case), options)
     assert result.new.decode() == expected
     assert migrate_source(result.new, str(case), options).new == result.new  # idempotent
-    # Only the layout differs from the port without wrapping.
+    # Only the layout differs from the port without it.
     plain = migrate_source(case.read_bytes(), str(case), Options(target=target))
-    assert ast.dump(ast.parse(plain.new)) == ast.dump(ast.parse(result.new))
+    assert _same_program(plain.new, result.new)
     assert plain.findings == result.findings
 
 
@@ -58,14 +58,24 @@ def _splittable_call_on(line_no: int, code: str) -> bool:
     return False
 
 
+def _same_program(a: bytes, b: bytes) -> bool:
+    """The same statements, the added ``import runtime_shim`` (moved by the layout) wherever it is."""
+    def dump(code: bytes):
+        tree = ast.parse(code)
+        shim = [s for s in tree.body if isinstance(s, ast.Import) and [n.name for n in s.names] == ["runtime_shim"]]
+        tree.body = [s for s in tree.body if s not in shim]
+        return ast.dump(tree), len(shim)
+    return dump(a) == dump(b)
+
+
 @pytest.mark.parametrize("target", ["shim", "torch"])
 def test_every_fixture_at_88(target):
     for case in ALL:
         source = case.read_bytes()
         plain = migrate_source(source, str(case), Options(target=target))
-        wrapped = migrate_source(source, str(case), Options(target=target, line_length=88))
-        assert ast.dump(ast.parse(plain.new)) == ast.dump(ast.parse(wrapped.new)), case
-        assert migrate_source(wrapped.new, str(case), Options(target=target, line_length=88)).new == wrapped.new, case
+        wrapped = migrate_source(source, str(case), Options(target=target, layout=True))
+        assert _same_program(plain.new, wrapped.new), case
+        assert migrate_source(wrapped.new, str(case), Options(target=target, layout=True)).new == wrapped.new, case
         if plain.new == source:
             assert wrapped.new == source, case  # nothing ported: nothing laid out
         original = source.decode().splitlines()
@@ -318,3 +328,68 @@ def test_reformat_with_the_formatter_not_installed_is_a_usage_error(tmp_path, cl
     out = run_cli([root / "pkg", "--reformat"], env=cli_env, cwd=tmp_path)
     assert out.returncode == 2 and "black, which is not installed" in out.stderr
     assert (root / "pkg" / "m.py").read_text() == BADLY_FORMATTED
+
+
+# ---- the shim import at its isort place --------------------------------------------------------------
+
+def _placed(source: str) -> str:
+    return migrate_source(source.encode(), options=Options(layout=True)).new.decode()
+
+
+@pytest.mark.parametrize("before,after", [
+    # sorted among the third-party plain imports: right before torch
+    ("import os\n\nimport numpy as np\nimport torch\nfrom torch import nn\n\nx = torch.zeros(1).cuda()\n",
+     "import os\n\nimport numpy as np\nimport runtime_shim\nimport torch\nfrom torch import nn\n\n"
+     "x = runtime_shim.to_device(torch.zeros(1))\n"),
+    # first in its section: the blank line above the section stays above it
+    ("import os\n\nimport torch\n\nx = torch.zeros(1).cuda()\n",
+     "import os\n\nimport runtime_shim\nimport torch\n\nx = runtime_shim.to_device(torch.zeros(1))\n"),
+    # the environment set before torch's import is still set before it
+    ('import os\nos.environ["A"] = "1"\nimport torch\n\nx = torch.zeros(1).cuda()\n',
+     'import os\nos.environ["A"] = "1"\nimport runtime_shim\nimport torch\n\nx = runtime_shim.to_device(torch.zeros(1))\n'),
+    # a module the original imports before torch sorts after runtime_shim: torch must not move above it
+    ("import scipy\nimport torch\n\nx = torch.zeros(1).cuda()\n",
+     "import scipy\nimport torch\nimport runtime_shim\n\nx = runtime_shim.to_device(torch.zeros(1))\n"),
+])
+def test_the_shim_import_goes_to_its_isort_place_without_moving_torch(before, after):
+    assert _placed(before) == after
+    assert _placed(after) == after
+
+
+def test_an_existing_shim_import_is_never_moved():
+    source = "import torch\nimport runtime_shim\n\nx = torch.zeros(1).cuda()\n"
+    assert _placed(source).startswith("import torch\nimport runtime_shim\n\n")
+
+
+def _i001(text: str, cwd: Path) -> bool:
+    import subprocess
+
+    done = subprocess.run([*executable("ruff"), "check", "--isolated", "--select", "I", "--target-version", "py39",
+                           "--stdin-filename", "m.py", "-"], input=text, capture_output=True, text=True, cwd=cwd)
+    return done.returncode != 0
+
+
+@pytest.mark.skipif(executable("ruff") is None, reason="ruff is not installed")
+@pytest.mark.parametrize("target", ["shim", "torch"])
+def test_ports_add_no_import_order_violation(target, tmp_path):
+    """``ruff check --select I`` (isort) on every fixture's port: no I001 added to a file that had none,
+    except where the added import follows an import of the original that it sorts before (moving
+    it up would import torch before that module: the original's order wins)."""
+    ported = 0
+    for case in ALL:
+        source = case.read_text()
+        new = migrate_source(source.encode(), str(case), Options(target=target, layout=True)).new.decode()
+        if new == source or _i001(source, tmp_path):
+            continue
+        ported += 1
+        if not _i001(new, tmp_path):
+            continue
+        old_lines = set(source.splitlines())
+        lines = new.splitlines()
+        added = [i for i, line in enumerate(lines) if line.startswith("import ") and line not in old_lines]
+        assert len(added) == 1, (case, added)
+        previous = lines[added[0] - 1]
+        assert previous in old_lines and previous.startswith(("import ", "from ")), (case, previous)
+        name = lines[added[0]].split()[1].lower()
+        assert previous.split()[1].lower() > name or previous.startswith("from "), (case, previous)
+    assert ported > 50

@@ -63,7 +63,7 @@ class Settings:
         """The transform options: ``select`` as prefixes, ``ignore`` expanded to the codes it names."""
         return Options(shim_module=self.shim_module, target=self.target,
                        select=set(self.select) if self.select is not None else None,
-                       ignore=expand_codes(self.ignore), line_length=self.style.line_length)
+                       ignore=expand_codes(self.ignore), layout=True, line_length=self.style.line_length)
 
     def excluded(self, path: Path) -> bool:
         """True when ``path`` matches an ``exclude`` glob of the configuration file."""

@@ -39,10 +39,14 @@ after each comma), so it cannot break the syntax of the statement.
 from __future__ import annotations
 
 import difflib
-from typing import Dict, List, Optional, Sequence, Tuple
+import re
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 import libcst as cst
 from libcst.metadata import CodeRange, PositionProvider
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .options import Options
 
 DEFAULT_LINE_LENGTH = 88
 _STEP = "    "
@@ -80,6 +84,15 @@ def long_changed_lines(original: Sequence[str], new: Sequence[str], limit: int,
 #: Passes: a wrapped call whose argument line is still too long is wrapped again inside it (as black
 #: recurses into the lines it made), a few levels at most.
 _PASSES = 4
+
+
+def lay_out(module: cst.Module, new: bytes, original_code: str, options: Options) -> bytes:
+    """The transform's hook (``Options.layout``): the added shim import at its isort place, then the
+    long changed lines wrapped. ``new`` is ``module.bytes``; returned as it is when nothing moves."""
+    placed = place_shim_import(module, original_code, options.shim_module)
+    if placed is not module:
+        module, new = placed, placed.bytes
+    return wrap_port(module, new, original_code, options.line_length)
 
 
 def wrap_port(module: cst.Module, new: bytes, original_code: str, limit: int) -> bytes:
@@ -305,4 +318,95 @@ class _Exploder(cst.CSTTransformer):
         return updated_node.with_changes(whitespace_before_args=_newline(inner), args=new_args)
 
 
-__all__ = ["DEFAULT_LINE_LENGTH", "long_changed_lines", "wrap_long_lines", "wrap_port"]
+# ---- the shim import at its isort place ----------------------------------------------------------------
+#
+# isort and ruff's ``I`` rules sort each section of an import block (sections are separated by blank
+# lines; ``import x`` lines before ``from x import y`` lines, by module name, case-insensitively).
+# ``runtime_shim`` is a third-party module, like torch: its place is in the section of the file's first
+# torch import, among the plain ``import`` lines, in alphabetical order - usually right before
+# ``import torch``. But ``import runtime_shim`` imports torch: placed above a module the original
+# imported before torch (``import scipy``, ``import tensorflow``: they sort between ``runtime_shim`` and
+# ``torch``), torch would be imported before that module, which can change what runs (library load
+# order, environment read at import). So the shim import goes to its sorted place only when no import
+# sits between that place and the first torch import; it then imports torch exactly where the original
+# did. Otherwise it stays right after the first torch import (and ruff may report I001 there, as the
+# price of not reordering the original's imports). A shim imported from the project (``--vendor``,
+# ``from pkg._vendor import runtime_shim``) is left where the transform put it (after the import-path
+# set-up it needs).
+
+
+def _import_names(statement: cst.CSTNode) -> Optional[Tuple[bool, str]]:
+    """``(is_from, module)`` of a one-import line, else None."""
+    if not (isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1):
+        return None
+    node = statement.body[0]
+    if isinstance(node, cst.Import):
+        return False, cst.helpers.get_full_name_for_node(node.names[0].name) or ""
+    if isinstance(node, cst.ImportFrom):
+        name = (cst.helpers.get_full_name_for_node(node.module) or "") if node.module is not None else ""
+        return True, "." * len(node.relative) + name
+    return None
+
+
+def _is_torch(names: Optional[Tuple[bool, str]], statement: cst.CSTNode) -> bool:
+    if names is None:
+        return False
+    node = statement.body[0]  # type: ignore[attr-defined]
+    if isinstance(node, cst.Import):
+        return any((cst.helpers.get_full_name_for_node(a.name) or "").split(".")[0] == "torch" for a in node.names)
+    return names[1].split(".")[0] == "torch"
+
+
+def _starts_section(statement: cst.CSTNode) -> bool:
+    return any(line.comment is None for line in getattr(statement, "leading_lines", ()))
+
+
+def place_shim_import(module: cst.Module, original_code: str, shim_module: str) -> cst.Module:
+    """``module`` with the ``import <shim_module>`` the port added moved to its isort place (see above)."""
+    if "." in shim_module:
+        return module
+    body = list(module.body)
+    added = [i for i, st in enumerate(body)
+             if _import_names(st) == (False, shim_module) and len(st.body[0].names) == 1]  # type: ignore[attr-defined,index,union-attr]
+    if len(added) != 1 or re.search(rf"^\s*import\s+{re.escape(shim_module)}\b", original_code, re.MULTILINE):
+        return module  # none added, or the original imports it already: the author's lines stay
+    k = added[0]
+    torch_at = next((i for i, st in enumerate(body) if _is_torch(_import_names(st), st)), None)
+    if torch_at is None or torch_at > k:
+        return module
+    # The section of the first torch import: its import lines, up to a blank line or another statement.
+    start = torch_at
+    while start > 0 and not _starts_section(body[start]) and _import_names(body[start - 1]) is not None:
+        start -= 1
+    end = torch_at + 1
+    while end < len(body) and _import_names(body[end]) is not None and not _starts_section(body[end]):
+        end += 1
+    key = shim_module.lower()
+    place = None
+    for i in range(start, end):
+        names = _import_names(body[i])
+        if i == k or names is None:
+            continue
+        if names[0] or names[1].lower() > key:  # a ``from`` line, or the first plain import after it
+            place = i
+            break
+    if place is None:
+        place = end
+    if place < torch_at:  # imports between its sorted place and torch's: torch would move above them
+        place = torch_at + 1
+    if place in (k, k + 1):
+        return module
+    statement = body[k]
+    if k + 1 < len(body) and statement.leading_lines and not body[k + 1].leading_lines:
+        body[k + 1] = body[k + 1].with_changes(leading_lines=statement.leading_lines)
+    statement = statement.with_changes(leading_lines=())
+    if place < len(body) and place == start and body[place].leading_lines:
+        statement = statement.with_changes(leading_lines=body[place].leading_lines)
+        body[place] = body[place].with_changes(leading_lines=())
+    body.insert(place, statement)
+    del body[k + 1 if place < k else k]
+    return module.with_changes(body=body)
+
+
+__all__ = ["DEFAULT_LINE_LENGTH", "lay_out", "long_changed_lines", "place_shim_import", "wrap_long_lines",
+           "wrap_port"]

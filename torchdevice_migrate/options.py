@@ -42,7 +42,9 @@ class Options:
     target: str = DEFAULT_TARGET
     #: Facts about the whole project (``project_index.py``); None: the file is judged on its own.
     project: Optional[ProjectIndex] = None
-    #: Wrap a changed line longer than this (and than the line it replaces): ``layout.py``. 0: no
-    #: wrapping (the default of the API, the tests and the goldens); the CLI passes the project's line
-    #: length (``config.project_style``: ruff's or black's ``line-length``, else 88).
-    line_length: int = 0
+    #: The layout post-pass (``layout.py``): a changed line longer than ``line_length`` (and than the
+    #: line it replaces) is wrapped as black/ruff would, and an added ``import runtime_shim`` goes to its
+    #: isort place. Off in the API (the tests and goldens show the rules' own output); the CLI turns
+    #: it on with the project's line length (``config.project_style``: ruff's or black's, else 88).
+    layout: bool = False
+    line_length: int = 88

@@ -8,12 +8,13 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple, cast
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple, cast
 
 import libcst as cst
-from libcst.codemod import CodemodContext
-from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 from libcst.metadata import Assignment
+
+if TYPE_CHECKING:  # libcst.codemod imports libcst.matchers (~0.15 s): only a file that changes needs it
+    from libcst.codemod import CodemodContext
 
 from .findings import Finding
 
@@ -118,10 +119,10 @@ def migrate_source(source: bytes, path: str = "<string>", options: Optional[Opti
     if not exact:
         raise SourceError(1, "LibCST cannot reproduce this file byte for byte; left untouched")
     new = new_module.bytes
-    if options.line_length:  # changed lines kept within the project's line length (layout.py)
-        from .layout import wrap_port
+    if options.layout:  # the project's line length and import order (layout.py)
+        from .layout import lay_out
 
-        new = wrap_port(new_module, new, code, options.line_length)
+        new = lay_out(new_module, new, code, options)
     new += tail
     # No second LibCST parse of the port (as costly as the first): the compile() below refuses any
     # port that is not valid Python for this interpreter, a rule's bug included (issue 12).
@@ -214,6 +215,9 @@ def _migrate_module(module: cst.Module, path: str, options: Options, code: Optio
     findings = ctx.findings()
     if not ctx.rewrites:
         return None, findings
+    from libcst.codemod import CodemodContext
+    from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
+
     context = CodemodContext()
     for module_name, obj in sorted(ctx.imports, key=str):
         AddImportsVisitor.add_needed_import(context, module_name, obj)
@@ -317,6 +321,8 @@ def _add_imports(context: CodemodContext, module: cst.Module, alias: str = DEFAU
 
 def _drop_present(context: CodemodContext, node: cst.CSTNode) -> None:
     """Forget scheduled imports that ``node`` (an import before the insertion point) already does."""
+    from libcst.codemod.visitors import AddImportsVisitor
+
     key = AddImportsVisitor.CONTEXT_KEY
     needed = context.scratch.get(key, [])
     present: Set[Tuple[Optional[str], Optional[str], Optional[str]]] = set()
@@ -342,6 +348,8 @@ def _add_imports_at_top(context: CodemodContext, module: cst.Module) -> cst.Modu
     statement after them (which may get an empty line). Running it on a module cut after that
     statement, which stands in as a ``pass`` with its leading lines, and putting the rest back gives
     the same module without two passes over the whole tree (and a deep copy of it)."""
+    from libcst.codemod.visitors import AddImportsVisitor
+
     body = module.body
     cut = 1
     while cut < len(body) and _is_import_line(body[cut]):
