@@ -393,3 +393,23 @@ def test_ports_add_no_import_order_violation(target, tmp_path):
         name = lines[added[0]].split()[1].lower()
         assert previous.split()[1].lower() > name or previous.startswith("from "), (case, previous)
     assert ported > 50
+
+
+def test_collections_and_parenthesized_expressions_split_inside_their_brackets():
+    port = ('    state = {"model": model.state_dict(), "rng": runtime_shim.get_rng_state(), "step": cfg["steps"], "x": 1}\n'
+            '    on_gpu = not (isinstance(x, torch.Tensor) and x.dtype == torch.float16 and runtime_shim.is_accelerator(x))\n')
+    out = wrap("x = 1\n", "def f():\n" + port)
+    assert out == (
+        "def f():\n"
+        "    state = {\n"
+        '        "model": model.state_dict(),\n'
+        '        "rng": runtime_shim.get_rng_state(),\n'
+        '        "step": cfg["steps"],\n'
+        '        "x": 1,\n'
+        "    }\n"
+        "    on_gpu = not (\n"
+        "        isinstance(x, torch.Tensor)\n"
+        "        and x.dtype == torch.float16\n"
+        "        and runtime_shim.is_accelerator(x)\n"
+        "    )\n")
+    assert wrap("x = 1\n", out) == out

@@ -20,6 +20,9 @@ author already kept long) is wrapped the way black and ``ruff format`` wrap a ca
           argument_b,
       )
 
+* the same for the brackets of a list, set, dict or tuple literal (elements one per line when they do
+  not fit on one), and for an expression in parentheses (split at its operators when it does not fit);
+
 * the right-hand side of an assignment or ``return``, or an ``if``/``while`` test, that black puts in
   parentheses of its own (a tuple, a conditional expression, two or more operators of one kind, or one
   operator not ending with a call) gets them: on one line inside when it fits, else split at its
@@ -125,7 +128,7 @@ def wrap_long_lines(module: cst.Module, original_code: str, limit: int = DEFAULT
         plans = finder.plans()
         if not plans:
             break
-        module = wrapper.module.visit(_Exploder(plans))
+        module = wrapper.module.visit(_Exploder(plans, list(finder.values.values())))
         # Next pass: only the lines this pass made, whatever their original was.
         before, compare = new_code, False
     return module
@@ -190,6 +193,24 @@ class _CallFinder(cst.CSTVisitor):
         if where.end.line == line and line in self.targets:
             self.calls.setdefault(line, []).append((node, where))
 
+    def _bracket(self, node: cst.BaseExpression) -> None:
+        """A collection literal, or an expression in parentheses: split inside its brackets as a call."""
+        if self.in_fstring or isinstance(node, (cst.Call, cst.FormattedString)):
+            return
+        if isinstance(node, (cst.List, cst.Set, cst.Dict)) and not node.elements:
+            return
+        if not isinstance(node, (cst.List, cst.Set, cst.Dict)) and not getattr(node, "lpar", None):
+            return
+        where = self.get_metadata(PositionProvider, node)
+        # (A node's position leaves out its own parentheses: they must be on the line too.)
+        if where.start.line == where.end.line and where.start.line in self.targets and "\n" not in _code(node):
+            self.calls.setdefault(where.start.line, []).append((node, where))  # type: ignore[arg-type]
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if isinstance(node, cst.BaseExpression):
+            self._bracket(node)
+        return super().on_visit(node)
+
     def plans(self) -> Dict[cst.CSTNode, Tuple[str, int]]:
         out: Dict[cst.CSTNode, Tuple[str, int]] = {}
         for line, value in self.values.items():
@@ -203,7 +224,9 @@ class _CallFinder(cst.CSTVisitor):
             pick = None
             # The call that closes last first (an outer call closes after the calls inside it).
             for call, where in sorted(calls, key=lambda c: -c[1].end.column):
-                head = where.start.column + len(_code(call.func)) + len(_code(call.whitespace_after_func)) + 1
+                head = where.start.column + 1
+                if isinstance(call, cst.Call):
+                    head += len(_code(call.func)) + len(_code(call.whitespace_after_func))
                 if head <= self.limit:
                     pick = call
                     break
@@ -211,6 +234,10 @@ class _CallFinder(cst.CSTVisitor):
                 pick = min(calls, key=lambda c: c[1].start.column)[0]
             out[pick] = (indent, self.limit)
         return out
+
+
+def elements_last(node: cst.BaseExpression) -> cst.CSTNode:
+    return node.elements[-1]  # type: ignore[attr-defined]
 
 
 def _code(node: cst.CSTNode) -> str:
@@ -286,16 +313,45 @@ def _split_spine(node: cst.BaseExpression, depth: int, inner: str) -> cst.BaseEx
 
 
 class _Exploder(cst.CSTTransformer):
-    def __init__(self, plans: Dict[cst.CSTNode, Tuple[str, int]]) -> None:
+    def __init__(self, plans: Dict[cst.CSTNode, Tuple[str, int]], values: Sequence[cst.CSTNode] = ()) -> None:
         super().__init__()
         self.plans = plans
+        self.values = set(values)
 
     def on_leave(self, original_node, updated_node):  # type: ignore[override]
         updated = super().on_leave(original_node, updated_node)
         plan = self.plans.get(original_node)
         if plan is not None and not isinstance(original_node, cst.Call):
-            return _parenthesized(updated, *plan)
+            if original_node in self.values:
+                return _parenthesized(updated, *plan)
+            return self._collection(updated, *plan)
         return updated
+
+    def _collection(self, node: cst.BaseExpression, indent: str, limit: int) -> cst.BaseExpression:
+        """A collection literal or parenthesized expression split inside its brackets, as a call is."""
+        if not isinstance(node, (cst.List, cst.Set, cst.Dict, cst.Tuple)):  # (expression): as a right-hand side
+            return _parenthesized(node.with_changes(lpar=[], rpar=[]), indent, limit)
+        inner = indent + _STEP
+        elements = list(getattr(node, "elements", ()) or ())
+        single = isinstance(node, cst.Tuple) and len(elements) == 1  # (x,) keeps its comma
+        body = _code(node.with_changes(lpar=[], rpar=[]) if not isinstance(node, (cst.List, cst.Set, cst.Dict))
+                     else node)[0 if not isinstance(node, (cst.List, cst.Set, cst.Dict)) else 1:]
+        if isinstance(node, (cst.List, cst.Set, cst.Dict)):
+            body = body[:-1]
+        if elements and not single and len(inner) + len(body.strip()) > limit:  # one element per line
+            elements = [e.with_changes(comma=cst.Comma(whitespace_after=_newline(inner))) for e in elements[:-1]]
+            elements.append(elements_last(node).with_changes(comma=cst.Comma()))
+            node = node.with_changes(elements=elements)
+        if isinstance(node, cst.List):
+            return node.with_changes(lbracket=node.lbracket.with_changes(whitespace_after=_newline(inner)),
+                                     rbracket=node.rbracket.with_changes(whitespace_before=_newline(indent)))
+        if isinstance(node, (cst.Set, cst.Dict)):
+            return node.with_changes(lbrace=node.lbrace.with_changes(whitespace_after=_newline(inner)),
+                                     rbrace=node.rbrace.with_changes(whitespace_before=_newline(indent)))
+        lpar, rpar = list(node.lpar), list(node.rpar)  # type: ignore[attr-defined]
+        lpar[0] = lpar[0].with_changes(whitespace_after=_newline(inner))
+        rpar[-1] = rpar[-1].with_changes(whitespace_before=_newline(indent))
+        return node.with_changes(lpar=lpar, rpar=rpar)
 
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.Call:
         plan = self.plans.get(original_node)
