@@ -413,3 +413,21 @@ def test_collections_and_parenthesized_expressions_split_inside_their_brackets()
         "        and runtime_shim.is_accelerator(x)\n"
         "    )\n")
     assert wrap("x = 1\n", out) == out
+
+
+def test_the_readme_diffs_are_the_tools_output():
+    """README "Upstreaming a port": the two diffs are what the tool writes (layout on, as the CLI)."""
+    import difflib
+    import re
+
+    readme = (FIXTURES.parent / "README.md").read_text()
+    section = readme[readme.index("## Upstreaming a port"):]
+    source = re.search(r"This training function.*?```python\n(.*?)```", section, re.S).group(1)
+    diffs = re.findall(r"```diff\n(.*?)```", section, re.S)
+    assert len(diffs) == 2
+    for target, shown in zip(("shim", "torch"), diffs):
+        new = migrate_source(source.encode(), "train.py", Options(target=target, layout=True)).new.decode()
+        lines = [line.rstrip("\n") for line in difflib.unified_diff(
+            source.splitlines(keepends=True), new.splitlines(keepends=True))]
+        body = [line for line in lines if not line.startswith(("---", "+++", "@@"))]
+        assert [line.rstrip() for line in body] == [line.rstrip() for line in shown.splitlines()], target
