@@ -94,8 +94,23 @@ def lay_out(module: cst.Module, new: bytes, original_code: str, options: Options
     long changed lines wrapped. ``new`` is ``module.bytes``; returned as it is when nothing moves."""
     placed = place_shim_import(module, original_code, options.shim_module)
     if placed is not module:
-        module, new = placed, placed.bytes
+        new = _moved_bytes(module, placed, new)
+        module = placed
     return wrap_port(module, new, original_code, options.line_length)
+
+
+def _moved_bytes(old: cst.Module, new: cst.Module, old_bytes: bytes) -> bytes:
+    """``new.bytes`` where ``new`` differs from ``old`` in its first statements only (the moved import):
+    only those are generated again, the rest of ``old_bytes`` is kept (no second code generation of
+    the whole module, as costly as the first)."""
+    m = next((i for i, (a, b) in enumerate(zip(reversed(old.body), reversed(new.body))) if a is not b), None)
+    if m is None or len(old.body) != len(new.body):
+        return new.bytes
+    cut = len(old.body) - m  # the statements from ``cut`` on are the same nodes in both
+    old_head = old.with_changes(body=old.body[:cut], footer=()).bytes
+    if not old_bytes.startswith(old_head) or cut >= len(old.body):
+        return new.bytes
+    return new.with_changes(body=new.body[:cut], footer=()).bytes + old_bytes[len(old_head):]
 
 
 def wrap_port(module: cst.Module, new: bytes, original_code: str, limit: int) -> bytes:
