@@ -369,6 +369,17 @@ def _i001(text: str, cwd: Path) -> bool:
     return done.returncode != 0
 
 
+def test_every_fixture_at_a_tiny_line_length_is_still_the_same_program():
+    """Stress: at 30 columns nearly every changed line is wrapped, several levels deep."""
+    for case in ALL:
+        source = case.read_bytes()
+        plain = migrate_source(source, str(case), Options())
+        options = Options(layout=True, line_length=30)
+        tiny = migrate_source(source, str(case), options)  # a port that does not compile raises
+        assert _same_program(plain.new, tiny.new), case
+        assert migrate_source(tiny.new, str(case), options).new == tiny.new, case
+
+
 @pytest.mark.skipif(executable("ruff") is None, reason="ruff is not installed")
 @pytest.mark.parametrize("target", ["shim", "torch"])
 def test_ports_add_no_import_order_violation(target, tmp_path):
