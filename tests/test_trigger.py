@@ -151,3 +151,36 @@ def test_matches_only_in_comments_and_docstrings_are_no_candidates(src, expected
     assert is_candidate(src.encode()) is expected
     if not expected:
         assert not _reference_finds_something(src)
+
+
+def _load_calls(name: str) -> list:
+    """Calls the Checkpoints rule resolves to ``name`` (``torch.load``), spelled every way it can be."""
+    module, _, last = name.rpartition(".")
+    top = module.split(".")[0]
+    return [f"import {module}\nx = {name}(f)\n", f"import {module} as th\nx = th.{last}(f)\n",
+            f"from {module} import {last}\nx = {last}(f)\n", f"from {module} import {last} as _l\nx = _l(f)\n",
+            f"from {module} import (\n    {last},\n)\nx = {last}(f)\n", f"import {top}.nn\nx = {name}(f)\n",
+            f"import os, {module}\nx = {name} (f)\n", f"if a:\n    import {module}\nx = ({name}  # c\n     (f))\n",
+            f"import {module}\nx = {name}(\n    f, weights_only=True)\n", f"import os as o, \\\n    {module}\nx = {name}(f)\n"]
+
+
+@pytest.mark.parametrize("name", sorted(PROJECT_EVIDENCE))
+def test_no_project_wide_rewrite_hides_behind_the_trigger(name):
+    cuda_project = ProjectIndex(None, {"other.py": FileInfo(uses_cuda=True)})
+    for src in _load_calls(name):
+        assert is_candidate(src.encode(), cuda_project), src
+        assert _reference_finds_something(src, cuda_project), src  # each one is really rewritten
+
+
+@pytest.mark.parametrize("src", [
+    "import json\nx = json.load(f)\n",  # no torch import
+    "import torch\nm.load_state_dict(sd)\n",
+    "import torch\n# load the weights\nx = 1\n",
+    "import torch\nloader = torch.load\n",  # not a call: nothing to rewrite
+    "import torch\ndef load_all():\n    '''Calls load(path).'''\n",
+    "from mylib import load\nx = load(f)\n",
+])
+def test_project_trigger_needs_a_call_and_a_torch_import(src):
+    cuda_project = ProjectIndex(None, {"other.py": FileInfo(uses_cuda=True)})
+    assert not is_candidate(src.encode(), cuda_project), src
+    assert not _reference_finds_something(src, cuda_project), src

@@ -156,8 +156,20 @@ def build(entries: Iterable[Api]) -> Trigger:
 TRIGGER = build(API.values())
 
 
-#: In a project that uses CUDA: the words of ``PROJECT_EVIDENCE`` (``torch.load`` -> ``load``).
-PROJECT_TRIGGER = Trigger(word(name.rpartition(".")[2]) for name in sorted(PROJECT_EVIDENCE))
+def _project_patterns(name: str) -> List[str]:
+    """What a call the rules resolve to ``name`` (``torch.load``) must spell: the last component called
+    (``torch.load(f)``, ``th.load (f)``, ``from torch import load; load(f)``; whitespace, line
+    continuations and comments may sit before the parenthesis) or imported under another name
+    (``from torch import load as L``)."""
+    last = name.rpartition(".")[2]
+    return [word(last) + r"(?:\s|\\|#[^\n]*\n)*\(", word(last) + r"(?:\s|\\)+as(?![\w])"]
+
+
+#: In a project that uses CUDA: a call of a ``PROJECT_EVIDENCE`` name (``torch.load`` -> ``load(``)...
+PROJECT_TRIGGER = Trigger(p for name in sorted(PROJECT_EVIDENCE) for p in _project_patterns(name))
+#: ... in a file that imports the name's top-level module (``import torch``, ``import torch.nn as nn``,
+#: ``import os, torch``, ``from torch import load``): the only ways the rules resolve a name to it.
+PROJECT_IMPORTS = re.compile("|".join(_import_of(sorted({n.split(".")[0] for n in PROJECT_EVIDENCE}))).encode("ascii"))
 
 
 def is_candidate(source: bytes, project=None, refine: bool = True) -> bool:
@@ -167,7 +179,8 @@ def is_candidate(source: bytes, project=None, refine: bool = True) -> bool:
     ``refine``: a file the regexes match only in comments and docstrings is no candidate either
     (``in_code``); False: the regexes alone (what the parallel runner's parent uses to dispatch)."""
     triggers = [TRIGGER]
-    if project is not None and PROJECT_TRIGGER.search(source) is not None and bool(project.uses_cuda):
+    if project is not None and PROJECT_TRIGGER.search(source) is not None \
+            and PROJECT_IMPORTS.search(source) is not None and bool(project.uses_cuda):
         triggers.append(PROJECT_TRIGGER)
     if not any(t.search(source) is not None for t in triggers):
         return False
