@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
 from libcst.metadata import CodeRange, PositionProvider
@@ -143,7 +143,7 @@ def wrap_long_lines(module: cst.Module, original_code: str, limit: int = DEFAULT
         plans = finder.plans()
         if not plans:
             break
-        module = wrapper.module.visit(_Exploder(plans, list(finder.values.values())))
+        module = wrapper.module.visit(_Exploder(plans, list(finder.values.values()), finder.keep))
         # Next pass: only the lines this pass made, whatever their original was.
         before, compare = new_code, False
     return module
@@ -165,6 +165,9 @@ class _CallFinder(cst.CSTVisitor):
         self.calls: Dict[int, List[Tuple[cst.Call, CodeRange]]] = {}
         #: line -> the right-hand side to put in parentheses of its own
         self.values: Dict[int, cst.BaseExpression] = {}
+        #: the nodes from the module down to each node recorded above (what the layout transformer visits)
+        self.keep: Set[cst.CSTNode] = set()
+        self._path: List[cst.CSTNode] = []
 
     def visit_FormattedString(self, node: cst.FormattedString) -> None:
         self.in_fstring += 1
@@ -181,6 +184,8 @@ class _CallFinder(cst.CSTVisitor):
         where = self.get_metadata(PositionProvider, value)
         if where.start.line == where.end.line and where.start.line in self.targets:
             self.values[where.start.line] = value
+            self.keep.update(self._path)
+            self.keep.add(value)
 
     def visit_Assign(self, node: cst.Assign) -> None:
         self._value(node.value)
@@ -207,6 +212,7 @@ class _CallFinder(cst.CSTVisitor):
         line = where.start.line
         if where.end.line == line and line in self.targets:
             self.calls.setdefault(line, []).append((node, where))
+            self.keep.update(self._path)
 
     def _bracket(self, node: cst.BaseExpression) -> None:
         """A collection literal, or an expression in parentheses: split inside its brackets as a call."""
@@ -220,11 +226,27 @@ class _CallFinder(cst.CSTVisitor):
         # (A node's position leaves out its own parentheses: they must be on the line too.)
         if where.start.line == where.end.line and where.start.line in self.targets and "\n" not in _code(node):
             self.calls.setdefault(where.start.line, []).append((node, where))  # type: ignore[arg-type]
+            self.keep.update(self._path)
+            self.keep.add(node)
 
     def on_visit(self, node: cst.CSTNode) -> bool:
+        self._path.append(node)
         if isinstance(node, cst.BaseExpression):
             self._bracket(node)
-        return super().on_visit(node)
+        visit_children = super().on_visit(node)
+        # Only what spans a target line can hold a node to wrap: the rest is not walked (the work is
+        # proportional to the statements on those lines, not to the module). (The position of a function
+        # or class, and of a block, starts after the decorators of its first line: only the end counts.)
+        where = self.get_metadata(PositionProvider, node, None)
+        if where is not None:
+            first = 1 if getattr(node, "decorators", None) or isinstance(node, cst.IndentedBlock) else where.start.line
+            if not any(first <= t <= where.end.line for t in self.targets):
+                return False
+        return visit_children
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        super().on_leave(original_node)
+        self._path.pop()
 
     def plans(self) -> Dict[cst.CSTNode, Tuple[str, int]]:
         out: Dict[cst.CSTNode, Tuple[str, int]] = {}
@@ -328,10 +350,16 @@ def _split_spine(node: cst.BaseExpression, depth: int, inner: str) -> cst.BaseEx
 
 
 class _Exploder(cst.CSTTransformer):
-    def __init__(self, plans: Dict[cst.CSTNode, Tuple[str, int]], values: Sequence[cst.CSTNode] = ()) -> None:
+    def __init__(self, plans: Dict[cst.CSTNode, Tuple[str, int]], values: Sequence[cst.CSTNode] = (),
+                 keep: Optional[Set[cst.CSTNode]] = None) -> None:
         super().__init__()
         self.plans = plans
         self.values = set(values)
+        self.keep = keep  # the nodes on the way to the planned ones (None: every node)
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        visit_children = super().on_visit(node)
+        return visit_children and (self.keep is None or node in self.keep)
 
     def on_leave(self, original_node, updated_node):  # type: ignore[override]
         updated = super().on_leave(original_node, updated_node)
