@@ -43,10 +43,12 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Set, Tuple
+from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 import libcst as cst
 from libcst.metadata import CodeRange, PositionProvider
+
+from .rules.base import _Positions, _PositionState
 
 if TYPE_CHECKING:  # pragma: no cover
     from .options import Options
@@ -122,31 +124,68 @@ def wrap_port(module: cst.Module, new: bytes, original_code: str, limit: int) ->
     new_code = new.decode(module.encoding)
     if not long_changed_lines(original_code.splitlines(), new_code.splitlines(), limit):
         return new
-    return wrap_long_lines(module, original_code, limit, new_code).bytes
+    wrapped, code = _wrap(module, original_code, limit, new_code)
+    return code.encode(wrapped.encoding)
 
 
 def wrap_long_lines(module: cst.Module, original_code: str, limit: int = DEFAULT_LINE_LENGTH,
                     code: Optional[str] = None) -> cst.Module:
     """``module`` (the port of ``original_code``) with its long changed lines wrapped (see the module doc)."""
+    return _wrap(module, original_code, limit, code)[0]
+
+
+def _wrap(module: cst.Module, original_code: str, limit: int, code: Optional[str] = None) -> Tuple[cst.Module, str]:
+    """``wrap_long_lines`` and the code of the module it returns. Each pass generates the code once, with
+    the positions (``_positions_and_code``), instead of a copy of the module, positions and code apart."""
     if limit <= 0:
-        return module
+        return module, module.code if code is None else code
     before, compare = original_code, True
+    positions = None
     for _ in range(_PASSES):
-        new_code = code if code is not None else module.code
-        code = None
-        targets = long_changed_lines(before.splitlines(), new_code.splitlines(), limit, compare)
+        if code is None:
+            module, positions, code = _positions_and_code(module)
+        targets = long_changed_lines(before.splitlines(), code.splitlines(), limit, compare)
         if not targets:
-            break
-        wrapper = cst.MetadataWrapper(module)
-        finder = _CallFinder(targets, new_code.splitlines(), limit)
-        wrapper.visit(finder)
+            return module, code
+        if positions is None:
+            module, positions, _ = _positions_and_code(module)
+        finder = _CallFinder(targets, code.splitlines(), limit)
+        finder.metadata = {PositionProvider: positions}  # type: ignore[dict-item]
+        module.visit(finder)
         plans = finder.plans()
         if not plans:
-            break
-        module = wrapper.module.visit(_Exploder(plans, list(finder.values.values()), finder.keep))
+            return module, code
+        module = module.visit(_Exploder(plans, list(finder.values.values()), finder.keep))
         # Next pass: only the lines this pass made, whatever their original was.
-        before, compare = new_code, False
-    return module
+        before, compare, code, positions = code, False, None, None
+    return module, module.code
+
+
+def _positions_and_code(module: cst.Module) -> Tuple[cst.Module, Mapping[cst.CSTNode, CodeRange], str]:
+    """``(module, positions, code)``: what ``MetadataWrapper(module).resolve(PositionProvider)`` gives and
+    ``module.code``, from one code generation and without the wrapper's copy of the module. A node
+    object the port placed twice in the tree (one position for two places) is the one case that needs
+    the copy: then the positions are those of a copy (``deep_clone``), which is returned."""
+    for attempt in (0, 1):
+        provider = PositionProvider()
+        state = _TwiceState(default_indent=module.default_indent, default_newline=module.default_newline,
+                            provider=provider)
+        module._codegen(state)
+        if not state.twice or attempt:
+            return module, _Positions(provider._computed), "".join(state.tokens)  # type: ignore[arg-type]
+        module = module.deep_clone()
+    raise AssertionError("unreachable")
+
+
+class _TwiceState(_PositionState):
+    """``_PositionState`` (rules/base.py) that notes a node generated twice (a node object in two places)."""
+
+    twice = False
+
+    def before_codegen(self, node: cst.CSTNode) -> None:
+        if node in self.provider._computed:
+            self.twice = True
+        super().before_codegen(node)
 
 
 class _CallFinder(cst.CSTVisitor):
