@@ -8,6 +8,7 @@ maps CUDA device arguments itself.
 
 from __future__ import annotations
 
+import re
 from typing import List, Tuple
 
 import libcst as cst
@@ -109,7 +110,16 @@ _TORCH_HINTS = {
 }
 
 
+#: What the source of a string ``is_cuda_device_string`` accepts must spell: a quote followed by ``cuda``,
+#: a literal whose whole text is ``c``/``cu``/``cud`` (the first part of ``'cu' 'da'``), or a backslash
+#: among its first characters (``'\x63uda'``, a line continuation). A file without any has nothing to list.
+_MAY_HOLD_DEVICE_STRING = re.compile(r"""['"](?:cuda|(?:c|cu|cud)['"]|(?:c|cu|cud|cuda)?\\)""")
+
+
 def report_leftover_device_strings(ctx: RuleContext) -> None:
+    source = getattr(ctx, "source_text", None)
+    if isinstance(source, str) and _MAY_HOLD_DEVICE_STRING.search(source) is None:
+        return  # no string in the file can be a CUDA device string: no pass over every node
     ctx.module.visit(_LeftoverStrings(ctx, ctx.rewritten_ranges()))
 
 
