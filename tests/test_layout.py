@@ -442,3 +442,15 @@ def test_the_readme_diffs_are_the_tools_output():
             source.splitlines(keepends=True), new.splitlines(keepends=True))]
         body = [line for line in lines if not line.startswith(("---", "+++", "@@"))]
         assert [line.rstrip() for line in body] == [line.rstrip() for line in shown.splitlines()], target
+
+
+def test_a_node_placed_twice_is_wrapped_as_in_a_copy():
+    """The layout pass reads positions without copying the module; a node object that a port placed in
+    two places (one position for two places) must give what a copy of the module gives."""
+    original = "x = 1\n"
+    call = cst.parse_statement("y = some_function(argument_number_one, argument_number_two, argument_three)\n")
+    shared = cst.parse_module(original).with_changes(body=[call, cst.parse_statement("z = 2\n"), call])
+    copied = shared.deep_clone()
+    wrapped = wrap_long_lines(shared, original, 40).code
+    assert wrapped == wrap_long_lines(copied, original, 40).code
+    assert wrapped.count("some_function(\n") == 2

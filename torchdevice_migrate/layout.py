@@ -177,13 +177,22 @@ def _positions_and_code(module: cst.Module) -> Tuple[cst.Module, Mapping[cst.CST
     raise AssertionError("unreachable")
 
 
+#: Leaves that rules share between places (a ``SimpleWhitespace("")``, a ``Dot``): their position is
+#: never asked, no other node's position is taken from theirs, and nothing to wrap lies inside them.
+_LEAVES = (cst.BaseParenthesizableWhitespace, cst.TrailingWhitespace, cst.Newline, cst.EmptyLine, cst.Comment,
+           cst.Comma, cst.Dot, cst.AssignEqual, cst.Colon, cst.Semicolon, cst.LeftParen, cst.RightParen,
+           cst.LeftSquareBracket, cst.RightSquareBracket, cst.LeftCurlyBrace, cst.RightCurlyBrace,
+           cst.BaseBinaryOp, cst.BaseBooleanOp, cst.BaseCompOp, cst.BaseUnaryOp, cst.BaseAugOp)
+
+
 class _TwiceState(_PositionState):
-    """``_PositionState`` (rules/base.py) that notes a node generated twice (a node object in two places)."""
+    """``_PositionState`` (rules/base.py) that notes a node generated twice (a node object in two places),
+    other than a shared leaf (``_LEAVES``)."""
 
     twice = False
 
     def before_codegen(self, node: cst.CSTNode) -> None:
-        if node in self.provider._computed:
+        if node in self.provider._computed and not isinstance(node, _LEAVES):
             self.twice = True
         super().before_codegen(node)
 
