@@ -150,3 +150,23 @@ def test_command_line_flags_override_in_the_cli(tmp_path, cli_env):
     (root / "pyproject.toml").write_text('[tool.torchdevice-migrate]\nbogus = 1\n')
     r = run_cli([root / "src", "--diff"], env=cli_env)
     assert r.returncode == 2 and "unknown key" in r.stderr
+
+
+def test_rules_are_selected_and_ignored_by_name(tmp_path):
+    """``--select``/``--ignore`` take a rule's ``name`` too (issue 13): that rule alone / every other rule."""
+    from torchdevice_migrate.transform import migrate_source
+
+    source = b'import torch\nx = torch.zeros(2).cuda()\nsd = torch.load("ckpt.pt")\n'
+    root = project(tmp_path, "")
+    only = load_settings([root / "src"], no_config=True, select=["checkpoints"]).options()
+    assert [r.name for r in only.rules] == ["checkpoints"] and only.select is None
+    out = migrate_source(source, "a.py", only)
+    assert {f.code for f in out.findings} == {"TDM116"} and b".cuda()" in out.new  # .cuda() left alone
+    rest = load_settings([root / "src"], no_config=True, ignore=["checkpoints"]).options()
+    assert "checkpoints" not in {r.name for r in rest.rules} and len(rest.rules) > 1
+    out = migrate_source(source, "a.py", rest)
+    assert "TDM116" not in {f.code for f in out.findings} and b".cuda()" not in out.new
+    mixed = load_settings([root / "src"], no_config=True, select=["device-placement,TDM1"]).options()
+    assert [r.name for r in mixed.rules] == ["device-placement"] and mixed.select == {"TDM1"}
+    with pytest.raises(ConfigError, match="not a rule name"):
+        load_settings([root / "src"], no_config=True, select=["no-such-rule"])

@@ -61,9 +61,18 @@ class Settings:
 
     def options(self) -> Options:
         """The transform options: ``select`` as prefixes, ``ignore`` expanded to the codes it names."""
-        return Options(shim_module=self.shim_module, target=self.target,
-                       select=set(self.select) if self.select is not None else None,
-                       ignore=expand_codes(self.ignore), layout=True, line_length=self.style.line_length)
+        select_names, select_codes = _split_rule_names(self.select or ())
+        ignore_names, ignore_codes = _split_rule_names(self.ignore)
+        rules = None
+        if select_names or ignore_names:  # rule names: run those rules only / all but those
+            from .rules import ALL_RULES
+
+            rules = [r for r in ALL_RULES
+                     if (not select_names or r.name in select_names) and r.name not in ignore_names]
+        select = None if self.select is None or (select_names and not select_codes) else set(select_codes)
+        return Options(shim_module=self.shim_module, target=self.target, select=select,
+                       ignore=expand_codes(ignore_codes), rules=rules, layout=True,
+                       line_length=self.style.line_length)
 
     def excluded(self, path: Path) -> bool:
         """True when ``path`` matches an ``exclude`` glob of the configuration file."""
@@ -187,17 +196,40 @@ def _str_list(table: Dict[str, Any], key: str, source: Path) -> Optional[List[st
     return list(value)
 
 
+_RULE_NAME_RE = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
+
+
+def rule_names() -> List[str]:
+    """The ``Rule.name`` of every rule (imports the rules, so only asked when a name is given)."""
+    from .rules import ALL_RULES
+
+    return sorted(r.name for r in ALL_RULES)
+
+
 def _check_codes(values: Iterable[str], what: str) -> List[str]:
+    """Reason codes or prefixes (``TDM1``, ``TDM201``), upper-cased, and rule names (``checkpoints``)."""
     out = []
     for raw in values:
-        for v in (s.strip().upper() for s in raw.split(",")):
-            if not v:
+        for item in (s.strip() for s in raw.split(",")):
+            if not item:
                 continue
+            if _RULE_NAME_RE.fullmatch(item) and not item.lower().startswith("tdm"):
+                if item not in rule_names():
+                    raise ConfigError(f"{what}: {item!r} is not a rule name (rules: {', '.join(rule_names())})")
+                out.append(item)
+                continue
+            v = item.upper()
             if not _CODE_PREFIX_RE.fullmatch(v) or not any(c.startswith(v) for c in REASONS):
                 known = ", ".join(sorted(REASONS))
-                raise ConfigError(f"{what}: {v!r} is not a reason code or prefix (known codes: {known})")
+                raise ConfigError(f"{what}: {v!r} is not a reason code, prefix or rule name (known codes: {known})")
             out.append(v)
     return out
+
+
+def _split_rule_names(items: Iterable[str]) -> tuple[List[str], List[str]]:
+    """(rule names, codes) of a checked ``select``/``ignore`` list."""
+    names = [i for i in items if not i.startswith("TDM")]
+    return names, [i for i in items if i.startswith("TDM")]
 
 
 def _check_module(value: str, what: str) -> str:
