@@ -122,7 +122,7 @@ class RuleContext:
         if names is None:
             # What QualifiedNameProvider gives, without its pass over the whole module.
             scope = self._scopes.get(node)
-            names = frozenset(q.name for q in scope.get_qualified_names_for(node)) if scope else frozenset()
+            names = frozenset(q.name for q in scope.get_qualified_names_for(node)) if scope else frozenset()  # type: ignore[attr-defined]
             self._qualname_sets[node] = names
         return set(names)
 
@@ -382,10 +382,11 @@ class _PositionState(PositionProvidingCodegenState):
         start = self._stack.pop()
         computed = self.provider._computed
         if node not in computed:  # a syntactic position recorded inside wins
-            computed[node] = (*start, self.line, self.column)  # type: ignore[assignment]
+            computed[node] = (*start, self.line, self.column)  # type: ignore[assignment,misc]
 
-    def record_syntactic_position(self, node: cst.CSTNode, *, start_node: Optional[cst.CSTNode] = None,
-                                  end_node: Optional[cst.CSTNode] = None) -> _SyntacticPosition:
+    def record_syntactic_position(  # type: ignore[override]  # a plain context manager, not a generator
+            self, node: cst.CSTNode, *, start_node: Optional[cst.CSTNode] = None,
+            end_node: Optional[cst.CSTNode] = None) -> _SyntacticPosition:
         return _SyntacticPosition(self, node, start_node, end_node)
 
 
@@ -533,7 +534,8 @@ def is_cuda_device_string(node: cst.CSTNode) -> bool:
             return False
         parts = node.parts
         if all(isinstance(p, cst.FormattedStringText) for p in parts):  # f"cuda": an f-string with no fields
-            return CUDA_DEVICE_RE.fullmatch("".join(p.value for p in parts)) is not None
+            text = "".join(p.value for p in parts if isinstance(p, cst.FormattedStringText))
+            return CUDA_DEVICE_RE.fullmatch(text) is not None
         return (len(parts) == 2 and isinstance(parts[0], cst.FormattedStringText)
                 and parts[0].value == "cuda:" and isinstance(parts[1], cst.FormattedStringExpression))
     if isinstance(node, cst.BinaryOperation):
@@ -957,7 +959,7 @@ def forget_import(ctx: RuleContext, ref: cst.CSTNode, qual: str) -> None:
             for alias in node.names:
                 asname = alias.asname.name.value if alias.asname and isinstance(alias.asname.name, cst.Name) else None
                 if (asname or alias.name.value) == root.value:
-                    ctx.removed_from_imports.add((module, alias.name.value, asname))
+                    ctx.removed_from_imports.add((module, alias.name.value, asname))  # type: ignore[arg-type]
         elif isinstance(node, cst.Import):
             for alias in node.names:
                 full = cst.helpers.get_full_name_for_node(alias.name) or ""
