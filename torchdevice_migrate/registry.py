@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Dict, Iterable, Iterator, List, Optional
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 SHIM = "runtime_shim"  # placeholder module name used in replacement texts; the real import name is configurable
 
@@ -544,6 +544,11 @@ def lookup(qualname: str) -> Optional[Api]:
 
 def entries() -> Iterator[Api]:
     return iter(sorted(API.values(), key=lambda a: a.name))
+
+
+def handled_by(rule: str) -> Tuple[str, ...]:
+    """The names of the entries that rule module ``rule`` ports (``Api.rule``), sorted: its ``HANDLES``."""
+    return tuple(a.name for a in entries() if a.rule == rule)
 
 
 def by_family() -> Dict[str, List[Api]]:

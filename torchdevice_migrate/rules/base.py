@@ -1178,3 +1178,25 @@ def is_module_device_value(ctx: RuleContext, name: cst.Name) -> bool:
     if scope is None:
         return False
     return all(getattr(a, "scope", None) is scope.globals for a in scope[name.value])
+
+
+def assigned_values(ctx: RuleContext, name: cst.Name) -> Optional[List[cst.BaseExpression]]:
+    """The values ``name`` is given in its scope, when every binding of it there is a plain
+    ``name = value``; None when any is something else (a parameter, an import, a loop or unpacking
+    target, ``a = b = ...``) or the scope is unknown. An unbound name gives ``[]``."""
+    scope = ctx.scope(name)
+    if scope is None:
+        return None
+    try:
+        assignments = list(scope[name.value])
+    except Exception:
+        return None
+    values: List[cst.BaseExpression] = []
+    for a in assignments:
+        target = getattr(a, "node", None)
+        at = ctx.parent(target) if isinstance(target, cst.Name) else None
+        assign = ctx.parent(at) if isinstance(at, cst.AssignTarget) else None
+        if not isinstance(assign, cst.Assign) or len(assign.targets) != 1 or assign.targets[0].target is not target:
+            return None
+        values.append(assign.value)
+    return values

@@ -19,12 +19,12 @@ from __future__ import annotations
 import libcst as cst
 
 from ..project_index import in_project_run, project_of
-from ..registry import entries
+from ..registry import handled_by
 from ..targets import DEVICE_VALUE
 from .base import Example, Rule, RuleContext, device_expression, device_type_expression, free_quote, keyword_arg
 
 #: Registry entries this rule ports (issue 13): ``torch.load``.
-HANDLES = tuple(a.name for a in entries() if a.rule == "checkpoints")
+HANDLES = handled_by("checkpoints")
 CODE = "TDM116"
 _DV = f"device = {DEVICE_VALUE}\n"  # the torch target's device value, as the examples show it
 

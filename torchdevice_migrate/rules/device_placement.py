@@ -31,12 +31,13 @@ import libcst as cst
 
 from ..findings import FindingStatus
 from ..project_index import project_of
-from ..registry import entries
+from ..registry import entries, handled_by
 from ..targets import DEVICE_VALUE, pending_binding
 from .base import (
     Example,
     Rule,
     RuleContext,
+    assigned_values,
     availability_idiom,
     device_chooser,
     device_expression,
@@ -56,7 +57,7 @@ from .base import (
 )
 
 #: Registry entries this rule ports (issue 13: the registry names what a rule handles).
-HANDLES = tuple(a.name for a in entries() if a.rule == "device_placement")
+HANDLES = handled_by("device_placement")
 TENSOR_CUDA = next(n for n in HANDLES if n.endswith("Tensor.cuda"))  # ``.cuda()`` of a tensor or an unknown object
 MODULE_CUDA = next(n for n in HANDLES if n.endswith("Module.cuda"))  # ``.cuda()`` of a proven torch module
 DEVICE_API = next(n for n in HANDLES if n.endswith(".device"))  # ``torch.device``
@@ -427,21 +428,11 @@ def proven_torch_module(ctx: RuleContext, node: cst.CSTNode, _depth: int = 0) ->
         name = func.value if isinstance(func, cst.Name) else func.attr.value
         return project_of(ctx).is_plain_module_class(name)
     if isinstance(node, cst.Name) and _depth == 0:
-        scope = ctx.scope(node)
-        if scope is None:
-            return False
-        try:
-            assignments = list(scope[node.value])
-        except Exception:
+        values = assigned_values(ctx, node)
+        if values is None:
             return False
         proven = False
-        for a in assignments:
-            target = getattr(a, "node", None)
-            at = ctx.parent(target) if isinstance(target, cst.Name) else None
-            assign = ctx.parent(at) if isinstance(at, cst.AssignTarget) else None
-            if not isinstance(assign, cst.Assign) or len(assign.targets) != 1 or assign.targets[0].target is not target:
-                return False
-            value = assign.value
+        for value in values:
             if (isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value in _RETURNS_SELF
                     and isinstance(value.func.value, cst.Name) and value.func.value.value == node.value):
                 continue  # ``model = model.cuda()``: the same module
@@ -710,19 +701,8 @@ def _proven_tensor(ctx: RuleContext, node: cst.CSTNode, _depth: int = 0) -> bool
     """``torch.zeros(3)``, ``torch.tensor(data)``...: a call of a torch tensor factory, or a name bound
     only to such calls (``src = torch.zeros(3)``) in its scope."""
     if isinstance(node, cst.Name) and _depth == 0:
-        scope = ctx.scope(node)
-        if scope is None or node.value not in scope:
-            return False
-        assignments = list(scope[node.value])
-        for a in assignments:
-            target = getattr(a, "node", None)
-            at = ctx.parent(target) if isinstance(target, cst.Name) else None
-            assign = ctx.parent(at) if isinstance(at, cst.AssignTarget) else None
-            if not isinstance(assign, cst.Assign) or len(assign.targets) != 1 or assign.targets[0].target is not target:
-                return False
-            if not _proven_tensor(ctx, assign.value, _depth + 1):
-                return False
-        return bool(assignments)
+        values = assigned_values(ctx, node)
+        return values is not None and bool(values) and all(_proven_tensor(ctx, v, _depth + 1) for v in values)
     if not isinstance(node, cst.Call) or not isinstance(node.func, (cst.Name, cst.Attribute)):
         return False
     q = ctx.qualname(node.func) or ""

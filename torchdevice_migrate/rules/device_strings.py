@@ -33,7 +33,7 @@ from typing import Optional
 import libcst as cst
 
 from ..findings import FindingStatus
-from ..registry import Status, entries, is_cuda_namespace, lookup
+from ..registry import Status, entries, handled_by, is_cuda_namespace, lookup
 from .base import (
     RANK_NAME_RE,
     Example,
@@ -77,7 +77,7 @@ _ARGPARSE_DEVICE_OPTION = re.compile(r"--?[\w-]*dev(?:ice)?(?:[_-]type)?")
 SHIM_FOR_KIND = {"string": "device_string", "type": "device_type"}
 # The registry entry this rule ports (its replacement per target: ctx.port(API, ...)).
 API = "literal:'cuda'"
-HANDLES = tuple(a.name for a in entries() if a.rule == "device_strings")
+HANDLES = handled_by("device_strings")
 # An int (or rank) where a torch call takes a device is a CUDA device index: filed under torch.device.
 INT_DEVICE_API = "torch.device"
 

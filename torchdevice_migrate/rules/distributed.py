@@ -31,7 +31,7 @@ from typing import Optional
 import libcst as cst
 
 from ..findings import FindingStatus
-from ..registry import entries
+from ..registry import handled_by
 from ..targets import DEVICE_VALUE
 from .base import (
     Example,
@@ -45,7 +45,7 @@ from .base import (
 )
 
 #: Registry entries this rule ports (issue 13): ``'nccl'``, ``Backend.NCCL`` and DDP's device arguments.
-HANDLES = tuple(a.name for a in entries() if a.rule == "distributed")
+HANDLES = handled_by("distributed")
 API = next(n for n in HANDLES if n.startswith("literal:"))
 DDP = {n for n in HANDLES if n.endswith(".DistributedDataParallel")}
 DDP_API = min(DDP, key=len)  # ``torch.nn.parallel.DistributedDataParallel``

@@ -30,7 +30,7 @@ from typing import List, Optional
 import libcst as cst
 
 from ..findings import FindingStatus
-from ..registry import entries, lookup
+from ..registry import handled_by, lookup
 from ..targets import DEVICE_VALUE
 from .base import (
     REVIEW_CODE,
@@ -52,7 +52,7 @@ from .base import torch_name_or_import as torch_name
 
 #: Registry entries this rule ports (issue 13): the legacy ``torch.cuda.<Name>Tensor`` types and
 #: ``torch.set_default_tensor_type``; each type's dtype is read from its registry replacement.
-HANDLES = tuple(a.name for a in entries() if a.rule == "legacy_tensors")
+HANDLES = handled_by("legacy_tensors")
 _TYPE_RE = re.compile(r"torch\.cuda\.(\w+Tensor)")
 _DTYPE_RE = re.compile(r"dtype=torch\.(\w+)")
 LEGACY = {n: m.group(1) for n in HANDLES for m in [_TYPE_RE.fullmatch(n)] if m}  # qualified name -> ``HalfTensor``

@@ -51,6 +51,7 @@ from ..registry import (
     Api,
     Status,
     entries,
+    handled_by,
     is_cuda_namespace,
     lookup,
 )
@@ -75,7 +76,7 @@ from .base import (
 from .review import has_leftover_device_strings
 
 # The registry entries this rule ports: every pure rename (the UNSUPPORTED ones it reports are looked up by name).
-HANDLES = tuple(a.name for a in entries() if a.rule == "registry_renames")
+HANDLES = handled_by("registry_renames")
 # Review code for a site the torch target leaves in place (no exact torch spelling there).
 KEPT_CODE = "TDM307"
 _WORKER_MESSAGE = ("The number of worker processes to start: at least one on a machine without an accelerator, "

@@ -37,7 +37,7 @@ import libcst as cst
 
 from ..findings import FindingStatus
 from ..project_index import project_of
-from ..registry import entries
+from ..registry import handled_by
 from ..targets import DEVICE_VALUE
 from .base import (
     Example,
@@ -54,7 +54,7 @@ from .base import (
 )
 
 #: Registry entries this rule ports (issue 13).
-HANDLES = tuple(a.name for a in entries() if a.rule == "tensor_methods")
+HANDLES = handled_by("tensor_methods")
 _DATALOADER_PIN = next(n for n in HANDLES if n.endswith("DataLoader.pin_memory"))
 IS_CUDA = next(n for n in HANDLES if n.endswith("Tensor.is_cuda"))
 PIN = next(n for n in HANDLES if n.endswith("Tensor.pin_memory"))
