@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import shutil
@@ -234,9 +235,7 @@ def write_atomic(path: Path, data: bytes, *, original: Optional[bytes] = None,
 
     if not unchanged():
         raise WriteRefused("changed since it was read; not written (run again to port the new content)")
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tdm-tmp",
-                               dir=os.path.dirname(target))
-    try:
+    with _temporary_beside(target) as (fd, tmp):
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -252,6 +251,16 @@ def write_atomic(path: Path, data: bytes, *, original: Optional[bytes] = None,
         if not unchanged():  # last look just before the rename
             raise WriteRefused("changed since it was read; not written (run again to port the new content)")
         os.replace(tmp, target)
+
+
+@contextlib.contextmanager
+def _temporary_beside(target: str) -> Iterator[Tuple[int, str]]:
+    """``(fd, path)`` of a new temporary file in ``target``'s folder, for the caller to fill and rename
+    over ``target``; on any error (a full disk, a signal) it is removed and the error goes on."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tdm-tmp",
+                               dir=os.path.dirname(target))
+    try:
+        yield fd, tmp
     except BaseException:
         try:
             os.unlink(tmp)
@@ -451,19 +460,12 @@ class CopyReport:
 
 def _copy_file(src: str, dest: str) -> None:
     """Copy a regular file through a temporary file in the destination folder: never a truncated file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(dest)}.", suffix=".tdm-tmp", dir=os.path.dirname(dest))
-    try:
+    with _temporary_beside(dest) as (fd, tmp):
         with os.fdopen(fd, "wb") as out, open(src, "rb") as f:
             shutil.copyfileobj(f, out)
             out.flush()
         shutil.copystat(src, tmp, follow_symlinks=False)
         os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def copy_tree(src: Path, dest: Path) -> CopyReport:
