@@ -1,9 +1,9 @@
 """The fast path gives exactly what the straightforward path gives, over a large real tree.
 
 The fast path is what a run does: the byte pre-filter (``trigger.py``) leaves a file it does not
-match unparsed, and the parallel runner pre-filters in the parent and ports only the candidates in
-workers. The reference is ``migrate_source(..., prefilter=False)``: every file parsed by LibCST and
-every rule run on it. Over a deterministic sample of the installed torch package's own sources
+match unparsed, a large file is sliced (``slicing.py``; here every file, as finely as it can be), and the parallel runner pre-filters in the parent and ports only the candidates in
+workers. The reference is ``migrate_source(..., prefilter=False)`` without slicing: every file parsed
+whole by LibCST and every rule run on it. Over a deterministic sample of the installed torch package's own sources
 (CUDA-heavy code, and much that is not), the output bytes and the findings must be identical. The one
 allowed difference is documented behaviour: a file that the pre-filter does not match and that does
 not parse is not this tool's business, so the fast path leaves it alone instead of raising.
@@ -57,7 +57,7 @@ def _fingerprint(findings):
 
 def _reference(source: bytes, path: str):
     try:
-        result = migrate_source(source, path, Options(), prefilter=False)
+        result = migrate_source(source, path, Options(slice_min_bytes=None), prefilter=False)
     except SourceError as e:
         return ("error", e.line, e.reason)
     return ("ok", result.new, _fingerprint(result.findings))
@@ -75,7 +75,7 @@ def test_pre_filtered_path_equals_the_reference_on_every_file():
         source = path.read_bytes()
         expected = _reference(source, str(path))
         try:
-            result = migrate_source(source, str(path), Options())
+            result = migrate_source(source, str(path), Options(slice_min_bytes=0))  # sliced as finely as can be
             got = ("ok", result.new, _fingerprint(result.findings))
             changed += result.new != source
         except SourceError as e:

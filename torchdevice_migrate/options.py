@@ -48,3 +48,7 @@ class Options:
     #: it on with the project's line length (``config.project_style``: ruff's or black's, else 88).
     layout: bool = False
     line_length: int = 88
+    #: Slicing (``slicing.py``): in a file of at least this many bytes, the bodies of functions nothing
+    #: can touch are set aside before LibCST parses it, and put back after. None: parse every file
+    #: whole (the reference the tests compare with); 0: slice every file that has such a body.
+    slice_min_bytes: Optional[int] = 16384

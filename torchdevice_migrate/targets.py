@@ -431,6 +431,9 @@ def _all_names(ctx, module: cst.Module) -> set:
         names.update(a.node.value for a in scope.accesses if isinstance(a.node, cst.Name))
     if not names:  # a context without scopes: fall back on every Name in the module
         names = {n.value for n in _walk_names(module)}
+    piece = getattr(ctx, "piece", None)  # a sliced module (slicing.py): the bodies set aside count too
+    if piece is not None:
+        names |= piece.hidden_names()
     return names
 
 

@@ -100,10 +100,41 @@ def migrate_source(source: bytes, path: str = "<string>", options: Optional[Opti
 
     A file the pre-filter (``trigger.py``) does not match is returned as it is, unparsed: no rule
     could change it or report anything in it, and whether it parses is not this tool's business.
-    ``prefilter=False`` runs the rules on every file (the reference the tests compare with)."""
+    ``prefilter=False`` runs the rules on every file (the reference the tests compare with).
+    A large file is ported sliced (``slicing.py``): only what can matter is parsed by LibCST."""
     options = options or Options()
     if prefilter and not is_candidate(source, options.project):
         return Migration(source, [])
+    if options.slice_min_bytes is not None:
+        sliced = _migrate_sliced(source, path, options)
+        if sliced is not None:
+            return sliced
+    return _migrate_whole(source, path, options)
+
+
+def _migrate_sliced(source: bytes, path: str, options: Options) -> Optional[Migration]:
+    """The port of ``source`` made from the port of its reduced module; None: port it whole."""
+    from .slicing import plan
+
+    piece = plan(source, options)
+    if piece is None:
+        return None
+    try:
+        reduced = _migrate_whole(piece.reduced, path, options, piece, check=False)
+    except SourceError:
+        return None  # the whole file's port says where and why
+    new = piece.restore(reduced.new)
+    if new is None:
+        return None
+    if new != source and not _compiles(new, path):
+        return None
+    findings = [dataclasses.replace(f, line=piece.original_line(f.line),
+                                    end_line=piece.original_line(f.end_line) if f.end_line else f.end_line)
+                for f in reduced.findings]
+    return Migration(new, findings)
+
+
+def _migrate_whole(source: bytes, path: str, options: Options, piece=None, check: bool = True) -> Migration:
     module = parse(source)
     tail = b""
     exact = True
@@ -113,7 +144,7 @@ def migrate_source(source: bytes, path: str = "<string>", options: Optional[Opti
         module = parse(body)
         code = module.code
         exact = code.encode(module.encoding) == body
-    new_module, findings = _migrate_module(module, path, options, code)
+    new_module, findings = _migrate_module(module, path, options, code, piece)
     if new_module is None:
         return Migration(source, findings)  # nothing to write: a file LibCST cannot reproduce is fine
     if not exact:
@@ -124,6 +155,8 @@ def migrate_source(source: bytes, path: str = "<string>", options: Optional[Opti
 
         new = lay_out(new_module, new, code, options)
     new += tail
+    if not check:
+        return Migration(new, findings)
     # No second LibCST parse of the port (as costly as the first): the compile() below refuses any
     # port that is not valid Python for this interpreter, a rule's bug included (issue 12).
     # LibCST accepts what this Python does not compile (newer syntax, null bytes, deep nesting):
@@ -172,7 +205,7 @@ class FileFacts:
     uses_cuda: bool
 
 
-def _run_rules(module: cst.Module, path: str, options: Options, code: str):
+def _run_rules(module: cst.Module, path: str, options: Options, code: str, piece=None):
     # ``module`` was just parsed and nothing else holds it: no node occurs twice in it, so the
     # deep copy MetadataWrapper makes by default to guarantee that would buy nothing.
     wrapper = cst.MetadataWrapper(module, unsafe_skip_copy=True)
@@ -181,7 +214,11 @@ def _run_rules(module: cst.Module, path: str, options: Options, code: str):
     alias = _free_alias(scopes, shim_last, options.shim_module)
     ctx = RuleContext(wrapper, path, alias, code.splitlines(), options.select, options.ignore, scopes=scopes,
                       target=options.target)
-    ctx.project_base, ctx.source_text = options.project, code  # type: ignore[attr-defined]  # project_of(ctx)
+    # ``source_text``: the whole file, for what the rules ask of it as a whole (its project facts, ``jit``
+    # anywhere, the review precheck); a sliced module's text has bodies set aside (slicing.py).
+    full = code if piece is None else piece.full_text(code)
+    ctx.project_base, ctx.source_text = options.project, full  # type: ignore[attr-defined]  # project_of(ctx)
+    ctx.piece = piece  # type: ignore[attr-defined]  # targets._all_names asks it for the names set aside
     rules = [r() for r in (options.rules if options.rules is not None else ALL_RULES)]
     new_module = wrapper.module.visit(_Migrator(ctx, rules))
     report_leftover_device_strings(ctx)
@@ -201,15 +238,15 @@ def file_facts(ctx: RuleContext, module: cst.Module, path: str, options: Options
         return FileFacts(uses_cuda=False)
     # Only dependent rewrites, in a restricted run: ask every rule, with no selection.
     full = dataclasses.replace(options, rules=None, select=None, ignore=set())
-    every, _, _ = _run_rules(module, path, full, code)
+    every, _, _ = _run_rules(module, path, full, code, getattr(ctx, "piece", None))
     return FileFacts(uses_cuda=any(r.alone for r in every.rewrites))
 
 
-def _migrate_module(module: cst.Module, path: str, options: Options, code: Optional[str] = None):
+def _migrate_module(module: cst.Module, path: str, options: Options, code: Optional[str] = None, piece=None):
     shim_parent, _, shim_last = options.shim_module.rpartition(".")
     if code is None:
         code = module.code
-    ctx, new_module, alias = _run_rules(module, path, options, code)
+    ctx, new_module, alias = _run_rules(module, path, options, code, piece)
     if not file_facts(ctx, module, path, options, code).uses_cuda:
         ctx.rewrites = []  # only rewrites that do not make a file CUDA-using: leave it byte-identical
     findings = ctx.findings()

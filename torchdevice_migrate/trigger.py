@@ -201,8 +201,10 @@ def in_code(source: bytes, triggers: Sequence[Trigger] = (TRIGGER,)) -> bool:
 
     try:
         text = source.decode("utf-8")
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError, UnicodeDecodeError, RecursionError, MemoryError):
+    except UnicodeDecodeError:
+        return True
+    tree = parse_tree(source)
+    if tree is None:
         return True
     if text.startswith("\ufeff") or "\r" in text or "\f" in text or "\x00" in text:
         return True  # offsets and lines as ast counts them; keep the exact cases only
@@ -259,3 +261,23 @@ def _merged(ranges):
         else:
             out.append((a, b))
     return out
+
+
+_LAST_TREE: list = [None, None]  # (source, its ast): ``in_code`` and ``slicing.plan`` parse a candidate once
+
+
+def parse_tree(source: bytes):
+    """``ast.parse(source)``, or None when it does not parse; the last file's tree is kept, so the
+    comment/docstring check and the slicing of the same candidate share one parse. Callers must
+    not change the tree."""
+    import ast
+
+    cached, tree = _LAST_TREE
+    if cached is source or (cached is not None and len(cached) == len(source) and cached == source):
+        return tree
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, UnicodeDecodeError, RecursionError, MemoryError):
+        tree = None
+    _LAST_TREE[0], _LAST_TREE[1] = source, tree
+    return tree

@@ -306,9 +306,12 @@ def names_an_implementation(ctx: RuleContext, comparison: cst.Comparison) -> boo
     """``impl == 'cuda'`` where ``impl`` (not a device-like name) is also compared with, or offered
     as a choice next to, a word that names no device (``'triton'``, ``'torch'``)."""
     operands = [comparison.left] + [t.comparator for t in comparison.comparisons]
+    if any(is_device_type_attribute(o) for o in operands):
+        return False  # ``x.device.type == 'cuda'``: a device type whatever else ``.type`` is compared with
     names = {target_name(o) for o in operands if not is_plain_cuda(o)}
     names.discard(None)
     if not names or any(device_kind_for_name(n) for n in names):
+        return False
         return False
     siblings = getattr(ctx, "_h3_siblings", None)
     if siblings is None:
@@ -316,3 +319,9 @@ def names_an_implementation(ctx: RuleContext, comparison: cst.Comparison) -> boo
         ctx.module.visit(visitor)
         siblings = ctx._h3_siblings = visitor.words  # type: ignore[attr-defined]
     return any(not _is_device_word(w) for n in names for w in siblings.get(n, ()))
+
+
+def is_device_type_attribute(node: cst.CSTNode) -> bool:
+    """``x.device.type``, ``self.dev.type``: the ``type`` of something a device-like name holds."""
+    return (isinstance(node, cst.Attribute) and node.attr.value == "type"
+            and device_kind_for_name(target_name(node.value)) == "string")

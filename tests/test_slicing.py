@@ -1,0 +1,179 @@
+"""Slicing (``slicing.py``): a large file's port made from the port of its reduced module equals the
+port of the whole file, byte for byte and finding for finding.
+
+The fixtures and rule examples are small, so here they are sliced as finely as possible
+(``slice_min_bytes=0``: every function nothing can touch is set aside) and compared with the
+reference (``slice_min_bytes=None``: LibCST parses the whole file). The pieces below check the cases
+where information flows from one part of a file to another (the reasons a body is kept).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from torchdevice_migrate.options import Options, SourceError
+from torchdevice_migrate.rules import ALL_RULES
+from torchdevice_migrate.rules.base import Example
+from torchdevice_migrate.slicing import plan
+from torchdevice_migrate.transform import migrate_source
+from torchdevice_migrate.trigger import is_candidate
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _port(source: bytes, path: str = "case.py", **options):
+    try:
+        m = migrate_source(source, path, Options(**options), prefilter=False)
+    except SourceError as e:
+        return ("error", e.line, e.reason)
+    return ("ok", m.new, [(f.line, f.column, f.end_line, f.end_column, f.code, f.api, f.status, f.message, f.hint,
+                           f.original, f.replacement) for f in m.findings])
+
+
+def _fixture_sources():
+    files = sorted(p for p in (REPO / "fixtures").rglob("*.py") if not p.name.endswith(".expected.py"))
+    files += sorted((REPO / "tests" / "e2e").rglob("*.py"))
+    return [p for p in files if is_candidate(p.read_bytes())]
+
+
+FIXTURES = _fixture_sources()
+
+
+@pytest.mark.parametrize("target", ["shim", "torch"])
+def test_every_fixture_sliced_finely_equals_the_whole_port(target):
+    assert len(FIXTURES) > 100
+    differences, sliced = [], 0
+    for path in FIXTURES:
+        source = path.read_bytes()
+        if plan(source, Options(slice_min_bytes=0, target=target)) is None:
+            continue  # ported whole either way
+        sliced += 1
+        whole = _port(source, str(path), slice_min_bytes=None, target=target, layout=True)
+        if _port(source, str(path), slice_min_bytes=0, target=target, layout=True) != whole:
+            differences.append(str(path.relative_to(REPO)))
+    assert differences == []
+    assert sliced >= 15  # the comparison covers sliced files, not only files that could not be
+
+
+def test_every_rule_example_sliced_finely_equals_the_whole_port():
+    differences, n = [], 0
+    for rule in ALL_RULES:
+        sources = [*rule.VALID, *(Example.of(item).before for item in rule.INVALID),
+                   *(code for code, _ in getattr(rule, "REPORTS", ()))]
+        for before in sources:
+            source = before.encode()
+            for target in ("shim", "torch"):
+                n += 1
+                if _port(source, slice_min_bytes=0, target=target) != _port(source, slice_min_bytes=None, target=target):
+                    differences.append((rule.__name__, target, before[:60]))
+    assert n > 300 and differences == []
+
+
+BIG = b'''import torch
+
+
+def unrelated(a, b):
+    """Adds."""
+    c = a + b
+    return c
+
+
+class Model(torch.nn.Module):
+    """A model.
+
+    Several lines of docstring.
+    """
+
+    def forward(self, x):
+        y = x * 2
+        return y
+
+    @property
+    def size(self):
+        return 3
+
+    def move(self, x):
+        return x.cuda()
+
+
+def after():
+    return torch.cuda.synchronize()
+'''
+
+
+def test_bodies_nothing_can_touch_are_set_aside_and_put_back():
+    piece = plan(BIG, Options(slice_min_bytes=0))
+    assert piece is not None
+    reduced = piece.reduced.decode()
+    assert "c = a + b" not in reduced and "y = x * 2" not in reduced and "Several lines" not in reduced
+    assert "return x.cuda()" in reduced and "torch.cuda.synchronize()" in reduced
+    assert piece.restore(piece.reduced) == BIG
+    sliced = _port(BIG, slice_min_bytes=0)
+    assert sliced == _port(BIG, slice_min_bytes=None)
+    lines = [f[0] for f in sliced[2]]
+    assert lines == [25, 29]  # the original's lines, not the reduced module's
+
+
+def test_a_moved_or_lost_placeholder_means_the_whole_file_is_ported():
+    piece = plan(BIG, Options(slice_min_bytes=0))
+    assert piece is not None
+    assert piece.restore(piece.reduced.replace(b"__tdm_sliced_0__", b"x")) is None
+    assert piece.restore(piece.reduced.replace(b"    def forward(): ", b"def forward(): ")) is None
+
+
+@pytest.mark.parametrize("source, kept", [
+    # a name bound next to a CUDA use, used in another function: the rule follows it there
+    (b"import torch\nimport torch.multiprocessing as mp\nn = torch.cuda.device_count()\n\n"
+     b"def main():\n    mp.spawn(fn, nprocs=n)\n\ndef other():\n    return 'unrelated'\n", "nprocs=n"),
+    (b"import torch\nfrom torch.cuda import is_available as ok\n\ndef main():\n    return ok()\n"
+     b"\ndef other():\n    return 'unrelated'\n", "return ok()"),
+    # a name compared with 'cuda' (an implementation?): the rule looks for its other comparisons
+    (b"import torch\n\ndef f(impl):\n    if impl == 'cuda':\n        return 1\n\n"
+     b"def g(impl):\n    return impl == 'triton'\n\ndef other():\n    return 'unrelated'\n", "'triton'"),
+    (b"import torch\n\ndef f(args):\n    return args.attn_impl == 'cuda'\n\ndef g(p):\n"
+     b"    p.add_argument('--attn-impl', choices=['triton', 'eager'])\n\ndef other():\n    return 'unrelated'\n", "choices="),
+    # a body that binds a module's name
+    (b"import torch\nmodel = None\n\ndef setup():\n    global model\n    model = Net()\n\n"
+     b"def use():\n    return model.cuda()\n\ndef other():\n    return 'unrelated'\n", "model = Net()"),
+    # environment setup in a file without a module-level torch import: the shim import goes after it
+    (b"def env():\n    os.environ['X'] = '1'\n\ndef use(x):\n    return x.cuda()\n\ndef other():\n    return 'unrelated'\n",
+     "os.environ"),
+    # a device string spelled with escapes (the review pass lists it)
+    (b"import torch\n\ndef f(x):\n    return x.to('\\x63uda')\n\ndef g(x):\n    return x.cuda()\n"
+     b"\ndef other():\n    return 'unrelated'\n", "x63uda"),
+])
+def test_what_connects_a_body_to_a_cuda_use_keeps_it(source, kept):
+    piece = plan(source, Options(slice_min_bytes=0))
+    assert piece is not None, "the file has a body nothing can touch"
+    assert kept in piece.reduced.decode()
+    assert "unrelated" not in piece.reduced.decode()
+    assert _port(source, slice_min_bytes=0) == _port(source, slice_min_bytes=None)
+
+
+def test_under_the_torch_target_the_device_names_of_bodies_set_aside_count():
+    source = (b"import torch\n\ndef f(x):\n    return x.cuda()\n\ndef g():\n    device = 1\n    return device\n")
+    sliced = _port(source, slice_min_bytes=0, target="torch")
+    assert sliced == _port(source, slice_min_bytes=None, target="torch")
+    assert b"device = 1" in sliced[1]
+
+
+def test_a_nested_decorated_function_stays_valid():
+    source = (b"import functools\nimport torch\n\ndef deco(f):\n    @functools.wraps(f)\n    def inner(*a):\n"
+              b"        return f(*a)\n    return inner\n\ndef g(x):\n    return x.cuda()\n")
+    assert _port(source, slice_min_bytes=0) == _port(source, slice_min_bytes=None)
+
+
+def test_small_files_and_other_encodings_are_ported_whole():
+    assert plan(BIG, Options()) is None  # under the default size
+    assert plan(b"# -*- coding: latin-1 -*-\n" + BIG, Options(slice_min_bytes=0)) is None
+    assert plan(BIG.replace(b"\n", b"\r\n"), Options(slice_min_bytes=0)) is None
+    assert plan(BIG, Options(slice_min_bytes=None)) is None
+
+
+def test_device_type_is_a_device_whatever_else_type_is_compared_with():
+    source = (b"import torch\n\ndef f(x, layer):\n    if layer.type == 'conv':\n        return 0\n"
+              b"    return x.device.type == 'cuda'\n")
+    new = migrate_source(source, options=Options(slice_min_bytes=None)).new
+    assert b"x.device.type == 'cuda'" not in new

@@ -1,0 +1,498 @@
+"""Port a large file by parsing only what can matter: the bodies of functions that cannot change are
+set aside before LibCST parses the file, and put back, byte for byte, afterwards (issue 12).
+
+LibCST costs ten to twenty times what ``ast.parse`` costs, and a scope analysis and the rules' pass
+over every node cost more again; in a real model file the CUDA uses sit in a few of hundreds of
+methods. Before the LibCST parse, ``plan`` reads the file with ``ast`` and replaces the body of each
+function defined at module level or in a class (at any depth of classes) that nothing can touch by
+one placeholder line; the rules run on that reduced module; ``Slice.restore`` puts every body back.
+
+A body is set aside only when nothing the rules could act on, or ask about, is in it. It is kept
+when its text (the whole ``def``, decorators and signature included) holds:
+
+* a match of the pre-filter (``trigger.py``: every registry name's word, device indices, the
+  ``torch.load`` call of the project trigger) or of the review pass's device-string precheck
+  (``'cuda``, ``'cu' 'da'``, escapes): the sites a rule rewrites or reports;
+* a word the rules connect to such a site (``tainted``): a name bound at module or class level by a
+  statement that holds a match (``n = torch.cuda.device_count()``, ``from torch.cuda import
+  is_available as ok``, ``import torch.cuda as tc``), transitively (``world = n``), and a name
+  compared with a CUDA device string (``impl == 'cuda'``: the rule looks for ``impl`` compared
+  with other words anywhere in the file, ``--impl`` choices included);
+* ``global``/``nonlocal`` (a body that binds a module's name), the runtime shim's name (the import
+  alias must not collide with a name bound anywhere), or import-path and environment setup
+  (``sys.path``, ``os.environ``: an added import goes after the statement that holds them);
+* under ``--target torch``, the names the module-level device value may take (``device``, ...).
+
+Everything at module or class level stays, every import among it; nested functions stay with the
+body around them. What the rules ask about the file as a whole (the project index's facts about
+this file, ``jit`` anywhere, the review precheck) is asked of the whole original text
+(``Slice.full_text``), and findings' lines are mapped back to the original's.
+
+The reference path (``Options.slice_min_bytes=None``) parses the whole file; tests compare the two
+on every fixture (sliced as finely as possible) and on torch's own sources, and ``benchmarks/
+repo_scale.py --verify-slicing`` on a whole tree. If the reduced module's port cannot be restored
+exactly (a placeholder moved or vanished), the file is ported whole.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, List, Optional, Sequence, Set, Tuple
+
+from .options import Options
+from .trigger import PROJECT_TRIGGER, TRIGGER, parse_tree
+
+_PLACEHOLDER = b"__tdm_sliced_%d__"
+_PLACEHOLDER_RE = re.compile(rb"__tdm_sliced_(\d+)__")
+_ALWAYS_KEEP = re.compile(rb"(?<![\w])(?:global|nonlocal)(?![\w])")
+#: The module-level device value's names under ``--target torch`` (``targets._DEVICE_NAMES``, ``_device2``...).
+_TORCH_TARGET_NAMES = re.compile(rb"(?<![\w])(?:device|DEVICE|_device\d*)(?![\w])")
+_CODING = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
+
+
+@dataclass
+class _Unit:
+    """One function whose body may be set aside: lines ``first..last`` (1-based, inclusive) of its body."""
+
+    node: ast.AST
+    start: int  # first line of the def, decorators included
+    first: int  # first line of the body
+    last: int
+    indent: bytes
+
+
+@dataclass
+class _Cut:
+    """Lines ``first..last`` (1-based, inclusive) replaced by one line: ``stub`` and a placeholder;
+    ``node``: the function set aside (None for a docstring)."""
+
+    first: int
+    last: int
+    stub: bytes
+    node: Optional[ast.AST]
+
+
+@dataclass
+class Slice:
+    """A reduced module and what it takes to put the original back."""
+
+    reduced: bytes
+    #: placeholder number -> the original lines it stands for (with their line endings)
+    bodies: List[bytes]
+    #: placeholder number -> its line in the reduced module (without the line ending)
+    stubs: List[bytes]
+    #: (reduced line of placeholder i, lines removed there) in order
+    shifts: List[Tuple[int, int]] = field(default_factory=list)
+    hidden: List[ast.AST] = field(default_factory=list)
+
+    def restore(self, new: bytes) -> Optional[bytes]:
+        """The port of the whole file from the port of the reduced one; None when a placeholder is
+        not where it can be put back exactly (then the caller ports the whole file)."""
+        out: List[bytes] = []
+        pos = 0
+        seen = 0
+        for m in _PLACEHOLDER_RE.finditer(new):
+            i = int(m.group(1))
+            if i != seen:
+                return None
+            line_start = max(new.rfind(b"\n", 0, m.start()), new.rfind(b"\r", 0, m.start())) + 1
+            if new[line_start:m.end()] != self.stubs[i]:
+                return None
+            end = m.end()
+            for nl in (b"\r\n", b"\n", b"\r"):
+                if new.startswith(nl, end):
+                    end += len(nl)
+                    break
+            else:
+                if end != len(new):
+                    return None
+            out.append(new[pos:line_start])
+            out.append(self.bodies[i])
+            pos = end
+            seen += 1
+        if seen != len(self.bodies):
+            return None
+        out.append(new[pos:])
+        return b"".join(out)
+
+    def original_line(self, line: int) -> int:
+        """The original's line number of ``line`` of the reduced module."""
+        extra = 0
+        for at, removed in self.shifts:
+            if line > at:
+                extra += removed
+            else:
+                break
+        return line + extra
+
+    def full_text(self, code: str) -> str:
+        """The whole original text from the reduced module's text (``code``, decoded)."""
+        restored = self.restore(code.encode("utf-8", "surrogatepass"))
+        return code if restored is None else restored.decode("utf-8", "surrogatepass")
+
+    def hidden_names(self) -> Set[str]:
+        """The names bound or read in the bodies set aside (what a LibCST scope analysis of the whole
+        module would also list), for ``--target torch``'s choice of a free name."""
+        names: Set[str] = set()
+        for body in self.hidden:
+            for node in ast.walk(body):
+                if isinstance(node, ast.Name):
+                    names.add(node.id)
+                elif isinstance(node, ast.arg):
+                    names.add(node.arg)
+                elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    names.add(node.name)
+                elif isinstance(node, ast.alias):
+                    names.add(node.asname or node.name.split(".")[0])
+                elif isinstance(node, (ast.Global, ast.Nonlocal)):
+                    names.update(node.names)
+                elif isinstance(node, ast.ExceptHandler) and node.name:
+                    names.add(node.name)
+                elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
+                    names.add(node.name)
+                elif isinstance(node, ast.MatchMapping) and node.rest:
+                    names.add(node.rest)
+        return names
+
+
+def plan(source: bytes, options: Options) -> Optional[Slice]:
+    """The reduced module for ``source``, or None when slicing would not pay or is not exact."""
+    minimum = options.slice_min_bytes
+    if minimum is None or len(source) < minimum:
+        return None
+    head = source[:source.find(b"\n", source.find(b"\n") + 1) + 1] if b"\n" in source else source
+    for line in head.splitlines()[:2]:
+        m = _CODING.match(line)
+        if m and m.group(1).lower().replace(b"_", b"-") not in (b"utf-8", b"utf8", b"utf-8-sig"):
+            return None  # offsets in another encoding: port the whole file
+    if b"\r" in source or b"\f" in source or b"\x00" in source or source.startswith(b"\xef\xbb\xbf"):
+        return None  # lines as ast counts them only
+    tree = parse_tree(source)
+    if tree is None:
+        return None
+    starts = [0]
+    for line in source.split(b"\n"):
+        starts.append(starts[-1] + len(line) + 1)
+    units = list(_units(tree.body, source, starts))
+    if not units:
+        return None
+    keep = _keep_patterns(options, tree, source, starts)
+    hit_lines = _matching_lines(source, keep, starts)
+
+    def text(first: int, last: int) -> bytes:
+        return source[starts[first - 1]:starts[last] - 1 if last < len(starts) - 1 else len(source)]
+
+    def has_hit(first: int, last: int) -> bool:
+        i = _bisect_left(hit_lines, first)
+        return i < len(hit_lines) and hit_lines[i] <= last
+
+    candidates = [u for u in units if not has_hit(u.start, u.last)]
+    string_lines = _matching_lines(source, [_DEVICE_STRING], starts)
+    tainted = _tainted(tree, source, starts, has_hit, units, string_lines)
+    if tainted:
+        words = re.compile(rb"(?<![\w])(?:" + b"|".join(
+            re.escape(w.encode()).replace(b"_", b"[_-]") for w in sorted(tainted, key=lambda w: (-len(w), w)))
+            + rb")(?![\w])")
+        candidates = [u for u in candidates if words.search(text(u.start, u.last)) is None]
+    hidden = {id(u.node) for u in candidates}
+    cuts: List[_Cut] = [_Cut(u.start, u.last, u.indent + (b"async def " if isinstance(u.node, ast.AsyncFunctionDef)
+                                                          else b"def ") + u.node.name.encode() + b"(): ", u.node)
+                        for u in candidates]
+    # Docstrings of classes and of the functions that stay: strings no rule reads unless they spell a
+    # device (the review pass) or hold what the import placement looks for (the keep patterns).
+    for doc, indent in _docstrings(tree.body, source, starts, hidden):
+        if not has_hit(doc.lineno, doc.end_lineno or doc.lineno):
+            cuts.append(_Cut(doc.lineno, doc.end_lineno or doc.lineno, indent, None))
+    if not cuts or sum(starts[c.last] - starts[c.first - 1] for c in cuts if c.last < len(starts)) < minimum // 2:
+        return None
+    return _reduce(source, starts, cuts)
+
+
+#: What the source of a string that ``base.is_cuda_device_string`` accepts must spell (the review
+#: pass lists such strings): a quote and ``cuda``, a literal ``'c'``/``'cu'``/``'cud'`` (``'cu' 'da'``),
+#: or an escape that can spell one of its letters (``'\x63uda'``, ``'c\165da'``, ``'\N{...}'``) or a
+#: line continuation. (The review pass's own precheck, ``rules/review.py``, is looser: any backslash.)
+_DEVICE_STRING = re.compile(rb"""['"](?:cuda|(?:c|cu|cud)['"]|(?:c|cu|cud|cuda)?\\(?:[xuUN0-7]|\r?\n))""")
+
+
+def _keep_patterns(options: Options, tree: ast.Module, source: bytes, starts: List[int]) -> List[re.Pattern[bytes]]:
+    shim = options.shim_module.rpartition(".")[2]
+    patterns = [*TRIGGER.patterns, *PROJECT_TRIGGER.patterns, _DEVICE_STRING, _ALWAYS_KEEP, re.compile(re.escape(shim.encode()))]
+    # Where an added import goes (``transform._earliest_import_position``): after the first module-level
+    # torch import, and after import-path setup for a vendored shim; in a file without one, after the
+    # last environment or path setup too (a statement whose text holds it, body and all).
+    from .transform import _ENV_RE, _PATH_RE
+
+    imports_torch = _imports_torch_on_its_line(tree)
+    if not imports_torch or "." in options.shim_module:
+        patterns.append(re.compile(_PATH_RE.pattern.encode()))
+    if not imports_torch:
+        patterns.append(re.compile(_ENV_RE.pattern.encode()))
+    if options.target == "torch":
+        patterns.append(_TORCH_TARGET_NAMES)
+    return patterns
+
+
+def _imports_torch_on_its_line(tree: ast.Module) -> bool:
+    """A module-level ``import torch...``/``from torch... import`` alone on its line (as
+    ``transform._imports_torch`` finds it)."""
+    body = tree.body
+    for i, node in enumerate(body):
+        if isinstance(node, ast.Import):
+            found = any(a.name.split(".")[0] == "torch" for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            found = not node.level and (node.module or "").split(".")[0] == "torch"
+        else:
+            continue
+        if not found:
+            continue
+        alone = (i == 0 or (body[i - 1].end_lineno or 0) < node.lineno) and \
+            (i + 1 == len(body) or body[i + 1].lineno > (node.end_lineno or node.lineno))
+        if alone:
+            return True
+    return False
+
+
+def _matching_lines(source: bytes, patterns: Sequence[re.Pattern[bytes]], starts: List[int]) -> List[int]:
+    """Every line on which a match of ``patterns`` starts or ends, sorted."""
+    lines = set()
+    for p in patterns:
+        for m in p.finditer(source):
+            lines.add(_bisect_right(starts, m.start()))
+            lines.add(_bisect_right(starts, max(m.end() - 1, m.start())))
+    return sorted(lines)
+
+
+def _bisect_right(a: List[int], x: int) -> int:
+    import bisect
+
+    return bisect.bisect_right(a, x)
+
+
+def _bisect_left(a: List[int], x: int) -> int:
+    import bisect
+
+    return bisect.bisect_left(a, x)
+
+
+def _units(body: Sequence[ast.stmt], source: bytes, starts: List[int]) -> Iterator[_Unit]:
+    """The functions at module level and in classes (classes in classes too) that begin a line."""
+    for node in body:
+        if isinstance(node, ast.ClassDef):
+            yield from _units(node.body, source, starts)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            end = getattr(node, "end_lineno", None)
+            start = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            col = min([node.col_offset] + [d.col_offset - 1 for d in node.decorator_list if d.lineno == start])
+            indent = source[starts[start - 1]:starts[start - 1] + col]
+            if end is None or indent.strip(b" \t"):
+                continue  # something else before it on its line
+            yield _Unit(node, start, start, end, indent)
+
+
+def _docstrings(body: Sequence[ast.stmt], source: bytes, starts: List[int],
+                skip: Set[int]) -> Iterator[Tuple[ast.stmt, bytes]]:
+    """The docstrings of the classes (at module level, in classes) and functions in ``body`` (not
+    those in ``skip``, by id) that occupy whole lines of their own, with their indentation."""
+    for node in body:
+        if not isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) or id(node) in skip:
+            continue
+        if isinstance(node, ast.ClassDef):
+            yield from _docstrings(node.body, source, starts, skip)
+        first = node.body[0] if node.body else None
+        if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)) or first.end_lineno is None or first.lineno <= node.lineno:
+            continue
+        line = starts[first.lineno - 1]
+        indent = source[line:line + first.col_offset]
+        end_line = starts[first.end_lineno] - 1 if first.end_lineno < len(starts) - 1 else len(source)
+        rest = source[starts[first.end_lineno - 1] + (first.end_col_offset or 0):end_line]
+        if not indent or indent.strip(b" \t") or rest.strip(b" \t\r\n"):
+            continue  # something else on its lines
+        yield first, indent
+
+
+def _bound_names(node: ast.AST) -> Set[str]:
+    """Names a module- or class-level statement binds (assignment, import, loop or ``with`` target)."""
+    names: Set[str] = set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del)):
+            names.add(n.id)
+        elif isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Store):
+            names.add(n.attr)
+        elif isinstance(n, ast.alias):
+            names.add(n.asname or n.name.split(".")[0])
+            if n.asname is None and "." in n.name:
+                names.add(n.name.rpartition(".")[2])
+        elif isinstance(n, (ast.Global, ast.Nonlocal)):
+            names.update(n.names)
+        elif isinstance(n, ast.NamedExpr) and isinstance(n.target, ast.Name):
+            names.add(n.target.id)
+    return names
+
+
+@dataclass
+class _Level:
+    """A statement at module or class level (``node``), or the header of a compound one (``parts``:
+    its loop and ``with`` targets, ``except ... as`` names, tests), spanning lines ``first..last``."""
+
+    node: ast.AST
+    first: int
+    last: int
+    parts: Sequence[ast.AST] = ()
+
+    def bound(self) -> Set[str]:
+        if not self.parts:
+            return _bound_names(self.node)
+        names: Set[str] = set()
+        for part in self.parts:
+            names |= _bound_names(part)
+        return names
+
+    def used(self) -> Set[str]:
+        return {n.id for p in (self.parts or [self.node]) for n in ast.walk(p) if isinstance(n, ast.Name)}
+
+
+_COMPOUND_BODIES = ("body", "orelse", "finalbody")
+
+
+def _level_statements(body: Sequence[ast.stmt]) -> Iterator[_Level]:
+    """Statements at module level and at class level (classes in classes), not inside functions;
+    a compound statement (``if``, ``try``, ``for``, ``with``...) as its header and its statements."""
+    for node in body:
+        if isinstance(node, ast.ClassDef):
+            yield from _level_statements(node.body)
+            continue
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        children = [c for f in _COMPOUND_BODIES for c in getattr(node, f, None) or ()]
+        handlers = getattr(node, "handlers", None) or []
+        cases = getattr(node, "cases", None) or []
+        if not (children or handlers or cases) or not all(isinstance(c, ast.stmt) for c in children):
+            yield _Level(node, node.lineno, getattr(node, "end_lineno", None) or node.lineno)
+            continue
+        inner = [c.lineno for c in children] + [h.lineno for h in handlers] + [c.pattern.lineno for c in cases]
+        parts: List[ast.AST] = [getattr(node, f) for f in ("target", "iter", "test", "subject") if getattr(node, f, None)]
+        parts += [i for i in getattr(node, "items", None) or ()]
+        header_last = max(node.lineno, min(inner) - 1)
+        yield _Level(node, node.lineno, header_last, parts or [ast.Pass()])
+        for h in handlers:
+            h_last = max(h.lineno, h.body[0].lineno - 1) if h.body else h.lineno
+            yield _Level(h, h.lineno, h_last, [p for p in (h.type,) if p] + ([ast.Name(h.name, ast.Store())] if h.name else []) or [ast.Pass()])
+            yield from _level_statements(h.body)
+        for c in cases:
+            yield _Level(c, c.pattern.lineno, c.body[0].lineno - 1 if c.body else c.pattern.lineno, [c.pattern])
+            yield from _level_statements(c.body)
+        yield from _level_statements(children)
+
+
+def _tainted(tree: ast.Module, source: bytes, starts: List[int], has_hit, units: Sequence[_Unit],
+             string_lines: List[int]) -> Set[str]:
+    statements = list(_level_statements(tree.body))
+    tainted: Set[str] = set()
+    pending = []
+    for s in statements:
+        if has_hit(s.first, s.last):
+            tainted |= s.bound()
+        else:
+            pending.append(s)
+    changed = bool(tainted)
+    while changed and pending:  # ``world = n`` after ``n = torch.cuda.device_count()``
+        changed = False
+        rest = []
+        for s in pending:
+            if s.used() & tainted:
+                new = s.bound() - tainted
+                if new:
+                    tainted |= new
+                    changed = True
+            else:
+                rest.append(s)
+        pending = rest
+    # ``impl == 'cuda'``: the rules look for ``impl`` compared with other words anywhere in the file.
+    def holds_string(first: int, last: int) -> bool:
+        i = _bisect_left(string_lines, first)
+        return i < len(string_lines) and string_lines[i] <= last
+
+    for s in statements:
+        if holds_string(s.first, s.last):
+            for part in s.parts or [s.node]:
+                tainted |= _compared_with_cuda(part)
+    for u in units:
+        if holds_string(u.start, u.last):
+            tainted |= _compared_with_cuda(u.node)
+    tainted.discard("")
+    return tainted
+
+
+def _compared_with_cuda(top: ast.AST) -> Set[str]:
+    """The names of what is compared with a CUDA device string (``impl == 'cuda'``, ``x in ('cuda',
+    'mps')``, ``cfg['impl'] != 'cuda'``), as ``base.target_name`` reads them; device-like names
+    (``device``, ``x.device.type``) are left out, as ``names_an_implementation`` leaves them."""
+    from .rules.base import device_kind_for_name
+
+    words: Set[str] = set()
+    for node in ast.walk(top):
+        if not isinstance(node, ast.Compare):
+            continue
+        operands = [node.left, *node.comparators]
+        if not any(_is_cuda_string(o) for o in operands):
+            continue
+        if any(isinstance(o, ast.Attribute) and o.attr == "type"
+               and device_kind_for_name(_target_name(o.value)) == "string" for o in operands):
+            continue  # ``x.device.type == 'cuda'`` (``device_comparisons.is_device_type_attribute``)
+        for o in operands:
+            name = _target_name(o)
+            if name and not device_kind_for_name(name):
+                words.add(name)
+    return words
+
+
+def _is_cuda_string(node: ast.AST) -> bool:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return "cuda" in node.value.lower()
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        return any(_is_cuda_string(e) for e in node.elts)
+    return isinstance(node, ast.JoinedStr)
+
+
+def _target_name(node: ast.AST) -> Optional[str]:
+    """``rules/base.target_name`` on an ``ast`` node: ``impl``, ``args.impl``, ``cfg['impl']``."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
+        return node.slice.value
+    return None
+
+
+def _reduce(source: bytes, starts: List[int], cuts: Iterable[_Cut]) -> Slice:
+    out: List[bytes] = []
+    bodies: List[bytes] = []
+    stubs: List[bytes] = []
+    shifts: List[Tuple[int, int]] = []
+    hidden: List[ast.AST] = []
+    pos = 0
+    removed_so_far = 0
+    n_lines = len(starts) - 1
+    for c in sorted(cuts, key=lambda c: c.first):
+        a = starts[c.first - 1]
+        b = min(starts[c.last] if c.last < n_lines else len(source), len(source))
+        body = source[a:b]
+        newline = b"\n" if body.endswith(b"\n") else b""
+        stub = c.stub + _PLACEHOLDER % len(bodies)
+        out.append(source[pos:a])
+        out.append(stub + newline)
+        bodies.append(body)
+        stubs.append(stub)
+        removed = c.last - c.first
+        shifts.append((c.first - removed_so_far, removed))
+        removed_so_far += removed
+        if c.node is not None:
+            hidden.append(c.node)
+        pos = b
+    out.append(source[pos:])
+    return Slice(b"".join(out), bodies, stubs, shifts, hidden)
