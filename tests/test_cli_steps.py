@@ -43,7 +43,7 @@ def test_plan_finds_the_files_and_ports_nothing(tmp_path, monkeypatch):
 
     monkeypatch.setattr(cli, "run", boom)
     the_plan = cli.plan([tmp_path], check=True, no_config=True)
-    assert [p.name for p in the_plan.files] == ["a.py"] and the_plan.options.project is not None
+    assert [p.name for p in the_plan.files] == ["a.py"] and the_plan.index is not None
     assert the_plan.check and not the_plan.write
     with pytest.raises(AssertionError, match="wrong step"):
         cli.run_plan(the_plan)  # the run step is the one that ports

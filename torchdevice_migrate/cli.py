@@ -27,6 +27,7 @@ from .report import FORMATS, build_report, default_docs_base, render
 if TYPE_CHECKING:  # pragma: no cover
     from .config import Settings
     from .options import Options
+    from .project_index import IndexRequest
 
 EXIT_OK, EXIT_CHANGES, EXIT_ERROR = 0, 1, 2
 
@@ -180,6 +181,9 @@ class Plan:
     verify_original: bool = False
     #: ``--reformat``: the formatter run on the changed statements of each port (``formatting.py``).
     reformat: Optional[str] = None
+    #: The project index to build (``project_index.IndexRequest``): the run step builds it into
+    #: ``options.project`` before it ports anything (a parallel run, in its workers).
+    index: Optional[IndexRequest] = None
 
     @property
     def write(self) -> bool:
@@ -194,8 +198,8 @@ def plan(paths: List[Path], *, diff: bool = False, check: bool = False, out: Opt
          quiet: bool = False, vendor: Optional[Path] = None, verify: Optional[str] = None,
          verify_original: bool = False, reformat: bool = False) -> Plan:
     """The plan step: check the arguments against each other and the file system, read the
-    configuration, find the files and index the project (``options.project``). Raises ``UsageError``;
-    ports and writes nothing."""
+    configuration, find the files and the project's files to index (``Plan.index``; the run step
+    builds the index). Raises ``UsageError``; ports and writes nothing."""
     for p in paths:
         if not p.exists():
             raise UsageError(f"{p}: no such file or folder")
@@ -236,14 +240,17 @@ def plan(paths: List[Path], *, diff: bool = False, check: bool = False, out: Opt
     options = settings.options()
     formatter = _formatter(settings) if reformat else None
     walk_errors: List[FileResult] = []
-    files = [f for f in discover(paths, settings.cli_exclude, errors=walk_errors) if not settings.excluded(f)]
+    walked = list(discover(paths, settings.cli_exclude, errors=walk_errors))
+    files = [f for f in walked if not settings.excluded(f)]
+    index = None
     if files:  # the whole project, once: a staged file is judged as in a whole-tree run
-        from .project_index import index_for
+        from .project_index import index_request
 
-        options.project = index_for(paths)
+        # Without --exclude the walk above is the index's walk of the same paths (not made twice).
+        index = index_request(paths, walked=None if settings.cli_exclude else walked)
     return Plan(paths, settings, options, files, walk_errors, diff=diff, check=check, report=report, fmt=fmt,
                 output=output, out=out, jobs=jobs, quiet=quiet, vendor_plan=vendor_plan, verify=verify,
-                verify_original=verify_original, reformat=formatter)
+                verify_original=verify_original, reformat=formatter, index=index)
 
 
 def _formatter(settings: Settings) -> str:
@@ -261,11 +268,12 @@ def _formatter(settings: Settings) -> str:
 
 
 def run_plan(the_plan: Plan) -> RunSummary:
-    """The run step: port every planned file in memory (nothing written)."""
+    """The run step: index the project (``options.project``) and port every planned file in memory
+    (nothing written)."""
     files, jobs = the_plan.files, the_plan.jobs
     if jobs <= 0:
         jobs = min(os.cpu_count() or 1, 8) if len(files) >= 8 else 1
-    summary = run(files, the_plan.options, jobs=jobs)
+    summary = run(files, the_plan.options, jobs=jobs, index=the_plan.index)
     summary.results.extend(the_plan.walk_errors)  # folders that could not be listed: one error line each
     if the_plan.reformat is not None:
         _reformat(summary, the_plan.reformat)

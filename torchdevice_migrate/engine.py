@@ -9,16 +9,19 @@ import shutil
 import stat
 import sys
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from .findings import FileResult, FileState
 from .options import Options, SourceError
 from .trigger import is_candidate
 from .vendor import MARKER as VENDORED_SHIM_MARKER
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .project_index import IndexRequest
 
 # Folders never descended into.
 SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", "build", "dist", "node_modules", ".venv", "venv", "env",
@@ -287,9 +290,13 @@ class RunSummary:
 
 
 def run(files: Sequence[Path], options: Options, jobs: int = 1,
-        on_result: Optional[Callable[[FileResult], None]] = None, progress: Optional[bool] = None) -> RunSummary:
+        on_result: Optional[Callable[[FileResult], None]] = None, progress: Optional[bool] = None,
+        index: Optional[IndexRequest] = None) -> RunSummary:
     """Migrate ``files`` (in parallel when ``jobs > 1``); results come back in input order.
 
+    ``index``: the project index to build first (``project_index.IndexRequest``); it becomes
+    ``options.project`` before any file is ported. A parallel run builds it in its workers, in the
+    same pass that reads and pre-filters ``files``.
     ``progress``: a progress bar on standard error (rich); None: only for a parallel run whose
     standard error is a terminal. Where worker processes cannot be started (no ``/dev/shm``, a
     sandbox that forbids them), the files are migrated in this process instead: parallelism is an
@@ -304,11 +311,11 @@ def run(files: Sequence[Path], options: Options, jobs: int = 1,
         results: Iterable[FileResult]
         if parallel:
             try:
-                results = _parallel(files, options, jobs)
+                results = _parallel(files, options, jobs, index)
             except (OSError, ImportError, BrokenProcessPool):
-                results = (migrate_path(f, options) for f in files)
+                results = _in_process(files, options, index)
         else:
-            results = (migrate_path(f, options) for f in files)
+            results = _in_process(files, options, index)
         for result in results:
             summary.results.append(result)
             if bar is not None:
@@ -319,6 +326,13 @@ def run(files: Sequence[Path], options: Options, jobs: int = 1,
         if bar is not None:
             bar.close()
     return summary
+
+
+def _in_process(files: Sequence[Path], options: Options, index: Optional[IndexRequest]) -> Iterator[FileResult]:
+    if index is not None:
+        options.project = index.build()
+    for f in files:
+        yield migrate_path(f, options)
 
 
 def _stderr_is_terminal() -> bool:
@@ -349,20 +363,28 @@ class _ProgressBar:
 
 # ---- the parallel runner ------------------------------------------------------------------------
 #
-# The parent reads each file and runs the byte pre-filter itself (a regex scan, tens of MB/s): a file
-# that may not use CUDA never crosses a process boundary. Only candidates go to the workers, one
-# task each with their bytes (what the parent read is what gets ported and written), since each one
-# is a LibCST parse that costs far more than the pickling. Workers never write files: the parent
-# writes after the run, so a signal needs no cleanup in the workers. They ignore SIGINT (the
-# parent handles Ctrl-C and stops them), and die with the parent (PR_SET_PDEATHSIG on Linux).
+# Two steps, in one pool of worker processes. The scan: the workers read every file (the files to
+# port and those of the project index, each once), run the byte pre-filter's regexes and compute
+# each file's index entry (``project_index.index_entry``), a chunk of files per task; the parent
+# merges the entries in the project's file order, which gives the index a one-process run builds.
+# The port: only candidates go back to the workers, one task each with their bytes (what was read
+# is what gets ported and written), the largest first. The index goes to each worker once, through
+# a queue each worker reads when its first candidate comes. A worker left without a chunk to scan
+# while the last ones are scanned imports LibCST (``_warm_up``).
+# Workers never write files: the parent writes after the run, so a signal needs no cleanup in the
+# workers. They ignore SIGINT (the parent handles Ctrl-C and stops them), and die with the parent
+# (PR_SET_PDEATHSIG on Linux).
 
 
 _WORKER_OPTIONS: Optional[Options] = None  # the run's options, given once to each worker (not with each file)
+_WORKER_INDEX_QUEUE: Any = None  # where this worker's copy of the project index comes from (None: in the options)
+_WORKER_CACHE: Dict[str, object] = {}  # the index cache's entries (digest -> entry), for the scan
 
 
-def _worker_init(parent: int = 0, options: Optional[Options] = None) -> None:
-    global _WORKER_OPTIONS
-    _WORKER_OPTIONS = options
+def _worker_init(parent: int = 0, options: Optional[Options] = None, index_queue: Any = None,
+                 cache: Optional[Dict[str, object]] = None) -> None:
+    global _WORKER_OPTIONS, _WORKER_INDEX_QUEUE, _WORKER_CACHE
+    _WORKER_OPTIONS, _WORKER_INDEX_QUEUE, _WORKER_CACHE = options, index_queue, cache or {}
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -381,32 +403,153 @@ def _worker_init(parent: int = 0, options: Optional[Options] = None) -> None:
         os._exit(1)
 
 
-def _migrate_candidate(source: bytes, display: str) -> FileResult:
+class _UsesCuda:
+    """A project that uses CUDA: ``is_candidate`` then also applies the project trigger."""
+
+    uses_cuda = True
+
+
+# What the scan says of a file to port (the regexes only: ``is_candidate(..., refine=False)``).
+_NOT_CANDIDATE, _CANDIDATE, _IF_PROJECT_USES_CUDA = 0, 1, 2
+
+
+def _scan(items: List[Tuple[Path, bool, bool]]) -> List[Optional[Tuple[Optional[bytes], Any, int, str, Any]]]:
+    """Per ``(path, port, index)``: None when it cannot be read (the parent reports it, as
+    ``migrate_path`` does); else ``(source if port, (size, mtime_ns), what the regexes say if port,
+    digest and index entry if index)``."""
+    from .project_index import index_entry
+
+    out: List[Optional[Tuple[Optional[bytes], Any, int, str, Any]]] = []
+    for path, port, index in items:
+        try:
+            source, read_stat = read_regular(path)
+        except (NotRegularFile, OSError, MemoryError):
+            out.append(None)
+            continue
+        kind, digest, entry = _NOT_CANDIDATE, "", None
+        if port:
+            if str(path).endswith(".ipynb"):
+                kind = _CANDIDATE
+            elif is_candidate(source, _UsesCuda(), refine=False):  # one pass of the regexes over most files
+                kind = _CANDIDATE if is_candidate(source, None, refine=False) else _IF_PROJECT_USES_CUDA
+        if index:
+            digest, entry = index_entry(source, _WORKER_CACHE)
+        out.append((source if port else None, read_stat, kind, digest, entry))
+    return out
+
+
+def _migrate_candidate(source: bytes, display: str) -> Tuple[FileResult, bool, bool]:
+    """The port of one candidate, with whether its ``original`` and ``new`` were left out (they are
+    ``source``, which the parent holds: not sent back)."""
+    global _WORKER_INDEX_QUEUE
     assert _WORKER_OPTIONS is not None
-    return migrate_bytes(source, display, _WORKER_OPTIONS)
+    if _WORKER_INDEX_QUEUE is not None:  # this worker's first candidate: the index, once the scan is merged
+        import pickle
+
+        _WORKER_OPTIONS.project = pickle.loads(_WORKER_INDEX_QUEUE.get())
+        _WORKER_INDEX_QUEUE = None
+    result = migrate_bytes(source, display, _WORKER_OPTIONS)
+    same_original, same_new = result.original is source, result.new is source
+    if same_original:
+        result.original = b""
+    if same_new:
+        result.new = b""
+    return result, same_original, same_new
 
 
-def _parallel(files: Sequence[Path], options: Options, jobs: int) -> Iterator[FileResult]:
-    """Start the workers and hand them the candidates; raises OSError/ImportError/BrokenProcessPool
-    when workers cannot be started (the caller then migrates in this process)."""
-    # The options (with the project index: up to a megabyte pickled) go to each worker once.
-    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init, initargs=(os.getpid(), options))
+def _warm_up() -> None:
+    """LibCST and the rules imported, in a worker that has no chunk left to scan."""
+    from . import transform  # noqa: F401
+
+
+#: Scan tasks per worker: small enough that the workers finish the scan together.
+_SCAN_CHUNKS_PER_WORKER = 16
+
+
+def _parallel(files: Sequence[Path], options: Options, jobs: int,
+              index: Optional[IndexRequest] = None) -> Iterator[FileResult]:
+    """Start the workers, scan, build the index (``index``, into ``options.project``) and hand the
+    workers the candidates; raises OSError/ImportError/BrokenProcessPool when workers cannot be
+    started or die during the scan (the caller then migrates in this process)."""
+    import multiprocessing
+    import pickle
+
+    from .project_index import IndexBuilder
+
+    builder = None
+    if index is not None and index.built is None:
+        builder = IndexBuilder(index.root, cache=index.cache)
+    elif index is not None:
+        options.project = index.built
+    # What to read: each file to port and each file to index, once (by absolute path).
+    items: List[Tuple[Path, bool, bool]] = []
+    port_slot: List[int] = []  # item of each file to port
+    index_slot: List[Tuple[Path, int]] = []  # (path, item) of each file to index, in the project's order
+    where: Dict[str, int] = {}
+    for f in files:
+        where.setdefault(os.path.abspath(f), len(items))
+        port_slot.append(len(items))
+        items.append((f, True, False))
+    for f in (index.files if index is not None else ()):
+        if not str(f).endswith((".py", ".pyi")):
+            continue
+        at = where.get(os.path.abspath(f))
+        if at is None:
+            at = where[os.path.abspath(f)] = len(items)
+            items.append((f, False, True))
+        else:
+            items[at] = (items[at][0], items[at][1], True)
+        index_slot.append((f, at))
+
+    index_queue = multiprocessing.get_context().Queue() if builder is not None else None
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init,
+                               initargs=(os.getpid(), options, index_queue, builder.old if builder else None))
     try:
-        pending: List[Any] = []  # a FileResult, or (future, source, display, read_stat) of a candidate
-        for f in files:
-            display = str(f)
-            try:
-                source, read_stat = read_regular(f)
-            except (NotRegularFile, OSError, MemoryError):
-                pending.append(migrate_path(f, options))  # the same error result, read again
-                continue
-            # The regexes only (refine=False): the worker runs the exact check (comments, docstrings).
-            if is_candidate(source, options.project, refine=False) or display.endswith(".ipynb"):
-                pending.append((pool.submit(_migrate_candidate, source, display), source, display, read_stat))
+        n = max(1, min(len(items), jobs * _SCAN_CHUNKS_PER_WORKER))
+        bounds = [len(items) * i // n for i in range(n + 1)]
+        chunks = {pool.submit(_scan, items[lo:hi]): lo for lo, hi in zip(bounds, bounds[1:]) if hi > lo}
+        scanned: List[Any] = [None] * len(items)
+        port_of = {at: i for i, at in enumerate(port_slot)}
+        pending: List[Any] = [None] * len(files)  # a FileResult, (path,) to read again (an error), or a task
+        warmed = False
+        for done in as_completed(chunks):
+            lo = chunks[done]
+            for k, record in enumerate(done.result(), lo):
+                scanned[k] = record
+                if not warmed and record is not None and record[2] == _CANDIDATE and k in port_of:
+                    warmed = True  # queued behind the scan: a worker left without a chunk imports LibCST
+                    for _ in range(jobs):
+                        pool.submit(_warm_up)
+        if builder is not None:
+            for f, at in index_slot:
+                record = scanned[at]
+                if record is not None:
+                    builder.add(f, record[3], record[4])
+            assert index is not None
+            options.project = index.built = builder.finish()
+            blob = pickle.dumps(options.project, protocol=pickle.HIGHEST_PROTOCOL)
+            assert index_queue is not None
+            index_queue.cancel_join_thread()  # a copy no worker takes never holds up the end of the run
+            for _ in range(jobs):  # one copy for each worker (each takes one, with its first candidate)
+                index_queue.put(blob)
+        project = options.project
+        project_uses_cuda = project is not None and bool(project.uses_cuda)
+        candidates = []
+        for i, at in enumerate(port_slot):
+            record = scanned[at]
+            if record is None:
+                pending[i] = (files[i],)  # cannot be read: migrate_path gives the error (read again)
+            elif record[2] == _CANDIDATE or (record[2] == _IF_PROJECT_USES_CUDA and project_uses_cuda):
+                candidates.append(i)
             else:
-                result = FileResult(display, FileState.UNCHANGED, original=source, new=source)
-                result.read_stat = read_stat
-                pending.append(result)
+                result = FileResult(str(files[i]), FileState.UNCHANGED, original=record[0], new=record[0])
+                result.read_stat = record[1]
+                pending[i] = result
+        # The largest first: the last task to end is a small one (the results keep the files' order).
+        for i in sorted(candidates, key=lambda i: -len(scanned[port_slot[i]][0])):
+            source, read_stat = scanned[port_slot[i]][:2]
+            display = str(files[i])
+            pending[i] = (pool.submit(_migrate_candidate, source, display), source, display, read_stat)
     except BaseException:
         _stop(pool)
         raise
@@ -419,9 +562,16 @@ def _collect(pool: ProcessPoolExecutor, pending: List[Any], options: Options) ->
             if isinstance(item, FileResult):
                 yield item
                 continue
+            if len(item) == 1:
+                yield migrate_path(item[0], options)
+                continue
             future, source, display, read_stat = item
             try:
-                result = future.result()
+                result, same_original, same_new = future.result()
+                if same_original:
+                    result.original = source
+                if same_new:
+                    result.new = source
             except BrokenProcessPool:  # a worker died (killed, out of memory): port it here instead
                 result = migrate_bytes(source, display, options)
             result.read_stat = read_stat

@@ -469,15 +469,11 @@ def build_index(files: Iterable[Path], root: Optional[Path] = None, cache: bool 
     ``lazy``: a file whose only facts can be classes (``lazy_class_names``) is not parsed here but
     when a rule asks about a class it may define (``ProjectIndex.classes``): the rules see the same
     facts, and a large project's index costs a byte scan of most files instead of a parse.
-    False: every file is parsed now (the reference the tests compare with)."""
-    root_s = str(root) if root is not None else None
-    try:
-        cache_path = cache_file(root) if (cache and root is not None) else None
-    except (OSError, RuntimeError):  # no home folder
-        cache_path = None
-    old = _load_cache(cache_path) if cache_path is not None else {}
-    entries: Dict[str, object] = {}  # digest -> FileInfo, or (class names, keep) of a lazy file
-    index = ProjectIndex(root_s)
+    False: every file is parsed now (the reference the tests compare with).
+
+    One file at a time in this process; a parallel run computes the same ``index_entry`` of each
+    file in its workers and merges them in the same order (``IndexBuilder``, ``engine._parallel``)."""
+    builder = IndexBuilder(root, cache=cache, lazy=lazy)
     for f in files:
         if not str(f).endswith((".py", ".pyi")):
             continue
@@ -487,32 +483,62 @@ def build_index(files: Iterable[Path], root: Optional[Path] = None, cache: bool 
             source, _ = read_regular(Path(f))
         except (OSError, NotRegularFile, MemoryError):
             continue
-        digest = hashlib.blake2b(source, digest_size=16).hexdigest()
-        cached = old.get(digest)
-        if isinstance(cached, FileInfo):
-            entries[digest] = info = cached
-        elif lazy and isinstance(cached, tuple) and len(cached) == 2 and isinstance(cached[0], frozenset):
-            entries[digest] = cached
-            names, keep = cached
+        builder.add(f, *index_entry(source, builder.old, lazy))
+    return builder.finish()
+
+
+#: What the index keeps of one file: its facts, or ``(class names, keep)`` of a file left lazy.
+Entry = object
+
+
+def index_entry(source: bytes, old: Dict[str, object], lazy: bool = True) -> Tuple[str, Entry]:
+    """``(digest, entry)`` of one file's bytes, as ``build_index`` keeps it: the ``FileInfo`` (from
+    ``old``, the cache's entries, when it holds this digest), or ``(names, keep)`` for a file whose only
+    facts can be classes (``lazy_class_names``; ``keep``: it may hold a class or a load site).
+    Depends on nothing but its arguments: a worker process computes it as well as the parent."""
+    digest = hashlib.blake2b(source, digest_size=16).hexdigest()
+    cached = old.get(digest)
+    if isinstance(cached, FileInfo):
+        return digest, cached
+    if lazy and isinstance(cached, tuple) and len(cached) == 2 and isinstance(cached[0], frozenset):
+        return digest, cached
+    if not _PARSE_TRIGGER.search(source):
+        return digest, _EMPTY  # no class, no CUDA, no load, no TorchScript: no facts
+    names = lazy_class_names(source) if lazy else None
+    if names is not None:  # classes (and load sites): indexed when a rule asks about a class
+        return digest, (names, bool(names) or _needs(source)[2])  # the cache holds what the byte scan found
+    return digest, index_source(source)
+
+
+class IndexBuilder:
+    """The index of a project, one file's ``index_entry`` at a time, in the project's file order
+    (the order decides nothing but is kept: the same index, however its entries were computed)."""
+
+    def __init__(self, root: Optional[Path], cache: bool = True, lazy: bool = True) -> None:
+        self.root_s = str(root) if root is not None else None
+        self.lazy = lazy
+        try:
+            self.cache_path = cache_file(root) if (cache and root is not None) else None
+        except (OSError, RuntimeError):  # no home folder
+            self.cache_path = None
+        #: The cache's entries (digest -> entry): ``index_entry`` takes a file's facts from it.
+        self.old: Dict[str, object] = _load_cache(self.cache_path) if self.cache_path is not None else {}
+        self.entries: Dict[str, object] = {}  # digest -> FileInfo, or (class names, keep) of a lazy file
+        self.index = ProjectIndex(self.root_s)
+
+    def add(self, f, digest: str, entry: Entry) -> None:
+        self.entries[digest] = entry
+        if isinstance(entry, tuple):
+            names, keep = entry
             if keep:
-                index.lazy[_key(root_s, str(f))] = (os.path.abspath(f), names)
-            continue
-        elif not _PARSE_TRIGGER.search(source):
-            entries[digest] = info = _EMPTY  # no class, no CUDA, no load, no TorchScript: no facts
-        else:
-            names = lazy_class_names(source) if lazy else None
-            if names is not None:  # classes (and load sites): indexed when a rule asks about a class
-                keep = bool(names) or _needs(source)[2]
-                entries[digest] = (names, keep)  # the cache holds what the byte scan found
-                if keep:
-                    index.lazy[_key(root_s, str(f))] = (os.path.abspath(f), names)
-                continue
-            entries[digest] = info = index_source(source)
-        if info != _EMPTY:  # a file with no facts adds nothing (and the index travels to every worker)
-            index.files[_key(root_s, str(f))] = info
-    if cache_path is not None and set(entries) != set(old):
-        _save_cache(cache_path, entries)
-    return index
+                self.index.lazy[_key(self.root_s, str(f))] = (os.path.abspath(f), names)
+        elif entry != _EMPTY:  # a file with no facts adds nothing (and the index travels to every worker)
+            self.index.files[_key(self.root_s, str(f))] = cast(FileInfo, entry)
+
+    def finish(self) -> ProjectIndex:
+        if self.cache_path is not None and set(self.entries) != set(self.old):
+            _save_cache(self.cache_path, self.entries)
+        return self.index
 
 
 def project_files(root: Path) -> List[Path]:
@@ -521,15 +547,46 @@ def project_files(root: Path) -> List[Path]:
     return list(discover([root], suffixes=(".py", ".pyi")))
 
 
-def index_for(paths: Sequence[Path], cache: bool = True) -> Optional[ProjectIndex]:
-    """The index of the project that holds ``paths`` (its root's files), or of ``paths`` alone
-    when no project root is found above them."""
+@dataclass
+class IndexRequest:
+    """The index of a project, planned but not built yet: the files to index (the project root's
+    files, or the paths' own), the root (None: no project root, no cache) and whether to cache.
+    A run builds it (``build``, or its parallel runner over the same files: ``engine._parallel``)."""
+
+    files: List[Path]
+    root: Optional[Path] = None
+    cache: bool = True
+    #: The index, once built (``build``, or the parallel runner).
+    built: Optional[ProjectIndex] = field(default=None, repr=False, compare=False)
+
+    def build(self) -> ProjectIndex:
+        if self.built is None:
+            self.built = build_index(self.files, self.root, cache=self.cache)
+        return self.built
+
+
+def index_request(paths: Sequence[Path], cache: bool = True, walked: Optional[Sequence[Path]] = None) -> IndexRequest:
+    """What ``index_for(paths)`` indexes: the files of the project that holds ``paths`` (its root's
+    files), or ``paths``' own files when no project root is found above them (no cache then).
+    ``walked``: what ``engine.discover(paths)`` (no excludes, every source suffix) found, when the
+    caller walked ``paths`` already; it serves instead of a second walk where ``paths`` is the
+    project root or no root is found (the same files in the same order)."""
     root = find_root(paths)
+    if walked is not None and (root is None or (len(paths) == 1 and os.path.isdir(paths[0])
+                                                and os.path.abspath(paths[0]) == str(root))):
+        files = [f for f in walked if str(f).endswith((".py", ".pyi"))]
+        return IndexRequest(files, root, cache=cache and root is not None)
     if root is None:
         from .engine import discover
 
-        return build_index(discover(paths, suffixes=(".py", ".pyi")), None, cache=False)
-    return build_index(project_files(root), root, cache=cache)
+        return IndexRequest(list(discover(paths, suffixes=(".py", ".pyi"))), None, cache=False)
+    return IndexRequest(project_files(root), root, cache=cache)
+
+
+def index_for(paths: Sequence[Path], cache: bool = True) -> Optional[ProjectIndex]:
+    """The index of the project that holds ``paths`` (its root's files), or of ``paths`` alone
+    when no project root is found above them."""
+    return index_request(paths, cache=cache).build()
 
 
 def project_of(ctx) -> ProjectIndex:
