@@ -8,13 +8,10 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple, cast
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple, cast
 
 import libcst as cst
 from libcst.metadata import Assignment
-
-if TYPE_CHECKING:  # libcst.codemod imports libcst.matchers (~0.15 s): only a file that changes needs it
-    from libcst.codemod import CodemodContext
 
 from .findings import Finding
 
@@ -252,23 +249,28 @@ def _migrate_module(module: cst.Module, path: str, options: Options, code: Optio
     findings = ctx.findings()
     if not ctx.rewrites:
         return None, findings
-    from libcst.codemod import CodemodContext
-    from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
+    # Imports are added as LibCST's AddImportsVisitor adds them, without importing libcst.codemod
+    # (add_imports.py: ~0.15 s of imports through libcst.matchers, the most of a staged file's run).
+    from .add_imports import ImportContext
 
-    context = CodemodContext()
+    context = ImportContext()
     for module_name, obj in sorted(ctx.imports, key=str):
-        AddImportsVisitor.add_needed_import(context, module_name, obj)
+        context.add_needed_import(module_name, obj)
     if ctx.shim_used:
         if shim_parent:
-            AddImportsVisitor.add_needed_import(context, shim_parent, shim_last, asname=None if alias == shim_last else alias)
+            context.add_needed_import(shim_parent, shim_last, asname=None if alias == shim_last else alias)
         else:
-            AddImportsVisitor.add_needed_import(context, shim_last, asname=None if alias == shim_last else alias)
+            context.add_needed_import(shim_last, asname=None if alias == shim_last else alias)
     if ctx.shim_used or ctx.imports:
         new_module = _add_imports(context, new_module, alias, vendored=bool(shim_parent))
-    for module_name, obj, asname in sorted(ctx.removed_from_imports, key=str):
-        RemoveImportsVisitor.remove_unused_import(context, module_name, obj, asname)
-    if ctx.removed_from_imports:
-        new_module = RemoveImportsVisitor(context).transform_module(new_module)
+    if ctx.removed_from_imports:  # an import left unused is removed by LibCST's own visitor
+        from libcst.codemod import CodemodContext
+        from libcst.codemod.visitors import RemoveImportsVisitor
+
+        removal = CodemodContext()
+        for module_name, obj, asname in sorted(ctx.removed_from_imports, key=str):
+            RemoveImportsVisitor.remove_unused_import(removal, module_name, obj, asname)
+        new_module = RemoveImportsVisitor(removal).transform_module(new_module)
     binding = pending_binding(ctx)  # --target torch: the one module-level device value
     if binding is not None:
         new_module = insert_binding(new_module, binding)
@@ -329,7 +331,7 @@ def _earliest_import_position(module: cst.Module, alias: str, vendored: bool = F
     return max(last_import, last_path, last_env) + 1
 
 
-def _add_imports(context: CodemodContext, module: cst.Module, alias: str = DEFAULT_SHIM_MODULE,
+def _add_imports(context: Any, module: cst.Module, alias: str = DEFAULT_SHIM_MODULE,
                  vendored: bool = False) -> cst.Module:
     """Add the scheduled imports where they change nothing (``_earliest_import_position``).
 
@@ -356,11 +358,10 @@ def _add_imports(context: CodemodContext, module: cst.Module, alias: str = DEFAU
     return module.with_changes(body=(*head, *new_tail.body))
 
 
-def _drop_present(context: CodemodContext, node: cst.CSTNode) -> None:
+def _drop_present(context: Any, node: cst.CSTNode) -> None:
     """Forget scheduled imports that ``node`` (an import before the insertion point) already does."""
-    from libcst.codemod.visitors import AddImportsVisitor
+    from .add_imports import CONTEXT_KEY as key
 
-    key = AddImportsVisitor.CONTEXT_KEY
     needed = context.scratch.get(key, [])
     present: Set[Tuple[Optional[str], Optional[str], Optional[str]]] = set()
     if isinstance(node, cst.Import):
@@ -377,29 +378,15 @@ def _drop_present(context: CodemodContext, node: cst.CSTNode) -> None:
                             if (imp.module_name, imp.obj_name, imp.alias) not in present]
 
 
-def _add_imports_at_top(context: CodemodContext, module: cst.Module) -> cst.Module:
-    """``AddImportsVisitor(context).transform_module(module)``, on the statements it can touch only.
+def _add_imports_at_top(context: Any, module: cst.Module) -> cst.Module:
+    """``AddImportsVisitor(context).transform_module(module)``, without ``libcst.codemod``.
 
-    The visitor reads and changes nothing but the module's first statements: an optional docstring
-    or ``__strict__`` flag, the import lines that follow it, and the ``leading_lines`` of the first
-    statement after them (which may get an empty line). Running it on a module cut after that
-    statement, which stands in as a ``pass`` with its leading lines, and putting the rest back gives
-    the same module without two passes over the whole tree (and a deep copy of it)."""
-    from libcst.codemod.visitors import AddImportsVisitor
+    ``add_imports.py`` does what the visitor does to the module's first statements (the only ones it
+    reads or changes: no pass over the whole tree, no deep copy); ``context`` is an
+    ``add_imports.ImportContext`` or a ``CodemodContext``."""
+    from .add_imports import add_scheduled_imports
 
-    body = module.body
-    cut = 1
-    while cut < len(body) and _is_import_line(body[cut]):
-        cut += 1
-    if cut >= len(body):
-        return AddImportsVisitor(context).transform_module(module)
-    first = body[cut]  # not an import line: where the visitor stops looking
-    stand_in = cst.SimpleStatementLine([cst.Pass()], leading_lines=first.leading_lines)
-    head = AddImportsVisitor(context).transform_module(module.with_changes(body=(*body[:cut], stand_in)))
-    *new_head, new_stand_in = head.body
-    if new_stand_in.leading_lines is not stand_in.leading_lines:
-        first = first.with_changes(leading_lines=new_stand_in.leading_lines)
-    return module.with_changes(body=(*new_head, first, *body[cut + 1:]))
+    return add_scheduled_imports(context, module)
 
 
 def _free_alias(scope_map: Mapping[cst.CSTNode, Any], wanted: str, shim_module: str) -> str:

@@ -1,0 +1,235 @@
+"""Scheduled imports added exactly where and how LibCST's ``AddImportsVisitor`` adds them.
+
+``libcst.codemod`` imports ``libcst.matchers`` (~0.15 s, and each visitor instance inspects the
+annotations of its methods, ~0.03 s more): most of what one staged file costs (issue 12). What the
+visitor does to a module is small and local, so it is done here on plain LibCST nodes:
+
+* it reads only the module's first statements: an optional docstring or ``__strict__ = ...`` flag,
+  then the import lines that follow it (one ``import``/``from ... import`` per line, the "top
+  imports");
+* a scheduled ``from M import x`` whose module a top ``from M import ...`` already names is merged
+  into the first such line (new names first, sorted); an import the top imports already do is
+  dropped;
+* the rest is parsed from text and put after the top imports (``__future__`` ones before them), in
+  the visitor's order, and the first statement after them gets an empty line above it if it has
+  none (or a comment first).
+
+``tests/test_add_imports.py`` holds this to ``AddImportsVisitor`` on every fixture (input and
+expected output) and rule example with the import sets the tool schedules and more. Anything outside
+what is mirrored here (a context with a package name, relative imports) runs the visitor itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Set, Tuple, Union, cast
+
+import libcst as cst
+
+#: The key of the scheduled imports in ``context.scratch``, as in ``AddImportsVisitor.CONTEXT_KEY``.
+CONTEXT_KEY = "AddImportsVisitor"
+
+
+class ImportItem(NamedTuple):
+    """One scheduled import; the fields of ``libcst.codemod.visitors.ImportItem``."""
+
+    module_name: str
+    obj_name: Optional[str] = None
+    alias: Optional[str] = None
+    relative: int = 0
+
+
+class ImportContext:
+    """The part of ``libcst.codemod.CodemodContext`` the import helpers use (no ``libcst.codemod``)."""
+
+    full_package_name: Optional[str] = None
+
+    def __init__(self) -> None:
+        self.scratch: Dict[str, Any] = {}
+
+    def add_needed_import(self, module: str, obj: Optional[str] = None, asname: Optional[str] = None) -> None:
+        """``AddImportsVisitor.add_needed_import(self, module, obj, asname)``."""
+        if module == "__future__" and obj is None:
+            raise ValueError("Cannot import __future__ directly!")
+        self.scratch.setdefault(CONTEXT_KEY, []).append(ImportItem(module, obj, asname))
+
+
+def add_scheduled_imports(context: Any, module: cst.Module) -> cst.Module:
+    """``AddImportsVisitor(context).transform_module(module).code`` equals ``...(context, module).code``.
+
+    ``context`` is an ``ImportContext`` or a ``libcst.codemod.CodemodContext``."""
+    items = context.scratch.get(CONTEXT_KEY, [])
+    if getattr(context, "full_package_name", None) is not None or any(
+            imp.relative or (imp.module_name or "").startswith(".") for imp in items):
+        from libcst.codemod import CodemodContext
+        from libcst.codemod.visitors import AddImportsVisitor
+
+        if not isinstance(context, CodemodContext):
+            real = CodemodContext()
+            for imp in items:
+                AddImportsVisitor.add_needed_import(real, imp.module_name, imp.obj_name, imp.alias, imp.relative)
+            context = real
+        return AddImportsVisitor(context).transform_module(module)
+    return _add(module, items)
+
+
+def _is_import_line(statement: cst.CSTNode) -> bool:
+    return (isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1
+            and isinstance(statement.body[0], (cst.Import, cst.ImportFrom)))
+
+
+def _skip_first(module: cst.Module) -> bool:
+    """A ``__strict__ = ...`` flag or a docstring (a plain string) first: the imports go after it."""
+    if not module.body:
+        return False
+    first = module.body[0]
+    if not isinstance(first, cst.SimpleStatementLine) or len(first.body) != 1:
+        return False
+    small = first.body[0]
+    if isinstance(small, cst.Assign):
+        return (len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name)
+                and small.targets[0].target.value == "__strict__")
+    return isinstance(small, cst.Expr) and isinstance(small.value, cst.SimpleString)
+
+
+def _top_import(statement: cst.BaseStatement) -> Union[cst.Import, cst.ImportFrom]:
+    """The import of an import line (``_is_import_line``)."""
+    return cast(Union[cst.Import, cst.ImportFrom], cast(cst.SimpleStatementLine, statement).body[0])
+
+
+def _from_module(node: cst.ImportFrom) -> Optional[str]:
+    """``get_absolute_module_from_package_for_import(None, node)``: None for a relative import."""
+    if node.relative:
+        return None
+    return cst.helpers.get_full_name_for_node(node.module) if node.module is not None else None
+
+
+def _add(module: cst.Module, items: Sequence[Any]) -> cst.Module:
+    for imp in items:
+        if imp.module_name == "__future__" and imp.obj_name is None:
+            raise ValueError("Cannot import __future__ directly!")
+        if imp.module_name == "__future__" and imp.alias is not None:
+            raise ValueError("Cannot import __future__ objects with aliases!")
+    # What is asked for (AddImportsVisitor.__init__).
+    module_imports: Set[str] = {imp.module_name for imp in items if imp.obj_name is None and imp.alias is None}
+    from_imports = {imp.module_name for imp in items if imp.obj_name is not None and imp.alias is None}
+    module_mapping: Dict[str, Set[str]] = {
+        name: {imp.obj_name for imp in items if imp.module_name == name and imp.obj_name is not None
+               and imp.alias is None}
+        for name in sorted(from_imports)}
+    module_aliases: Dict[str, str] = {imp.module_name: imp.alias for imp in items
+                                      if imp.obj_name is None and imp.alias is not None}
+    from_aliases = {imp.module_name for imp in items if imp.obj_name is not None and imp.alias is not None}
+    alias_mapping: Dict[str, List[Tuple[str, str]]] = {
+        name: [(imp.obj_name, imp.alias) for imp in items if imp.module_name == name
+               and imp.obj_name is not None and imp.alias is not None]
+        for name in sorted(from_aliases)}
+
+    # The top imports (_GatherTopImportsBeforeStatements) and what they already do.
+    body = module.body
+    start = 1 if _skip_first(module) else 0
+    end = start
+    while end < len(body) and _is_import_line(body[end]):
+        end += 1
+    have_modules: Set[str] = set()
+    have_objects: Dict[str, Set[str]] = {}
+    have_module_aliases: Dict[str, str] = {}
+    have_aliases: Dict[str, List[Tuple[str, Optional[str]]]] = {}
+    for i in range(start, end):
+        node = _top_import(body[i])
+        if isinstance(node, cst.Import):
+            for ia in node.names:
+                alias = ia.evaluated_alias
+                if alias is not None:
+                    have_module_aliases[ia.evaluated_name] = alias
+                else:
+                    have_modules.add(ia.evaluated_name)
+            continue
+        source = _from_module(node)
+        if source is None:
+            continue
+        if isinstance(node.names, cst.ImportStar):
+            have_objects[source] = {"*"}
+            continue
+        new_aliases = [(a.evaluated_name, a.evaluated_alias) for a in node.names if a.asname is not None]
+        if new_aliases:
+            have_aliases.setdefault(source, []).extend(new_aliases)
+        new_objects = {a.evaluated_name for a in node.names if a.asname is None}
+        if new_objects:
+            have_objects.setdefault(source, set())
+            if "*" in have_objects[source]:
+                have_objects[source] = {"*"}
+                continue
+            have_objects[source].update(new_objects)
+
+    # AddImportsVisitor.visit_Module: forget what is there.
+    module_imports -= have_modules
+    for name, alias in have_module_aliases.items():
+        if name in module_aliases and module_aliases[name] == alias:
+            del module_aliases[name]
+    for name, pairs in have_aliases.items():
+        for pair in pairs:
+            if name in alias_mapping and pair in alias_mapping[name]:
+                alias_mapping[name].remove(pair)  # type: ignore[arg-type]
+                if not alias_mapping[name]:
+                    del alias_mapping[name]
+    for name, objects in have_objects.items():
+        if name not in module_mapping:
+            continue
+        if "*" in objects:
+            del module_mapping[name]
+        else:
+            module_mapping[name] = module_mapping[name] - objects
+            if not module_mapping[name]:
+                del module_mapping[name]
+
+    # AddImportsVisitor.leave_ImportFrom on each top ``from`` import, in order: merge into it.
+    new_body = list(body)
+    for i in range(start, end):
+        node = _top_import(body[i])
+        if not isinstance(node, cst.ImportFrom) or isinstance(node.names, cst.ImportStar):
+            continue
+        source = _from_module(node)
+        if source is None or source not in module_mapping and source not in alias_mapping:
+            continue
+        objects = module_mapping.pop(source, set())
+        aliased = alias_mapping.pop(source, [])
+        names = [*(cst.ImportAlias(name=cst.Name(obj)) for obj in sorted(objects)),
+                 *(cst.ImportAlias(name=cst.Name(obj), asname=cst.AsName(name=cst.Name(alias)))
+                   for obj, alias in sorted(aliased)),
+                 *node.names]
+        new_body[i] = body[i].with_changes(body=[node.with_changes(names=names)])
+
+    # AddImportsVisitor.leave_Module: the new import lines after the top imports.
+    if not (module_imports or module_mapping or module_aliases or alias_mapping):
+        return module.with_changes(body=new_body) if new_body != list(body) else module
+    before, until, after = new_body[:start], new_body[start:end], new_body[end:]
+    if after:
+        first = after[0]
+        if not first.leading_lines:
+            after[0] = first.with_changes(leading_lines=(cst.EmptyLine(),))
+        elif first.leading_lines[0].comment is not None:
+            after[0] = first.with_changes(leading_lines=(cst.EmptyLine(), *first.leading_lines))
+    merged: Dict[str, List[Tuple[str, Optional[str]]]] = {}
+    for source, aliases in alias_mapping.items():
+        merged.setdefault(source, []).extend(aliases)
+    for source, objects in module_mapping.items():
+        merged.setdefault(source, []).extend((obj, None) for obj in objects)
+    ordered = {name: sorted(pairs) for name, pairs in merged.items()}  # type: ignore[type-var]
+    config = module.config_for_parsing
+
+    def statement(text: str) -> cst.BaseStatement:
+        return cst.parse_statement(text, config=config)
+
+    def from_line(name: str, pairs: List[Tuple[str, Optional[str]]]) -> cst.BaseStatement:
+        return statement(f"from {name} import "
+                         + ", ".join(obj if alias is None else f"{obj} as {alias}" for obj, alias in pairs))
+
+    return module.with_changes(body=(
+        *before,
+        *[from_line(name, pairs) for name, pairs in ordered.items() if name == "__future__"],
+        *until,
+        *[statement(f"import {name}") for name in sorted(module_imports)],
+        *[statement(f"import {name} as {alias}") for name, alias in module_aliases.items()],
+        *[from_line(name, pairs) for name, pairs in ordered.items() if name != "__future__"],
+        *after,
+    ))
