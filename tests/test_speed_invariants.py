@@ -223,3 +223,111 @@ def test_lazy_index_parses_only_what_it_is_asked_about(tmp_path):
     assert not lazy._loaded
     lazy.classes("A")
     assert list(lazy._loaded) == [lazy.key_for(str(tmp_path / "plain.py"))]
+
+
+# ---- the parallel run builds the index in its workers (issue 12): the one-process run's results ---
+
+import json as _json  # noqa: E402
+import shutil as _shutil  # noqa: E402
+
+from torchdevice_migrate import cli as _cli  # noqa: E402
+from torchdevice_migrate import engine as _engine  # noqa: E402
+from torchdevice_migrate.findings import FileState  # noqa: E402
+
+
+def _fp(results):
+    return [(r.path, r.state, r.original, r.new, r.error, r.read_stat,
+             [(f.line, f.column, f.code, f.status, f.message) for f in r.findings]) for r in results]
+
+
+def _parallel_project(root: Path) -> Path:
+    """A project whose ports depend on the index: classes defined in other files, a ``torch.load``
+    that is a candidate only because the project uses CUDA, a file left lazy, an unreadable file,
+    a file that does not parse, a notebook, and the example projects."""
+    root.mkdir()
+    (root / "pyproject.toml").write_text("")
+    for name, text in _INDEX_CASES.items():
+        (root / name).write_text(text, encoding="utf-8")
+    pkg = root / "pkg"
+    pkg.mkdir()
+    (pkg / "models.py").write_text("import torch.nn as nn\nclass Plain(nn.Module):\n    pass\n"
+                                   "class Custom(nn.Module):\n    def cuda(self):\n        return self\n")
+    (pkg / "use.py").write_text("import torch\nfrom .models import Plain, Custom\n"
+                                "a = Plain().cuda()\nb = Custom().cuda()\nx = torch.ones(2).cuda()\n")
+    (pkg / "ckpt.py").write_text("import torch\n\ndef restore(path):\n    return torch.load(path)\n")
+    (pkg / "lazy_base.py").write_text("class Base:\n    def to(self, d):\n        return self\n")
+    (pkg / "nb.ipynb").write_text(_json.dumps({"cells": [{"cell_type": "code", "metadata": {}, "outputs": [],
+                                                          "execution_count": None, "source": ["x = y.cuda()\n"]}],
+                                               "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    if hasattr(_os, "mkfifo"):
+        _os.mkfifo(pkg / "fifo.py")
+    for p in sorted((FIXTURES / "projects").iterdir()):
+        if p.is_dir():
+            _shutil.copytree(p, root / p.name)
+    return root
+
+
+def _project_without_cuda_use(root: Path) -> Path:
+    """A project the index says uses no CUDA, whose files the rules still change (a device index,
+    a backend name, the AMP scaler): the parallel run must port them and leave ``torch.load`` be."""
+    root.mkdir()
+    (root / "setup.py").write_text("")
+    (root / "dist.py").write_text('import torch.distributed as dist\ndist.init_process_group("nccl")\n')
+    (root / "amp.py").write_text("import torch\ns = torch.amp.GradScaler()\nx = torch.ones(2).to(0)\n")
+    (root / "ckpt.py").write_text("import torch\n\ndef restore(path):\n    return torch.load(path)\n")
+    (root / "plain.py").write_text("def f(x):\n    return x\n")
+    return root
+
+
+@pytest.mark.parametrize("which", ["root", "subfolder", "files", "no_cuda_use"])
+def test_parallel_run_equals_one_process_run_with_the_project_index(tmp_path, monkeypatch, which):
+    monkeypatch.setenv("TORCHDEVICE_MIGRATE_CACHE", str(tmp_path / "cache"))
+    if which == "no_cuda_use":
+        _project_without_cuda_use(tmp_path / "proj")
+    else:
+        _parallel_project(tmp_path / "proj")
+    monkeypatch.chdir(tmp_path)
+    paths = {"root": [Path("proj")], "subfolder": [Path("proj/pkg")], "no_cuda_use": [Path("proj")],
+             # the same file twice, spelled two ways; a file outside the folder given first
+             "files": [Path("proj/pkg"), Path("proj/pkg/../pkg/use.py"), Path("proj/load.py")]}[which]
+
+    def go(jobs):
+        the_plan = _cli.plan(paths, check=True, no_config=True)
+        summary = _engine.run(the_plan.files, the_plan.options, jobs=jobs, progress=False, index=the_plan.index)
+        return summary, the_plan.options.project
+
+    cold, cold_index = go(2)  # workers compute every file's index entry (and the cache is written)
+    monkeypatch.setenv("TORCHDEVICE_MIGRATE_CACHE", "off")
+    one, one_index = go(1)  # the reference: the index built in this process, every file ported here
+    monkeypatch.setenv("TORCHDEVICE_MIGRATE_CACHE", str(tmp_path / "cache"))
+    warm, warm_index = go(2)  # the entries the parallel run cached
+    for summary, index in ((cold, cold_index), (warm, warm_index)):
+        assert _fp(summary.results) == _fp(one.results)
+        assert list(index.files.items()) == list(one_index.files.items())
+        assert list(index.lazy.items()) == list(one_index.lazy.items())
+    states = {Path(r.path).name: r.state for r in one.results}
+    if which == "no_cuda_use":
+        assert not one_index.uses_cuda and states["ckpt.py"] is FileState.UNCHANGED
+        assert states["dist.py"] is FileState.CHANGED and states["amp.py"] is FileState.CHANGED
+        return
+    assert one_index.uses_cuda and one_index.lazy, "the project uses CUDA and leaves files lazy"
+    assert states["use.py"] is FileState.CHANGED and states["ckpt.py"] is FileState.CHANGED  # ckpt: the project trigger
+    if hasattr(_os, "mkfifo"):
+        assert states["fifo.py"] is FileState.ERROR
+
+
+def test_a_parallel_run_without_workers_builds_the_index_here(tmp_path, monkeypatch):
+    """Where worker processes cannot start, the files are ported in this process, with the index."""
+    monkeypatch.setenv("TORCHDEVICE_MIGRATE_CACHE", "off")
+    root = _parallel_project(tmp_path / "proj")
+
+    def no_workers(*args, **kwargs):
+        raise OSError("no /dev/shm")
+
+    reference = _cli.plan([root], check=True, no_config=True)
+    expected = _engine.run(reference.files, reference.options, jobs=1, index=reference.index)
+    monkeypatch.setattr(_engine, "ProcessPoolExecutor", no_workers)
+    the_plan = _cli.plan([root], check=True, no_config=True)
+    got = _engine.run(the_plan.files, the_plan.options, jobs=2, progress=False, index=the_plan.index)
+    assert _fp(got.results) == _fp(expected.results)
+    assert the_plan.options.project is not None and the_plan.options.project.uses_cuda
