@@ -11,8 +11,11 @@ Prints, for the ``.py`` files under TREE:
 * time per phase, measured one phase at a time in this process (one core): discover, prefilter,
   index (the project index of ``project_index.py`` over every file, without its cache),
   parse (LibCST), rules (the rest of porting a candidate), write (the changed files, to a scratch copy);
-* the real thing: ``torchdevice-migrate --check TREE`` and an in-place run on a copy of TREE, wall
-  time, CPU time, files per second, and the peak RSS of the largest process (parent or worker);
+* the real thing, on a copy of TREE made a project (a root marker, so the index cache is used, in a
+  scratch folder): ``torchdevice-migrate --check`` with the cache cold, again with it warm (not
+  with ``--cold``), and in place; wall time, CPU time, files per second, the peak RSS of the
+  largest process (parent or worker), and when each step ended (imports, plan, the parallel
+  read + pre-filter + index, candidates handed to the workers, every file ported, exit);
 * in the same run, the time ``ast.parse`` takes over the same files (one core), and the ratio of
   each CLI run's wall time to it (issue 12 asks for at most 0.75).
 
@@ -45,18 +48,65 @@ def _children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def cli_run(args, jobs: int) -> dict:
-    """One CLI run in a child process: wall, CPU (its workers included) and peak RSS."""
-    cmd = [sys.executable, "-m", "torchdevice_migrate", "--no-config", "-q", *(["-j", str(jobs)] if jobs else []), *args]
+# The CLI, run in a child process with its steps timed: ``plan`` (configuration, discovery) and the
+# phases of ``engine.run`` (``RunSummary.phases``), in seconds from the interpreter's start.
+_TIMED_CLI = """\
+import json, os, sys, time
+t0 = time.perf_counter()
+from torchdevice_migrate import cli
+marks = {"imports": time.perf_counter() - t0}
+plan, run = cli.plan, cli.run
+def timed_plan(*args, **kwargs):
+    result = plan(*args, **kwargs)
+    marks["plan"] = time.perf_counter() - t0
+    return result
+def timed_run(*args, **kwargs):
+    start = time.perf_counter() - t0
+    summary = run(*args, **kwargs)
+    marks.update({k: start + v for k, v in summary.phases.items()})
+    return summary
+cli.plan, cli.run = timed_plan, timed_run
+sys.argv = ["torchdevice-migrate", *sys.argv[1:]]
+code = 0
+try:
+    cli.main()
+except SystemExit as e:
+    code = e.code
+marks["end"] = time.perf_counter() - t0
+with open(os.environ["TDM_BENCH_MARKS"], "w") as f:
+    json.dump(marks, f)
+sys.exit(code)
+"""
+
+
+def cli_run(args, jobs: int, cache: Path) -> dict:
+    """One CLI run in a child process: wall, CPU (its workers included), peak RSS and its steps.
+    ``cache``: the project index cache folder (``TORCHDEVICE_MIGRATE_CACHE``), never the user's."""
+    cmd = [sys.executable, "-c", _TIMED_CLI, "--no-config", "-q", *(["-j", str(jobs)] if jobs else []), *args]
     code = ("import resource, subprocess, sys, time, json\n"
             "t = time.perf_counter(); rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL,"
             " stderr=subprocess.PIPE).returncode\n"
             "wall = time.perf_counter() - t; r = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
             "print(json.dumps(dict(rc=rc, wall=wall, cpu=r.ru_utime + r.ru_stime, rss_mb=r.ru_maxrss / 1024)))\n")
-    out = subprocess.run([sys.executable, "-c", code, *cmd], capture_output=True, text=True, check=True)
-    import json
+    with tempfile.NamedTemporaryFile(suffix=".json") as marks:
+        env = dict(os.environ, TORCHDEVICE_MIGRATE_CACHE=str(cache), TDM_BENCH_MARKS=marks.name,
+                   PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+        out = subprocess.run([sys.executable, "-c", code, *cmd], capture_output=True, text=True, check=True, env=env)
+        import json
 
-    return json.loads(out.stdout.strip().splitlines()[-1])
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        try:
+            result["marks"] = json.loads(Path(marks.name).read_text() or "{}")
+        except ValueError:
+            result["marks"] = {}
+    return result
+
+
+def _steps(marks: dict) -> str:
+    names = (("imports", "imports"), ("plan", "plan (config, discover)"),
+             ("indexed", "read + pre-filter + index"), ("dispatched", "candidates handed out"),
+             ("done", "every file ported"), ("end", "exit"))
+    return ", ".join(f"{label} {marks[k]:.2f}" for k, label in names if k in marks)
 
 
 def main() -> None:
@@ -64,6 +114,8 @@ def main() -> None:
     parser.add_argument("tree", type=Path)
     parser.add_argument("--jobs", type=int, default=0, help="-j for the CLI runs (0: its default)")
     parser.add_argument("--no-phases", action="store_true", help="skip the one-phase-at-a-time breakdown")
+    parser.add_argument("--cold", action="store_true",
+                        help="CLI runs with a cold index cache only (no second --check with the first's cache)")
     args = parser.parse_args()
     tree = args.tree.resolve()
 
@@ -148,20 +200,35 @@ def main() -> None:
             pass
     t_ast = time.perf_counter() - t
 
-    check = cli_run(["--check", str(tree)], args.jobs)
-    copy = Path(tempfile.mkdtemp(prefix="tdm-bench-tree-")) / "tree"
+    # The CLI runs work on a copy of TREE that is a project (a root marker), so that the index
+    # cache is used: the first --check finds it empty (cold), the second finds the first's (warm).
+    work = Path(tempfile.mkdtemp(prefix="tdm-bench-tree-"))
+    copy, cache = work / "tree", work / "cache"
     shutil.copytree(tree, copy, symlinks=True)
+    from torchdevice_migrate.project_index import ROOT_MARKERS, find_root
+
+    if find_root([copy]) != copy:
+        (copy / ".git").mkdir()  # an empty marker: the copy is its own project
+    runs = []
     try:
-        inplace = cli_run([str(copy)], args.jobs)
+        runs.append(("--check", "cold", cli_run(["--check", str(copy)], args.jobs, cache)))
+        if not args.cold:
+            runs.append(("--check", "warm", cli_run(["--check", str(copy)], args.jobs, cache)))
+        runs.append(("in place", "warm" if not args.cold else "cold",
+                     cli_run([str(copy)], args.jobs, cache if not args.cold else work / "cache2")))
     finally:
-        shutil.rmtree(copy.parent, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"ast.parse over the same {len(files)} files (one core): {t_ast:.2f} s")
-    for name, r in (("--check", check), ("in place", inplace)):
-        print(f"CLI {name:9s} wall {r['wall']:6.2f} s  CPU {r['cpu']:6.2f} s  {len(files) / r['wall']:6.0f} files/s  "
-              f"peak RSS {r['rss_mb']:.0f} MB (largest process)  exit {r['rc']}  "
-              f"ratio to ast.parse {r['wall'] / t_ast:.2f}")
+    print(f"CLI runs on a copy of the tree that is a project ({'/'.join(ROOT_MARKERS)}), index cache in a "
+          "scratch folder: cold = empty, warm = the previous run's")
+    for name, state, r in runs:
+        print(f"CLI {name:9s} cache {state}  wall {r['wall']:6.2f} s  CPU {r['cpu']:6.2f} s  "
+              f"{len(files) / r['wall']:6.0f} files/s  peak RSS {r['rss_mb']:.0f} MB (largest process)  "
+              f"exit {r['rc']}  ratio to ast.parse {r['wall'] / t_ast:.2f}")
+        if r["marks"]:
+            print(f"    steps, seconds from the interpreter's start: {_steps(r['marks'])}")
     print(f"({cores} cores available)")
 
 

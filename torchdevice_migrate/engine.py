@@ -9,6 +9,7 @@ import shutil
 import stat
 import sys
 import tempfile
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -275,6 +276,10 @@ def _temporary_beside(target: str) -> Iterator[Tuple[int, str]]:
 @dataclass
 class RunSummary:
     results: List[FileResult] = field(default_factory=list)
+    #: When each step of ``run`` ended, in seconds from its start: ``indexed`` (the project index
+    #: built, and in a parallel run every file read and pre-filtered), ``dispatched`` (every
+    #: candidate handed to a worker; parallel runs), ``done`` (every file ported). For benchmarks.
+    phases: Dict[str, float] = field(default_factory=dict)
 
     @property
     def scanned(self) -> int:
@@ -303,6 +308,7 @@ def run(files: Sequence[Path], options: Options, jobs: int = 1,
     optimisation, never a failure.
     """
     summary = RunSummary()
+    start = time.perf_counter()
     parallel = jobs > 1 and len(files) > 1
     if progress is None:
         progress = parallel and _stderr_is_terminal()
@@ -311,26 +317,29 @@ def run(files: Sequence[Path], options: Options, jobs: int = 1,
         results: Iterable[FileResult]
         if parallel:
             try:
-                results = _parallel(files, options, jobs, index)
+                results = _parallel(files, options, jobs, index, summary.phases, start)
             except (OSError, ImportError, BrokenProcessPool):
-                results = _in_process(files, options, index)
+                results = _in_process(files, options, index, summary.phases, start)
         else:
-            results = _in_process(files, options, index)
+            results = _in_process(files, options, index, summary.phases, start)
         for result in results:
             summary.results.append(result)
             if bar is not None:
                 bar.advance()
             if on_result:
                 on_result(result)
+        summary.phases["done"] = time.perf_counter() - start
     finally:
         if bar is not None:
             bar.close()
     return summary
 
 
-def _in_process(files: Sequence[Path], options: Options, index: Optional[IndexRequest]) -> Iterator[FileResult]:
+def _in_process(files: Sequence[Path], options: Options, index: Optional[IndexRequest],
+                phases: Dict[str, float], start: float) -> Iterator[FileResult]:
     if index is not None:
         options.project = index.build()
+    phases["indexed"] = time.perf_counter() - start
     for f in files:
         yield migrate_path(f, options)
 
@@ -466,8 +475,8 @@ def _warm_up() -> None:
 _SCAN_CHUNKS_PER_WORKER = 16
 
 
-def _parallel(files: Sequence[Path], options: Options, jobs: int,
-              index: Optional[IndexRequest] = None) -> Iterator[FileResult]:
+def _parallel(files: Sequence[Path], options: Options, jobs: int, index: Optional[IndexRequest] = None,
+              phases: Optional[Dict[str, float]] = None, start: float = 0.0) -> Iterator[FileResult]:
     """Start the workers, scan, build the index (``index``, into ``options.project``) and hand the
     workers the candidates; raises OSError/ImportError/BrokenProcessPool when workers cannot be
     started or die during the scan (the caller then migrates in this process)."""
@@ -532,6 +541,8 @@ def _parallel(files: Sequence[Path], options: Options, jobs: int,
             index_queue.cancel_join_thread()  # a copy no worker takes never holds up the end of the run
             for _ in range(jobs):  # one copy for each worker (each takes one, with its first candidate)
                 index_queue.put(blob)
+        if phases is not None:
+            phases["indexed"] = time.perf_counter() - start
         project = options.project
         project_uses_cuda = project is not None and bool(project.uses_cuda)
         candidates = []
@@ -550,6 +561,8 @@ def _parallel(files: Sequence[Path], options: Options, jobs: int,
             source, read_stat = scanned[port_slot[i]][:2]
             display = str(files[i])
             pending[i] = (pool.submit(_migrate_candidate, source, display), source, display, read_stat)
+        if phases is not None:
+            phases["dispatched"] = time.perf_counter() - start
     except BaseException:
         _stop(pool)
         raise
