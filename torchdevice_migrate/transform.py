@@ -263,14 +263,10 @@ def _migrate_module(module: cst.Module, path: str, options: Options, code: Optio
             context.add_needed_import(shim_last, asname=None if alias == shim_last else alias)
     if ctx.shim_used or ctx.imports:
         new_module = _add_imports(context, new_module, alias, vendored=bool(shim_parent))
-    if ctx.removed_from_imports:  # an import left unused is removed by LibCST's own visitor
-        from libcst.codemod import CodemodContext
-        from libcst.codemod.visitors import RemoveImportsVisitor
+    if ctx.removed_from_imports:  # imports left unused, as LibCST's RemoveImportsVisitor removes them
+        from .add_imports import remove_unused_imports
 
-        removal = CodemodContext()
-        for module_name, obj, asname in sorted(ctx.removed_from_imports, key=str):
-            RemoveImportsVisitor.remove_unused_import(removal, module_name, obj, asname)
-        new_module = RemoveImportsVisitor(removal).transform_module(new_module)
+        new_module = remove_unused_imports(new_module, sorted(ctx.removed_from_imports, key=str))
     binding = pending_binding(ctx)  # --target torch: the one module-level device value
     if binding is not None:
         new_module = insert_binding(new_module, binding)
