@@ -275,6 +275,8 @@ def _project_without_cuda_use(root: Path) -> Path:
     (root / "dist.py").write_text('import torch.distributed as dist\ndist.init_process_group("nccl")\n')
     (root / "amp.py").write_text("import torch\ns = torch.amp.GradScaler()\nx = torch.ones(2).to(0)\n")
     (root / "ckpt.py").write_text("import torch\n\ndef restore(path):\n    return torch.load(path)\n")
+    # No candidate here (the project uses no CUDA), so not this tool's business: no parse error.
+    (root / "broken_ckpt.py").write_text("import torch\nsd = torch.load(path)\ndef (:\n")
     (root / "plain.py").write_text("def f(x):\n    return x\n")
     return root
 
@@ -308,6 +310,7 @@ def test_parallel_run_equals_one_process_run_with_the_project_index(tmp_path, mo
     states = {Path(r.path).name: r.state for r in one.results}
     if which == "no_cuda_use":
         assert not one_index.uses_cuda and states["ckpt.py"] is FileState.UNCHANGED
+        assert states["broken_ckpt.py"] is FileState.UNCHANGED
         assert states["dist.py"] is FileState.CHANGED and states["amp.py"] is FileState.CHANGED
         return
     assert one_index.uses_cuda and one_index.lazy, "the project uses CUDA and leaves files lazy"
@@ -331,3 +334,37 @@ def test_a_parallel_run_without_workers_builds_the_index_here(tmp_path, monkeypa
     got = _engine.run(the_plan.files, the_plan.options, jobs=2, progress=False, index=the_plan.index)
     assert _fp(got.results) == _fp(expected.results)
     assert the_plan.options.project is not None and the_plan.options.project.uses_cuda
+
+
+_SCAN_CASES = {
+    "comment.py": "import torch\nx = 1  # move it to cuda\n",
+    "docstring.py": '"""Runs on cuda."""\nimport torch\n',
+    "code.py": "import torch\nx = torch.ones(2).cuda()\n",
+    "load.py": "import torch\nsd = torch.load(path)\n",
+    "load_comment.py": "import torch\n# torch.load(path)\n",
+    "load_and_comment.py": "import torch\nsd = torch.load(path)  # on cuda\n",
+    "broken.py": "import torch\nx.cuda()\ndef (:\n",
+    "plain.py": "def f(x):\n    return x\n",
+}
+
+
+def test_the_scan_says_what_is_candidate_says(tmp_path):
+    """The parallel runner's scan classifies each file once for both kinds of project; its answer
+    must be ``is_candidate``'s (comment/docstring check included) whether the project uses CUDA or not."""
+    from torchdevice_migrate.trigger import is_candidate
+
+    for name, text in _SCAN_CASES.items():
+        (tmp_path / name).write_text(text)
+    files = sorted(tmp_path.glob("*.py")) + sorted(FIXTURES.rglob("*.py"))[:400]
+    records = _engine._scan([(f, True, False) for f in files])
+    projects = (None, _pi.ProjectIndex(files={"a.py": _pi.FileInfo(uses_cuda=True)}), _pi.ProjectIndex())
+    kinds = set()
+    for f, record in zip(files, records):
+        source = f.read_bytes()
+        assert record is not None and record[0] == source
+        kinds.add(record[2])
+        for project in projects:
+            said = record[2] == _engine._CANDIDATE or (
+                record[2] == _engine._IF_PROJECT_USES_CUDA and project is not None and project.uses_cuda)
+            assert said == is_candidate(source, project), (f, project)
+    assert kinds == {_engine._NOT_CANDIDATE, _engine._CANDIDATE, _engine._IF_PROJECT_USES_CUDA}

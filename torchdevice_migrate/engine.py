@@ -160,14 +160,16 @@ def migrate_path(path: Path, options: Options) -> FileResult:
     return result
 
 
-def migrate_bytes(source: bytes, display: str, options: Options) -> FileResult:
+def migrate_bytes(source: bytes, display: str, options: Options, candidate: bool = False) -> FileResult:
+    """Migrate one file's bytes; never raises for a bad file. ``candidate``: the caller found
+    ``is_candidate(source, options.project)`` True already (the parallel runner's scan)."""
     if source.startswith(VENDORED_SHIM_MARKER):  # a shim written by --vendor: porting it would break it
         return FileResult(display, FileState.UNCHANGED, original=source, new=source)
     if display.endswith(".ipynb"):
         from .notebook import migrate_notebook  # local import: only notebooks pay for it
 
         return migrate_notebook(source, display, options)
-    if not is_candidate(source, options.project):  # no CUDA API: not parsed, LibCST not even imported
+    if not candidate and not is_candidate(source, options.project):  # no CUDA API: not parsed, no LibCST
         return FileResult(display, FileState.UNCHANGED, original=source, new=source)
     from .transform import migrate_source  # local import: only files that may use CUDA pay for LibCST
 
@@ -418,14 +420,17 @@ class _UsesCuda:
     uses_cuda = True
 
 
-# What the scan says of a file to port (the regexes only: ``is_candidate(..., refine=False)``).
-_NOT_CANDIDATE, _CANDIDATE, _IF_PROJECT_USES_CUDA = 0, 1, 2
+# What the scan says of a file to port: no candidate; a candidate; a candidate if the project uses
+# CUDA (``is_candidate``'s answer, comment/docstring check included, with and without the project);
+# a notebook (ported by the worker, which decides).
+_NOT_CANDIDATE, _CANDIDATE, _IF_PROJECT_USES_CUDA, _NOTEBOOK = 0, 1, 2, 3
 
 
 def _scan(items: List[Tuple[Path, bool, bool]]) -> List[Optional[Tuple[Optional[bytes], Any, int, str, Any]]]:
     """Per ``(path, port, index)``: None when it cannot be read (the parent reports it, as
-    ``migrate_path`` does); else ``(source if port, (size, mtime_ns), what the regexes say if port,
-    digest and index entry if index)``."""
+    ``migrate_path`` does); else ``(source if port, (size, mtime_ns), what the pre-filter says if
+    port, digest and index entry if index)``. The index entry first: its ``ast`` parse serves the
+    pre-filter's comment/docstring check of the same bytes (``trigger.parse_tree``)."""
     from .project_index import index_entry
 
     out: List[Optional[Tuple[Optional[bytes], Any, int, str, Any]]] = []
@@ -436,20 +441,26 @@ def _scan(items: List[Tuple[Path, bool, bool]]) -> List[Optional[Tuple[Optional[
             out.append(None)
             continue
         kind, digest, entry = _NOT_CANDIDATE, "", None
-        if port:
-            if str(path).endswith(".ipynb"):
-                kind = _CANDIDATE
-            elif is_candidate(source, _UsesCuda(), refine=False):  # one pass of the regexes over most files
-                kind = _CANDIDATE if is_candidate(source, None, refine=False) else _IF_PROJECT_USES_CUDA
         if index:
             digest, entry = index_entry(source, _WORKER_CACHE)
+        if port:
+            if str(path).endswith(".ipynb"):
+                kind = _NOTEBOOK
+            elif is_candidate(source, _UsesCuda(), refine=False):  # one pass of the regexes over most files
+                # Exact answers, for a project that uses CUDA and for one that does not (more
+                # triggers only add matches: a candidate without the project is one with it).
+                if is_candidate(source, None):
+                    kind = _CANDIDATE
+                elif is_candidate(source, _UsesCuda()):
+                    kind = _IF_PROJECT_USES_CUDA
         out.append((source if port else None, read_stat, kind, digest, entry))
     return out
 
 
-def _migrate_candidate(source: bytes, display: str) -> Tuple[FileResult, bool, bool]:
-    """The port of one candidate, with whether its ``original`` and ``new`` were left out (they are
-    ``source``, which the parent holds: not sent back)."""
+def _migrate_candidate(source: bytes, display: str, candidate: bool) -> Tuple[FileResult, bool, bool]:
+    """The port of one file the scan found (``candidate``: it ran ``is_candidate`` on these bytes,
+    which said True), with whether its ``original`` and ``new`` were left out (they are ``source``,
+    which the parent holds: not sent back)."""
     global _WORKER_INDEX_QUEUE
     assert _WORKER_OPTIONS is not None
     if _WORKER_INDEX_QUEUE is not None:  # this worker's first candidate: the index, once the scan is merged
@@ -457,7 +468,7 @@ def _migrate_candidate(source: bytes, display: str) -> Tuple[FileResult, bool, b
 
         _WORKER_OPTIONS.project = pickle.loads(_WORKER_INDEX_QUEUE.get())
         _WORKER_INDEX_QUEUE = None
-    result = migrate_bytes(source, display, _WORKER_OPTIONS)
+    result = migrate_bytes(source, display, _WORKER_OPTIONS, candidate=candidate)
     same_original, same_new = result.original is source, result.new is source
     if same_original:
         result.original = b""
@@ -525,7 +536,7 @@ def _parallel(files: Sequence[Path], options: Options, jobs: int, index: Optiona
             lo = chunks[done]
             for k, record in enumerate(done.result(), lo):
                 scanned[k] = record
-                if not warmed and record is not None and record[2] == _CANDIDATE and k in port_of:
+                if not warmed and record is not None and record[2] != _NOT_CANDIDATE and k in port_of:
                     warmed = True  # queued behind the scan: a worker left without a chunk imports LibCST
                     for _ in range(jobs):
                         pool.submit(_warm_up)
@@ -550,7 +561,7 @@ def _parallel(files: Sequence[Path], options: Options, jobs: int, index: Optiona
             record = scanned[at]
             if record is None:
                 pending[i] = (files[i],)  # cannot be read: migrate_path gives the error (read again)
-            elif record[2] == _CANDIDATE or (record[2] == _IF_PROJECT_USES_CUDA and project_uses_cuda):
+            elif record[2] in (_CANDIDATE, _NOTEBOOK) or (record[2] == _IF_PROJECT_USES_CUDA and project_uses_cuda):
                 candidates.append(i)
             else:
                 result = FileResult(str(files[i]), FileState.UNCHANGED, original=record[0], new=record[0])
@@ -558,9 +569,10 @@ def _parallel(files: Sequence[Path], options: Options, jobs: int, index: Optiona
                 pending[i] = result
         # The largest first: the last task to end is a small one (the results keep the files' order).
         for i in sorted(candidates, key=lambda i: -len(scanned[port_slot[i]][0])):
-            source, read_stat = scanned[port_slot[i]][:2]
+            source, read_stat, kind = scanned[port_slot[i]][:3]
             display = str(files[i])
-            pending[i] = (pool.submit(_migrate_candidate, source, display), source, display, read_stat)
+            pending[i] = (pool.submit(_migrate_candidate, source, display, kind != _NOTEBOOK),
+                          source, display, read_stat)
         if phases is not None:
             phases["dispatched"] = time.perf_counter() - start
     except BaseException:

@@ -310,12 +310,16 @@ def lazy_class_names(source: bytes) -> Optional[FrozenSet[str]]:
 
 
 def index_source(source: bytes) -> FileInfo:
-    """The facts of one file; an empty ``FileInfo`` for a file that does not parse."""
+    """The facts of one file; an empty ``FileInfo`` for a file that does not parse.
+
+    The ``ast`` tree is ``trigger.parse_tree``'s, which keeps the last one: the pre-filter's
+    comment/docstring check of the same bytes (a parallel run's scan, a port) does not parse again."""
     if not _PARSE_TRIGGER.search(source):
         return FileInfo()  # no class, no CUDA, no load, no TorchScript: nothing to know, no parse
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    from .trigger import parse_tree
+
+    tree = parse_tree(source)
+    if tree is None:
         return FileInfo()
     classes: List[ClassInfo] = []
     helpers: List[str] = []
