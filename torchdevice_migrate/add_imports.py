@@ -239,17 +239,16 @@ def _add(module: cst.Module, items: Sequence[Any]) -> cst.Module:
 # ---- imports left unused: RemoveImportsVisitor's result, without it where that is provably simple ----
 
 Removal = Tuple[str, Optional[str], Optional[str]]
-#: Escapes that spell letters or digits, and a backslash before a line break (inside a string literal).
-_ESCAPE = re.compile(r"\\(?:[xuUN0-7]|\r|\n)")
 
 
 def remove_unused_imports(module: cst.Module, removals: Sequence[Removal]) -> cst.Module:
     """``RemoveImportsVisitor`` with ``removals`` scheduled in this order (``remove_unused_import``).
 
-    Where every scheduled name (its alias, else the imported name) appears in the module's text only
-    in module-level lines of one import each (so nothing refers to it, exports it or names it in a
-    string annotation), the visitor removes exactly the aliases that match, and that is done here;
-    otherwise LibCST's visitor decides (``libcst.codemod``, ~0.15 s of imports)."""
+    Where every scheduled name (its alias, else the imported name) appears in the module's code only
+    in module-level lines of one import each or after a dot (an attribute), and in no string's value,
+    nothing refers to it, exports it in ``__all__`` or names it in a string annotation: the visitor
+    removes exactly the aliases that match, and that is done here. Otherwise LibCST's visitor decides
+    (``libcst.codemod``, ~0.15 s of imports, and a scope analysis of the module)."""
     result = _remove_unreferenced(module, removals)
     if result is not None:
         return result
@@ -282,12 +281,11 @@ def _remove_unreferenced(module: cst.Module, removals: Sequence[Removal]) -> Opt
         if _is_import_line(statement):
             continue
         text = module.code_for_node(statement)
-        if _ESCAPE.search(text):
-            return None  # a string could spell a name its text does not (a string annotation counts)
         for match in pattern.finditer(text):
-            if text[:match.start()].rstrip(" \t\f\r\n\\").endswith("."):
-                continue  # an attribute (``torch.autocast``): never a use of the name, nor in a string annotation
-            return None  # a possible use: the visitor's scope analysis decides
+            if not _after_dot(text, match.start()):
+                return None  # a possible use: the visitor's scope analysis decides
+    if _in_a_string(module, pattern):
+        return None  # a string annotation may name it (escapes and implicit concatenation included)
     new_body: List[cst.BaseStatement] = []
     for statement in body:
         if not _is_import_line(statement):
@@ -305,6 +303,32 @@ def _remove_unreferenced(module: cst.Module, removals: Sequence[Removal]) -> Opt
         new_body.append(statement if new_node is node
                         else cast(cst.SimpleStatementLine, statement).with_changes(body=[new_node]))
     return module.with_changes(body=new_body)
+
+
+def _after_dot(text: str, at: int) -> bool:
+    """The name at ``at`` follows a dot: an attribute (``torch.autocast``), never a use of the name, and
+    not a name a string annotation gives (LibCST counts ``"torch.autocast"`` as ``torch``)."""
+    i = at - 1
+    while i >= 0 and text[i] in " \t\f\r\n\\":
+        i -= 1
+    return i >= 0 and text[i] == "."
+
+
+def _in_a_string(module: cst.Module, pattern: re.Pattern) -> bool:
+    """Whether the value of a string literal (as Python evaluates it) holds one of the names; or the
+    module does not parse with ``ast`` (then nothing is assumed)."""
+    import ast
+
+    try:
+        tree = ast.parse(module.code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return True
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes)):
+            value = node.value if isinstance(node.value, str) else node.value.decode("latin-1")
+            if pattern.search(value):
+                return True
+    return False
 
 
 def _without_module_aliases(node: cst.Import, unused: Dict[str, Optional[str]]) -> Optional[cst.Import]:
