@@ -14,9 +14,14 @@ visitor does to a module is small and local, so it is done here on plain LibCST 
   the visitor's order, and the first statement after them gets an empty line above it if it has
   none (or a comment first).
 
-``tests/test_add_imports.py`` holds this to ``AddImportsVisitor`` on every fixture (input and
-expected output) and rule example with the import sets the tool schedules and more. Anything outside
-what is mirrored here (a context with a package name, relative imports) runs the visitor itself.
+``tests/test_add_imports.py`` holds this to ``AddImportsVisitor`` on the head of every fixture (input
+and expected output), example and rule example with the import sets the tool schedules and more.
+Anything outside what is mirrored here (a context with a package name, relative imports) runs the
+visitor itself.
+
+``remove_unused_imports`` does the same for ``RemoveImportsVisitor`` where no scope analysis is
+needed to know that a name is unused (its text appears nowhere it could be used); elsewhere it runs
+the visitor.
 """
 
 from __future__ import annotations
