@@ -166,7 +166,7 @@ def test_a_nested_decorated_function_stays_valid():
 
 
 def test_small_files_and_other_encodings_are_ported_whole():
-    assert plan(BIG, Options()) is None  # under the default size
+    assert plan(BIG, Options()) is None  # under the default size (4 KB)
     assert plan(b"# -*- coding: latin-1 -*-\n" + BIG, Options(slice_min_bytes=0)) is None
     assert plan(BIG.replace(b"\n", b"\r\n"), Options(slice_min_bytes=0)) is None
     assert plan(BIG, Options(slice_min_bytes=None)) is None
@@ -177,3 +177,40 @@ def test_device_type_is_a_device_whatever_else_type_is_compared_with():
               b"    return x.device.type == 'cuda'\n")
     new = migrate_source(source, options=Options(slice_min_bytes=None)).new
     assert b"x.device.type == 'cuda'" not in new
+
+
+ALIASED = b"""import torch
+from contextlib import nullcontext
+from torch import autocast
+
+
+def train(model, batches, use_amp=True):
+    precision_scope = autocast if use_amp else nullcontext
+    total = 0
+    for _ in batches:
+        total += 1
+    print(total)
+    with precision_scope("cuda"):
+        loss = model(batches)
+    return loss
+"""
+
+
+def test_statements_nothing_can_touch_are_skipped_and_what_a_rule_reads_is_not():
+    import libcst as cst
+
+    piece = plan(ALIASED, Options(slice_min_bytes=0))
+    assert piece is not None
+    module = cst.parse_module(piece.reduced)
+    rules, review, scopes = piece.skipped(module)
+    body = module.body[3].body.body  # train's statements
+    codes = {module.code_for_node(s).strip().split("\n")[0]: id(s) for s in body}
+    assert codes["total = 0"] in rules and codes["total = 0"] in scopes
+    assert codes["for _ in batches:"] in rules and codes["for _ in batches:"] in scopes  # taken whole
+    # read where the rules go (``precision_scope('cuda')``): the scope analysis must see the binding,
+    # and the import of what it holds
+    assert codes["precision_scope = autocast if use_amp else nullcontext"] in rules
+    assert codes["precision_scope = autocast if use_amp else nullcontext"] not in scopes
+    assert id(module.body[2]) not in scopes  # from torch import autocast
+    assert codes['with precision_scope("cuda"):'] not in rules and codes['with precision_scope("cuda"):'] not in review
+    assert _port(ALIASED, slice_min_bytes=0) == _port(ALIASED, slice_min_bytes=None)

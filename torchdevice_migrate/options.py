@@ -51,4 +51,4 @@ class Options:
     #: Slicing (``slicing.py``): in a file of at least this many bytes, the bodies of functions nothing
     #: can touch are set aside before LibCST parses it, and put back after. None: parse every file
     #: whole (the reference the tests compare with); 0: slice every file that has such a body.
-    slice_min_bytes: Optional[int] = 16384
+    slice_min_bytes: Optional[int] = 4096

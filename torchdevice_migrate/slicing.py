@@ -86,6 +86,9 @@ class Slice:
     #: (reduced line of placeholder i, lines removed there) in order
     shifts: List[Tuple[int, int]] = field(default_factory=list)
     hidden: List[ast.AST] = field(default_factory=list)
+    #: What makes a line matter (``plan``'s keep patterns) and the names that connect lines.
+    keep: List[re.Pattern[bytes]] = field(default_factory=list)
+    words: Optional[re.Pattern[bytes]] = None
 
     def restore(self, new: bytes) -> Optional[bytes]:
         """The port of the whole file from the port of the reduced one; None when a placeholder is
@@ -117,6 +120,46 @@ class Slice:
         out.append(new[pos:])
         return b"".join(out)
 
+    def skipped(self, module) -> Tuple[Set[int], Set[int], Set[int]]:
+        """Ids of statements of ``module`` (the LibCST parse of ``reduced``) that a pass need not go
+        into: the rules' pass (no keep match, no connected name), the review pass (no possible device
+        string), and the scope analysis and parent map (skipped by the rules, and binding no name
+        that a statement the rules go into uses). Functions and classes are gone into, compound
+        statements taken whole. All empty when the two parses cannot be paired statement by statement."""
+        tree = parse_tree(self.reduced)
+        if tree is None:
+            return set(), set(), set()
+        starts = [0]
+        for line in self.reduced.split(b"\n"):
+            starts.append(starts[-1] + len(line) + 1)
+        rules = _matching_lines(self.reduced, [*self.keep, *([self.words] if self.words else [])], starts)
+        review = _matching_lines(self.reduced, [_device_string()], starts)
+        outs: Tuple[Set[int], Set[int]] = (set(), set())
+        pairs: List[Tuple[object, ast.AST]] = []
+        used: Set[str] = set()
+        if not _pair(module.body, tree.body, outs, (rules, review), pairs, used):
+            return set(), set(), set()
+        rules_skip, review_skip = outs
+        # What the rules ask about is bound where a rule looks (``x = autocast if amp else nullcontext``
+        # before ``with x('cuda')``): a statement that binds a name read where the rules go is kept
+        # for the scope analysis, and so are those binding the names it reads, to a fixed point.
+        pending = [(node, a, _binds(a)) for node, a in pairs if id(node) in rules_skip]
+        grew = True
+        while grew:
+            grew, rest = False, []
+            for node, a, binds in pending:
+                if binds & used:
+                    used.update(n.id for n in ast.walk(a) if isinstance(n, ast.Name))
+                    grew = True
+                else:
+                    rest.append((node, a, binds))
+            pending = rest
+        scope_skip: Set[int] = set()
+        for node, a, _ in pending:
+            scope_skip.add(id(node))
+            self.hidden.append(a)  # their names count for hidden_names (no scope lists them)
+        return rules_skip, review_skip, scope_skip
+
     def original_line(self, line: int) -> int:
         """The original's line number of ``line`` of the reduced module."""
         extra = 0
@@ -133,8 +176,9 @@ class Slice:
         return code if restored is None else restored.decode("utf-8", "surrogatepass")
 
     def hidden_names(self) -> Set[str]:
-        """The names bound or read in the bodies set aside (what a LibCST scope analysis of the whole
-        module would also list), for ``--target torch``'s choice of a free name."""
+        """The names bound or read in the bodies set aside and in the statements the scope analysis
+        skips (what a LibCST scope analysis of the whole module would also list), for ``--target
+        torch``'s choice of a free name."""
         names: Set[str] = set()
         for body in self.hidden:
             for node in ast.walk(body):
@@ -176,8 +220,6 @@ def plan(source: bytes, options: Options) -> Optional[Slice]:
     for line in source.split(b"\n"):
         starts.append(starts[-1] + len(line) + 1)
     units = list(_units(tree.body, source, starts))
-    if not units:
-        return None
     keep = _keep_patterns(options, tree, source, starts)
     hit_lines = _matching_lines(source, keep, starts)
 
@@ -189,12 +231,10 @@ def plan(source: bytes, options: Options) -> Optional[Slice]:
         return i < len(hit_lines) and hit_lines[i] <= last
 
     candidates = [u for u in units if not has_hit(u.start, u.last)]
-    string_lines = _matching_lines(source, [_DEVICE_STRING], starts)
+    string_lines = _matching_lines(source, [_device_string()], starts)
     tainted = _tainted(tree, source, starts, has_hit, units, string_lines)
-    if tainted:
-        words = re.compile(rb"(?<![\w])(?:" + b"|".join(
-            re.escape(w.encode()).replace(b"_", b"[_-]") for w in sorted(tainted, key=lambda w: (-len(w), w)))
-            + rb")(?![\w])")
+    words = _words(tainted)
+    if words is not None:
         candidates = [u for u in candidates if words.search(text(u.start, u.last)) is None]
     hidden = {id(u.node) for u in candidates}
     cuts: List[_Cut] = [_Cut(u.start, u.last, u.indent + (b"async def " if isinstance(u.node, ast.AsyncFunctionDef)
@@ -205,21 +245,72 @@ def plan(source: bytes, options: Options) -> Optional[Slice]:
     for doc, indent in _docstrings(tree.body, source, starts, hidden):
         if not has_hit(doc.lineno, doc.end_lineno or doc.lineno):
             cuts.append(_Cut(doc.lineno, doc.end_lineno or doc.lineno, indent, None))
-    if not cuts or sum(starts[c.last] - starts[c.first - 1] for c in cuts if c.last < len(starts)) < minimum // 2:
+    if sum(starts[min(c.last, len(starts) - 1)] - starts[c.first - 1] for c in cuts) < minimum // 2:
+        cuts = []  # not worth a second parse; the rules still skip the statements nothing can touch
+    piece = _reduce(source, starts, cuts)
+    piece.keep = keep
+    piece.words = _words(_statement_taint(tree, source, starts, has_hit, tainted))
+    return piece
+
+
+
+
+def _words(names: Set[str]) -> Optional[re.Pattern[bytes]]:
+    """A regex for any of ``names`` as a whole word (``attn_impl`` also as ``attn-impl``: an option)."""
+    if not names:
         return None
-    return _reduce(source, starts, cuts)
+    return re.compile(rb"(?<![\w])(?:" + b"|".join(
+        re.escape(w.encode()).replace(b"_", b"[_-]") for w in sorted(names, key=lambda w: (-len(w), w)))
+        + rb")(?![\w])")
 
 
-#: What the source of a string that ``base.is_cuda_device_string`` accepts must spell (the review
-#: pass lists such strings): a quote and ``cuda``, a literal ``'c'``/``'cu'``/``'cud'`` (``'cu' 'da'``),
-#: or an escape that can spell one of its letters (``'\x63uda'``, ``'c\165da'``, ``'\N{...}'``) or a
-#: line continuation. (The review pass's own precheck, ``rules/review.py``, is looser: any backslash.)
-_DEVICE_STRING = re.compile(rb"""['"](?:cuda|(?:c|cu|cud)['"]|(?:c|cu|cud|cuda)?\\(?:[xuUN0-7]|\r?\n))""")
+def _all_statements(body: Sequence[ast.stmt]) -> Iterator[_Level]:
+    """Every statement, in functions too (``_level_statements`` going into functions)."""
+    return _level_statements(body, into_functions=True)
+
+
+def _statement_taint(tree: ast.Module, source: bytes, starts: List[int], has_hit, tainted: Set[str]) -> Set[str]:
+    """``tainted`` and the names bound by any statement (in functions too) that holds a match, and
+    what copies them (``c = torch.cuda`` then ``d = c``, ``d.synchronize()``): the statements the
+    rules' pass must go into are those with a match or one of these names."""
+    names = set(tainted)
+    aliases = []
+    for s in _all_statements(tree.body):
+        if has_hit(s.first, s.last):
+            names |= s.bound()
+        elif isinstance(s.node, (ast.Assign, ast.AnnAssign)) and not s.parts and _alias_root(s.node.value):
+            aliases.append(s)
+    grew = True
+    while grew and aliases:  # copies of copies
+        grew, rest = False, []
+        for s in aliases:
+            if _alias_root(s.node.value) in names:  # type: ignore[attr-defined]
+                names |= s.bound()
+                grew = True
+            else:
+                rest.append(s)
+        aliases = rest
+    names.discard("")
+    return names
+
+
+def _alias_root(value: Optional[ast.AST]) -> Optional[str]:
+    """``c`` for ``c``, ``c.x.y``, ``c[0]``: a value that is (part of) what another name holds."""
+    while isinstance(value, (ast.Attribute, ast.Subscript)):
+        value = value.value
+    return value.id if isinstance(value, ast.Name) else None
+
+
+def _device_string() -> re.Pattern[bytes]:
+    """The review pass's precheck (``rules/review.py``): what a CUDA device string's source spells."""
+    from .rules.review import MAY_HOLD_DEVICE_STRING
+
+    return re.compile(MAY_HOLD_DEVICE_STRING.pattern.encode())
 
 
 def _keep_patterns(options: Options, tree: ast.Module, source: bytes, starts: List[int]) -> List[re.Pattern[bytes]]:
     shim = options.shim_module.rpartition(".")[2]
-    patterns = [*TRIGGER.patterns, *PROJECT_TRIGGER.patterns, _DEVICE_STRING, _ALWAYS_KEEP, re.compile(re.escape(shim.encode()))]
+    patterns = [*TRIGGER.patterns, *PROJECT_TRIGGER.patterns, _device_string(), _ALWAYS_KEEP, re.compile(re.escape(shim.encode()))]
     # Where an added import goes (``transform._earliest_import_position``): after the first module-level
     # torch import, and after import-path setup for a vendored shim; in a file without one, after the
     # last environment or path setup too (a statement whose text holds it, body and all).
@@ -358,14 +449,17 @@ class _Level:
 _COMPOUND_BODIES = ("body", "orelse", "finalbody")
 
 
-def _level_statements(body: Sequence[ast.stmt]) -> Iterator[_Level]:
-    """Statements at module level and at class level (classes in classes), not inside functions;
-    a compound statement (``if``, ``try``, ``for``, ``with``...) as its header and its statements."""
+def _level_statements(body: Sequence[ast.stmt], into_functions: bool = False) -> Iterator[_Level]:
+    """Statements at module level and at class level (classes in classes), not inside functions
+    unless ``into_functions``; a compound statement (``if``, ``try``, ``for``, ``with``...) as its
+    header and its statements."""
     for node in body:
         if isinstance(node, ast.ClassDef):
-            yield from _level_statements(node.body)
+            yield from _level_statements(node.body, into_functions)
             continue
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            if into_functions:
+                yield from _level_statements(node.body, into_functions)
             continue
         children = [c for f in _COMPOUND_BODIES for c in getattr(node, f, None) or ()]
         handlers = getattr(node, "handlers", None) or []
@@ -381,11 +475,11 @@ def _level_statements(body: Sequence[ast.stmt]) -> Iterator[_Level]:
         for h in handlers:
             h_last = max(h.lineno, h.body[0].lineno - 1) if h.body else h.lineno
             yield _Level(h, h.lineno, h_last, [p for p in (h.type,) if p] + ([ast.Name(h.name, ast.Store())] if h.name else []) or [ast.Pass()])
-            yield from _level_statements(h.body)
+            yield from _level_statements(h.body, into_functions)
         for c in cases:
             yield _Level(c, c.pattern.lineno, c.body[0].lineno - 1 if c.body else c.pattern.lineno, [c.pattern])
-            yield from _level_statements(c.body)
-        yield from _level_statements(children)
+            yield from _level_statements(c.body, into_functions)
+        yield from _level_statements(children, into_functions)
 
 
 def _tainted(tree: ast.Module, source: bytes, starts: List[int], has_hit, units: Sequence[_Unit],
@@ -496,3 +590,80 @@ def _reduce(source: bytes, starts: List[int], cuts: Iterable[_Cut]) -> Slice:
         pos = b
     out.append(source[pos:])
     return Slice(b"".join(out), bodies, stubs, shifts, hidden)
+
+
+def _pair(body, statements: Sequence[ast.stmt], outs: Tuple[Set[int], ...], lines: Tuple[List[int], ...],
+          pairs: List[Tuple[object, ast.AST]], used: Set[str]) -> bool:
+    """Pairs LibCST's statements with ``ast``'s (a line of ``n`` small statements with ``n`` of them)
+    and adds to ``outs[k]`` the ids of those that no line of ``lines[k]`` falls in (``outs[0]``: the
+    rules' pass); ``pairs`` gets each statement taken whole with its ``ast`` (a ``Module`` of the
+    group for a line), ``used`` the names read in what the rules' pass goes into. False when the two
+    parses differ."""
+    import libcst as cst
+
+    def mark(node, group: Sequence[ast.stmt]) -> None:
+        first, last = group[0].lineno, group[-1].end_lineno or group[-1].lineno
+        for out, relevant in zip(outs, lines):
+            i = _bisect_left(relevant, first)
+            if not (i < len(relevant) and relevant[i] <= last):
+                out.add(id(node))
+        whole = group[0] if len(group) == 1 else ast.Module(list(group), [])
+        pairs.append((node, whole))
+        if id(node) not in outs[0]:
+            used.update(n.id for n in ast.walk(whole) if isinstance(n, ast.Name))
+
+    i = 0
+    for node in body:
+        if isinstance(node, cst.SimpleStatementLine):
+            group = statements[i:i + len(node.body)]
+            i += len(node.body)
+            if len(group) != len(node.body):
+                return False
+            mark(node, group)
+            continue
+        if i >= len(statements):
+            return False
+        a = statements[i]
+        i += 1
+        kinds = _KINDS.get(type(node).__name__)
+        if kinds is None or not isinstance(a, kinds):
+            return False
+        if isinstance(node, (cst.FunctionDef, cst.ClassDef)):
+            if node.name.value != a.name:  # type: ignore[attr-defined]
+                return False
+            # The header (decorators, signature, bases) is always gone into.
+            header = [*a.decorator_list, *getattr(a, "bases", ()), *getattr(a, "keywords", ()),  # type: ignore[attr-defined]
+                      *([a.args] if hasattr(a, "args") else []), *([a.returns] if getattr(a, "returns", None) else [])]
+            for part in header:
+                used.update(n.id for n in ast.walk(part) if isinstance(n, ast.Name))
+            if isinstance(node.body, cst.IndentedBlock):
+                if not _pair(node.body.body, a.body, outs, lines, pairs, used):  # type: ignore[attr-defined]
+                    return False
+            else:
+                used.update(n.id for n in ast.walk(a) if isinstance(n, ast.Name))
+        else:
+            mark(node, [a])
+    return i == len(statements)
+
+
+def _binds(node: ast.AST) -> Set[str]:
+    """Every name ``node`` binds in any scope: assignment and loop targets, imports, functions and
+    classes, ``except ... as``, ``global``, match captures."""
+    names = _bound_names(node)
+    for n in ast.walk(node):
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(n.name)
+        elif isinstance(n, ast.ExceptHandler) and n.name:
+            names.add(n.name)
+        elif isinstance(n, (ast.MatchAs, ast.MatchStar)) and n.name:
+            names.add(n.name)
+        elif isinstance(n, ast.MatchMapping) and n.rest:
+            names.add(n.rest)
+        elif isinstance(n, ast.arg):
+            names.add(n.arg)
+    return names
+
+
+_KINDS = {"FunctionDef": (ast.FunctionDef, ast.AsyncFunctionDef), "ClassDef": ast.ClassDef, "If": ast.If,
+          "For": (ast.For, ast.AsyncFor), "While": ast.While, "Try": ast.Try, "TryStar": getattr(ast, "TryStar", ast.Try),
+          "With": (ast.With, ast.AsyncWith), "Match": getattr(ast, "Match", ast.If)}

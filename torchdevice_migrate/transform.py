@@ -37,9 +37,10 @@ class Migration:
 class _Migrator(cst.CSTTransformer):
     """Dispatches each node, on leave, to every rule's ``leave_<NodeType>`` in rule order."""
 
-    def __init__(self, ctx: RuleContext, rules: Sequence[Rule]) -> None:
+    def __init__(self, ctx: RuleContext, rules: Sequence[Rule], skip: Set[int] = frozenset()) -> None:  # type: ignore[assignment]
         super().__init__()
         self.ctx = ctx
+        self.skip = skip  # ids of statements nothing in which a rule acts on (slicing.Slice.skipped)
         self.handlers: Dict[str, List[Callable]] = defaultdict(list)
         for rule in rules:
             for attr in dir(rule):
@@ -49,7 +50,7 @@ class _Migrator(cst.CSTTransformer):
     # The rules are not visitors: no ``visit_<Node>`` or ``visit_<Node>_<attribute>`` hooks to
     # look up for every node and attribute (CSTTransformer's stubs all return None).
     def on_visit(self, node):  # type: ignore[override]
-        return True
+        return id(node) not in self.skip
 
     def on_visit_attribute(self, node, attribute):  # type: ignore[override]
         return None
@@ -207,7 +208,10 @@ def _run_rules(module: cst.Module, path: str, options: Options, code: str, piece
     # deep copy MetadataWrapper makes by default to guarantee that would buy nothing.
     wrapper = cst.MetadataWrapper(module, unsafe_skip_copy=True)
     shim_last = options.shim_module.rpartition(".")[2]
-    scopes = resolve_scopes(wrapper.module)
+    # Statements nothing in which a rule acts on, or the review pass lists, or any of those asks
+    # about (slicing.Slice.skipped): the passes do not go into them.
+    skip, review_skip, scope_skip = piece.skipped(wrapper.module) if piece is not None else (set(), set(), set())
+    scopes = resolve_scopes(wrapper.module, scope_skip)
     alias = _free_alias(scopes, shim_last, options.shim_module)
     ctx = RuleContext(wrapper, path, alias, code.splitlines(), options.select, options.ignore, scopes=scopes,
                       target=options.target)
@@ -217,7 +221,8 @@ def _run_rules(module: cst.Module, path: str, options: Options, code: str, piece
     ctx.project_base, ctx.source_text = options.project, full  # type: ignore[attr-defined]  # project_of(ctx)
     ctx.piece = piece  # type: ignore[attr-defined]  # targets._all_names asks it for the names set aside
     rules = [r() for r in (options.rules if options.rules is not None else ALL_RULES)]
-    new_module = wrapper.module.visit(_Migrator(ctx, rules))
+    ctx.review_skip, ctx._parent_skip = review_skip, scope_skip  # type: ignore[attr-defined]
+    new_module = wrapper.module.visit(_Migrator(ctx, rules, skip))
     report_leftover_device_strings(ctx)
     return ctx, new_module, alias
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
-from typing import Any, ClassVar, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
+from typing import AbstractSet, Any, ClassVar, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 import libcst as cst
 from libcst._position import CodePosition
@@ -147,7 +147,7 @@ class RuleContext:
     def parent(self, node: cst.CSTNode) -> Optional[cst.CSTNode]:
         parents = self._parents
         if parents is None:
-            parents = self._parents = _parent_map(self.module)
+            parents = self._parents = _parent_map(self.module, getattr(self, "_parent_skip", frozenset()))
         return parents.get(node)
 
     def scope(self, node: cst.CSTNode):
@@ -259,18 +259,24 @@ class RuleContext:
         return [(r.start, r.end) for r in self.rewrites]
 
 
-def resolve_scopes(module: cst.Module) -> Mapping[cst.CSTNode, object]:
+def resolve_scopes(module: cst.Module, skip: AbstractSet[int] = frozenset()) -> Mapping[cst.CSTNode, object]:
     """``MetadataWrapper(module).resolve(ScopeProvider)`` for a module whose nodes are unique.
 
     The wrapper runs each of ScopeProvider and its dependency ExpressionContextProvider as a
     "batchable" provider: a batched pass over the whole tree whose ``visit_Module`` runs the
     provider's own visitor over the whole tree, after which the batched pass goes on visiting every
-    node for nothing (neither provider has another hook). Here the two ``visit_Module`` run alone."""
+    node for nothing (neither provider has another hook). Here the two ``visit_Module`` run alone.
+
+    ``skip``: ids of statements neither visitor goes into (``slicing.Slice.skipped``: nothing in
+    them is asked about, and they bind no name that is); their nodes get no scope."""
     contexts = ExpressionContextProvider()
-    module.visit(_ContextVisitor(contexts, ExpressionContext.LOAD))  # what contexts.visit_Module(module) does
+    context_visitor = _ContextVisitor(contexts, ExpressionContext.LOAD)
+    context_visitor._skip = skip
+    module.visit(context_visitor)  # what contexts.visit_Module(module) does
     scopes = ScopeProvider()
     scopes.metadata = {ExpressionContextProvider: contexts._computed}
     visitor = _ScopeVisitor(scopes)  # what scopes.visit_Module(module) does
+    visitor._skip = skip
     module.visit(visitor)
     visitor.infer_accesses()
     scopes.metadata = {}
@@ -285,12 +291,15 @@ class _LeanDispatch:
     _ATTRIBUTE_HOOKS: ClassVar[frozenset] = frozenset()
     _visit_fns: ClassVar[Dict[type, Any]]
     _leave_fns: ClassVar[Dict[type, Any]]
+    _skip: AbstractSet[int] = frozenset()  # ids of statements not gone into, nor left (resolve_scopes)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._visit_fns, cls._leave_fns = {}, {}
 
     def on_visit(self, node: cst.CSTNode) -> bool:
+        if self._skip and id(node) in self._skip:
+            return False
         kind = type(node)
         fns = self._visit_fns
         if kind in fns:
@@ -310,6 +319,8 @@ class _LeanDispatch:
             fn(self, node)
 
     def on_leave(self, original_node: cst.CSTNode) -> None:
+        if self._skip and id(original_node) in self._skip:
+            return
         self._dispatch_leave(original_node)
 
     def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
@@ -345,6 +356,8 @@ class _ScopeVisitor(_LeanDispatch, ScopeVisitor):
     _ATTRIBUTE_HOOKS = _attribute_hooks(ScopeVisitor)
 
     def on_leave(self, original_node: cst.CSTNode) -> None:  # ScopeVisitor.on_leave, one isinstance per type
+        if self._skip and id(original_node) in self._skip:
+            return
         self.provider.set_metadata(original_node, self.scope)
         kind = type(original_node)
         like = _ASSIGNMENT_LIKE.get(kind)
@@ -456,10 +469,11 @@ _NODE_TYPES = _node_types()
 _NODE_FIELDS: Dict[type, Tuple[str, ...]] = {}
 
 
-def _parent_map(module: cst.Module) -> Dict[cst.CSTNode, Optional[cst.CSTNode]]:
+def _parent_map(module: cst.Module, skip: AbstractSet[int] = frozenset()) -> Dict[cst.CSTNode, Optional[cst.CSTNode]]:
     """Node -> parent for every node of ``module``: what ParentNodeProvider gives (there, the parent
     of each of a node's ``children``), from the nodes' dataclass fields, without that provider's
-    visitor pass, which rebuilds every node twice (LibCST's ``children`` is such a rebuild)."""
+    visitor pass, which rebuilds every node twice (LibCST's ``children`` is such a rebuild).
+    ``skip``: ids of statements whose own nodes nothing asks about (``resolve_scopes``): not gone into."""
     parents: Dict[cst.CSTNode, Optional[cst.CSTNode]] = {module: None}
     todo: List[cst.CSTNode] = [module]
     pop, push = todo.pop, todo.append
@@ -480,7 +494,8 @@ def _parent_map(module: cst.Module) -> Dict[cst.CSTNode, Optional[cst.CSTNode]]:
                 for child in value:
                     if type(child) in node_types:
                         parents[child] = node
-                        push(child)
+                        if not skip or id(child) not in skip:
+                            push(child)
     return parents
 
 

@@ -26,6 +26,13 @@ class _LeftoverStrings(NodeVisitor):
         self.ranges = ranges
         self.report = report
         self.found = False
+        self.skip = getattr(ctx, "review_skip", frozenset()) if report else frozenset()
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        # Statements that hold no possible device string (``slicing.Slice.skipped``) are not gone into.
+        if id(node) in self.skip:
+            return False
+        return super().on_visit(node)
 
     def _covered(self, node: cst.CSTNode) -> bool:
         pos = self.ctx.position(node)
@@ -111,14 +118,17 @@ _TORCH_HINTS = {
 
 
 #: What the source of a string ``is_cuda_device_string`` accepts must spell: a quote followed by ``cuda``,
-#: a literal whose whole text is ``c``/``cu``/``cud`` (the first part of ``'cu' 'da'``), or a backslash
-#: among its first characters (``'\x63uda'``, a line continuation). A file without any has nothing to list.
-_MAY_HOLD_DEVICE_STRING = re.compile(r"""['"](?:cuda|(?:c|cu|cud)['"]|(?:c|cu|cud|cuda)?\\)""")
+#: a literal whose whole text is ``c``/``cu``/``cud`` (the first part of ``'cu' 'da'``), or, after a
+#: quote and the start of ``cuda``, an escape that can spell a letter (``'\x63uda'``, ``'c\165da'``,
+#: ``'\u0063uda'``, ``'\N{...}'``) or a line continuation inside the literal. A file without any has
+#: nothing to list (``"\n".join`` is no reason to visit every node); ``slicing.py`` keeps every function
+#: whose text has one.
+MAY_HOLD_DEVICE_STRING = re.compile(r"""['"](?:cuda|(?:c|cu|cud)['"]|(?:c|cu|cud|cuda)?\\(?:[xuUN0-7]|\r?\n))""")
 
 
 def report_leftover_device_strings(ctx: RuleContext) -> None:
     source = getattr(ctx, "source_text", None)
-    if isinstance(source, str) and _MAY_HOLD_DEVICE_STRING.search(source) is None:
+    if isinstance(source, str) and MAY_HOLD_DEVICE_STRING.search(source) is None:
         return  # no string in the file can be a CUDA device string: no pass over every node
     ctx.module.visit(_LeftoverStrings(ctx, ctx.rewritten_ranges()))
 
