@@ -39,7 +39,7 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 from .options import Options
 from .trigger import PROJECT_TRIGGER, TRIGGER, parse_tree
@@ -56,7 +56,7 @@ _CODING = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
 class _Unit:
     """One function whose body may be set aside: lines ``first..last`` (1-based, inclusive) of its body."""
 
-    node: ast.AST
+    node: Any  # ast.FunctionDef or ast.AsyncFunctionDef
     start: int  # first line of the def, decorators included
     first: int  # first line of the body
     last: int
@@ -238,8 +238,8 @@ def plan(source: bytes, options: Options) -> Optional[Slice]:
         candidates = [u for u in candidates if words.search(text(u.start, u.last)) is None]
     hidden = {id(u.node) for u in candidates}
     cuts: List[_Cut] = [_Cut(u.start, u.last, u.indent + (b"async def " if isinstance(u.node, ast.AsyncFunctionDef)
-                                                          else b"def ") + u.node.name.encode() + b"(): ", u.node)
-                        for u in candidates]
+                                                          else b"def ") + u.node.name.encode()
+                             + b"(): ", u.node) for u in candidates]
     # Docstrings of classes and of the functions that stay: strings no rule reads unless they spell a
     # device (the review pass) or hold what the import placement looks for (the keep patterns).
     for doc, indent in _docstrings(tree.body, source, starts, hidden):
@@ -284,7 +284,7 @@ def _statement_taint(tree: ast.Module, source: bytes, starts: List[int], has_hit
     while grew and aliases:  # copies of copies
         grew, rest = False, []
         for s in aliases:
-            if _alias_root(s.node.value) in names:  # type: ignore[attr-defined]
+            if _alias_root(getattr(s.node, "value", None)) in names:
                 names |= s.bound()
                 grew = True
             else:
@@ -623,21 +623,21 @@ def _pair(body, statements: Sequence[ast.stmt], outs: Tuple[Set[int], ...], line
             continue
         if i >= len(statements):
             return False
-        a = statements[i]
+        a: Any = statements[i]
         i += 1
         kinds = _KINDS.get(type(node).__name__)
-        if kinds is None or not isinstance(a, kinds):
+        if kinds is None or type(a) not in (kinds if isinstance(kinds, tuple) else (kinds,)):
             return False
         if isinstance(node, (cst.FunctionDef, cst.ClassDef)):
-            if node.name.value != a.name:  # type: ignore[attr-defined]
+            if node.name.value != a.name:
                 return False
             # The header (decorators, signature, bases) is always gone into.
-            header = [*a.decorator_list, *getattr(a, "bases", ()), *getattr(a, "keywords", ()),  # type: ignore[attr-defined]
+            header = [*a.decorator_list, *getattr(a, "bases", ()), *getattr(a, "keywords", ()),
                       *([a.args] if hasattr(a, "args") else []), *([a.returns] if getattr(a, "returns", None) else [])]
             for part in header:
                 used.update(n.id for n in ast.walk(part) if isinstance(n, ast.Name))
             if isinstance(node.body, cst.IndentedBlock):
-                if not _pair(node.body.body, a.body, outs, lines, pairs, used):  # type: ignore[attr-defined]
+                if not _pair(node.body.body, a.body, outs, lines, pairs, used):
                     return False
             else:
                 used.update(n.id for n in ast.walk(a) if isinstance(n, ast.Name))

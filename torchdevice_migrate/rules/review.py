@@ -9,7 +9,7 @@ maps CUDA device arguments itself.
 from __future__ import annotations
 
 import re
-from typing import List, Tuple
+from typing import AbstractSet, List, Tuple
 
 import libcst as cst
 
@@ -26,7 +26,7 @@ class _LeftoverStrings(NodeVisitor):
         self.ranges = ranges
         self.report = report
         self.found = False
-        self.skip = getattr(ctx, "review_skip", frozenset()) if report else frozenset()
+        self.skip: AbstractSet[int] = getattr(ctx, "review_skip", frozenset()) if report else frozenset()
 
     def on_visit(self, node: cst.CSTNode) -> bool:
         # Statements that hold no possible device string (``slicing.Slice.skipped``) are not gone into.
