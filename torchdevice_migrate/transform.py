@@ -19,7 +19,7 @@ from .findings import Finding
 # modules that do not import LibCST; re-exported here (the ``noqa: F401`` lines).
 from .options import DEFAULT_SHIM_MODULE, Options, SourceError  # noqa: F401
 from .rules import ALL_RULES, Rule
-from .rules.base import RuleContext, resolve_scopes
+from .rules.base import RuleContext, positions_and_code, resolve_scopes
 from .rules.review import report_leftover_device_strings
 from .targets import insert_binding, pending_binding
 from .trigger import TRIGGER, is_candidate  # noqa: F401
@@ -136,13 +136,15 @@ def _migrate_whole(source: bytes, path: str, options: Options, piece=None, check
     module = parse(source)
     tail = b""
     exact = True
-    code = module.code  # generated once: the round-trip check and the rules' source lines
+    # Generated once, with every node's position: the round-trip check, the rules' source lines and
+    # the positions of what they rewrite or report.
+    positions, code = positions_and_code(module)
     if code.encode(module.encoding) != source:
         body, tail = _split_unroundtrippable_tail(source)
         module = parse(body)
-        code = module.code
+        positions, code = positions_and_code(module)
         exact = code.encode(module.encoding) == body
-    new_module, findings = _migrate_module(module, path, options, code, piece)
+    new_module, findings = _migrate_module(module, path, options, code, piece, positions)
     if new_module is None:
         return Migration(source, findings)  # nothing to write: a file LibCST cannot reproduce is fine
     if not exact:
@@ -203,7 +205,7 @@ class FileFacts:
     uses_cuda: bool
 
 
-def _run_rules(module: cst.Module, path: str, options: Options, code: str, piece=None):
+def _run_rules(module: cst.Module, path: str, options: Options, code: str, piece=None, positions=None):
     # ``module`` was just parsed and nothing else holds it: no node occurs twice in it, so the
     # deep copy MetadataWrapper makes by default to guarantee that would buy nothing.
     wrapper = cst.MetadataWrapper(module, unsafe_skip_copy=True)
@@ -215,6 +217,8 @@ def _run_rules(module: cst.Module, path: str, options: Options, code: str, piece
     alias = _free_alias(scopes, shim_last, options.shim_module)
     ctx = RuleContext(wrapper, path, alias, code.splitlines(), options.select, options.ignore, scopes=scopes,
                       target=options.target)
+    if positions is not None:
+        ctx._positions = positions
     # ``source_text``: the whole file, for what the rules ask of it as a whole (its project facts, ``jit``
     # anywhere, the review precheck); a sliced module's text has bodies set aside (slicing.py).
     full = code if piece is None else piece.full_text(code)
@@ -240,15 +244,16 @@ def file_facts(ctx: RuleContext, module: cst.Module, path: str, options: Options
         return FileFacts(uses_cuda=False)
     # Only dependent rewrites, in a restricted run: ask every rule, with no selection.
     full = dataclasses.replace(options, rules=None, select=None, ignore=set())
-    every, _, _ = _run_rules(module, path, full, code, getattr(ctx, "piece", None))
+    every, _, _ = _run_rules(module, path, full, code, getattr(ctx, "piece", None), getattr(ctx, "_positions", None))
     return FileFacts(uses_cuda=any(r.alone for r in every.rewrites))
 
 
-def _migrate_module(module: cst.Module, path: str, options: Options, code: Optional[str] = None, piece=None):
+def _migrate_module(module: cst.Module, path: str, options: Options, code: Optional[str] = None, piece=None,
+                    positions=None):
     shim_parent, _, shim_last = options.shim_module.rpartition(".")
     if code is None:
         code = module.code
-    ctx, new_module, alias = _run_rules(module, path, options, code, piece)
+    ctx, new_module, alias = _run_rules(module, path, options, code, piece, positions)
     if not file_facts(ctx, module, path, options, code).uses_cuda:
         ctx.rewrites = []  # only rewrites that do not make a file CUDA-using: leave it byte-identical
     findings = ctx.findings()

@@ -263,21 +263,22 @@ def _merged(ranges):
     return out
 
 
-_LAST_TREE: list = [None, None]  # (source, its ast): ``in_code`` and ``slicing.plan`` parse a candidate once
+_LAST_TREES: list = []  # [(source, its ast)], newest last: a candidate's scan, slicing and project facts parse it once
 
 
 def parse_tree(source: bytes):
-    """``ast.parse(source)``, or None when it does not parse; the last file's tree is kept, so the
-    comment/docstring check and the slicing of the same candidate share one parse. Callers must
-    not change the tree."""
+    """``ast.parse(source)``, or None when it does not parse. The last two files' trees are kept, so
+    the comment/docstring check, the slicing (``slicing.py``, which also parses the reduced module)
+    and the project facts of the same candidate share one parse. Callers must not change the tree."""
     import ast
 
-    cached, tree = _LAST_TREE
-    if cached is source or (cached is not None and len(cached) == len(source) and cached == source):
-        return tree
+    for cached, tree in _LAST_TREES:
+        if cached is source or (len(cached) == len(source) and cached == source):
+            return tree
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError, UnicodeDecodeError, RecursionError, MemoryError):
         tree = None
-    _LAST_TREE[0], _LAST_TREE[1] = source, tree
+    _LAST_TREES.append((source, tree))
+    del _LAST_TREES[:-2]
     return tree

@@ -449,10 +449,16 @@ class _Positions(Mapping):
 
 def resolve_positions(module: cst.Module) -> Mapping[cst.CSTNode, CodeRange]:
     """``MetadataWrapper(module).resolve(PositionProvider)`` (see ``_PositionState``)."""
+    return positions_and_code(module)[0]
+
+
+def positions_and_code(module: cst.Module) -> Tuple[Mapping[cst.CSTNode, CodeRange], str]:
+    """``resolve_positions(module)`` and ``module.code`` from one code generation."""
     provider = PositionProvider()
-    module._codegen(_PositionState(default_indent=module.default_indent, default_newline=module.default_newline,
-                                   provider=provider))
-    return _Positions(provider._computed)  # type: ignore[arg-type]
+    state = _PositionState(default_indent=module.default_indent, default_newline=module.default_newline,
+                           provider=provider)
+    module._codegen(state)
+    return _Positions(provider._computed), "".join(state.tokens)  # type: ignore[arg-type]
 
 
 def _node_types() -> frozenset:
