@@ -63,7 +63,7 @@ def timed_plan(*args, **kwargs):
 def timed_run(*args, **kwargs):
     start = time.perf_counter() - t0
     summary = run(*args, **kwargs)
-    marks.update({k: start + v for k, v in summary.phases.items()})
+    marks.update({k: start + v for k, v in getattr(summary, "phases", {}).items()})
     return summary
 cli.plan, cli.run = timed_plan, timed_run
 sys.argv = ["torchdevice-migrate", *sys.argv[1:]]
