@@ -415,9 +415,17 @@ def _worker_init(parent: int = 0, options: Optional[Options] = None, index_queue
 
 
 class _UsesCuda:
-    """A project that uses CUDA: ``is_candidate`` then also applies the project trigger."""
+    """A project that uses CUDA: ``is_candidate`` then also applies the project trigger. ``asked``:
+    whether ``is_candidate`` looked at the project at all (it does only where the project trigger
+    matches; where it did not, its answer is the same for any project)."""
 
-    uses_cuda = True
+    def __init__(self) -> None:
+        self.asked = False
+
+    @property
+    def uses_cuda(self) -> bool:
+        self.asked = True
+        return True
 
 
 # What the scan says of a file to port: no candidate; a candidate; a candidate if the project uses
@@ -446,13 +454,15 @@ def _scan(items: List[Tuple[Path, bool, bool]]) -> List[Optional[Tuple[Optional[
         if port:
             if str(path).endswith(".ipynb"):
                 kind = _NOTEBOOK
-            elif is_candidate(source, _UsesCuda(), refine=False):  # one pass of the regexes over most files
-                # Exact answers, for a project that uses CUDA and for one that does not (more
-                # triggers only add matches: a candidate without the project is one with it).
-                if is_candidate(source, None):
-                    kind = _CANDIDATE
-                elif is_candidate(source, _UsesCuda()):
-                    kind = _IF_PROJECT_USES_CUDA
+            else:
+                probe = _UsesCuda()
+                if is_candidate(source, probe, refine=False):  # one pass of the regexes over most files
+                    # Exact answers, for a project that uses CUDA and for one that does not (more
+                    # triggers only add matches: a candidate without the project is one with it).
+                    if is_candidate(source, None):
+                        kind = _CANDIDATE
+                    elif probe.asked and is_candidate(source, _UsesCuda()):
+                        kind = _IF_PROJECT_USES_CUDA
         out.append((source if port else None, read_stat, kind, digest, entry))
     return out
 
