@@ -368,3 +368,42 @@ def test_the_scan_says_what_is_candidate_says(tmp_path):
                 record[2] == _engine._IF_PROJECT_USES_CUDA and project is not None and project.uses_cuda)
             assert said == is_candidate(source, project), (f, project)
     assert kinds == {_engine._NOT_CANDIDATE, _engine._CANDIDATE, _engine._IF_PROJECT_USES_CUDA}
+
+
+_START_METHOD_SCRIPT = """\
+import multiprocessing, sys
+from pathlib import Path
+from torchdevice_migrate import cli, engine
+
+def fingerprint(summary):
+    return [(r.path, r.state, r.new, r.error, [(f.line, f.code) for f in r.findings]) for r in summary.results]
+
+if __name__ == "__main__":
+    multiprocessing.set_start_method(sys.argv[1])
+    root = Path(sys.argv[2])
+    a = cli.plan([root], check=True, no_config=True)
+    parallel = engine.run(a.files, a.options, jobs=2, progress=False, index=a.index)
+    b = cli.plan([root], check=True, no_config=True)
+    one = engine.run(b.files, b.options, jobs=1, index=b.index)
+    assert "dispatched" in parallel.phases, "the workers ran (no fallback to this process)"
+    assert fingerprint(parallel) == fingerprint(one)
+    assert any(r.state.name == "CHANGED" for r in one.results)
+    print("ok")
+"""
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_parallel_run_with_other_start_methods(tmp_path, method):
+    """macOS starts workers by spawn, Python 3.14 on Linux by forkserver: the workers must run there
+    too (a forkserver's workers are not the run's children: that is no reason to exit)."""
+    import multiprocessing
+
+    if method not in multiprocessing.get_all_start_methods():
+        pytest.skip(f"no {method} here")
+    script = tmp_path / "run.py"
+    script.write_text(_START_METHOD_SCRIPT)
+    root = _parallel_project(tmp_path / "proj")
+    env = dict(_os.environ, TORCHDEVICE_MIGRATE_CACHE="off")
+    out = _subprocess.run([_sys.executable, str(script), method, str(root)], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

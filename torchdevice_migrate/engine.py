@@ -531,9 +531,12 @@ def _parallel(files: Sequence[Path], options: Options, jobs: int, index: Optiona
             items[at] = (items[at][0], items[at][1], True)
         index_slot.append((f, at))
 
-    index_queue = multiprocessing.get_context().Queue() if builder is not None else None
-    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init,
-                               initargs=(os.getpid(), options, index_queue, builder.old if builder else None))
+    context = multiprocessing.get_context()
+    index_queue = context.Queue() if builder is not None else None
+    # A forkserver's workers are its children, not this process's: their parent is no sign of ours.
+    parent = 0 if context.get_start_method() == "forkserver" else os.getpid()
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_init,
+                               initargs=(parent, options, index_queue, builder.old if builder else None))
     try:
         n = max(1, min(len(items), jobs * _SCAN_CHUNKS_PER_WORKER))
         bounds = [len(items) * i // n for i in range(n + 1)]
