@@ -214,3 +214,19 @@ def test_statements_nothing_can_touch_are_skipped_and_what_a_rule_reads_is_not()
     assert id(module.body[2]) not in scopes  # from torch import autocast
     assert codes['with precision_scope("cuda"):'] not in rules and codes['with precision_scope("cuda"):'] not in review
     assert _port(ALIASED, slice_min_bytes=0) == _port(ALIASED, slice_min_bytes=None)
+
+
+def test_an_import_the_port_removes_is_judged_with_every_body_that_uses_it():
+    # ``from torch.cuda.amp import autocast``: ported where it is called, and removed when nothing else
+    # uses it. Another function that uses it is connected by the name (kept), so the import stays.
+    source = (b"import torch\nfrom torch.cuda.amp import autocast\n\n"
+              b"def gpu(x):\n    with autocast():\n        return x.cuda()\n\n"
+              b"def other(x):\n    return autocast\n\n"
+              b"def unrelated(x):\n    return x + 1\n")
+    piece = plan(source, Options(slice_min_bytes=0))
+    assert piece is not None and b"return autocast" in piece.reduced and b"x + 1" not in piece.reduced
+    sliced = _port(source, slice_min_bytes=0)
+    assert sliced == _port(source, slice_min_bytes=None)
+    assert b"from torch.cuda.amp import autocast" in sliced[1]
+    # and the last guard: a removed name that a body set aside spells sends the file to the whole port
+    assert piece.uses_any({"x"}) and not piece.uses_any({"autocast"}) and not piece.uses_any(set())

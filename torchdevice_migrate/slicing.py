@@ -89,6 +89,8 @@ class Slice:
     #: What makes a line matter (``plan``'s keep patterns) and the names that connect lines.
     keep: List[re.Pattern[bytes]] = field(default_factory=list)
     words: Optional[re.Pattern[bytes]] = None
+    #: The names whose imports the port of the reduced module removes as unused (``transform.py``).
+    removed_names: Set[str] = field(default_factory=set)
 
     def restore(self, new: bytes) -> Optional[bytes]:
         """The port of the whole file from the port of the reduced one; None when a placeholder is
@@ -159,6 +161,12 @@ class Slice:
             scope_skip.add(id(node))
             self.hidden.append(a)  # their names count for hidden_names (no scope lists them)
         return rules_skip, review_skip, scope_skip
+
+    def uses_any(self, names: Set[str]) -> bool:
+        """Whether a body set aside spells one of ``names`` (then an import of it cannot be judged
+        unused from the reduced module)."""
+        words = _words(names)
+        return words is not None and any(words.search(body) for body in self.bodies)
 
     def original_line(self, line: int) -> int:
         """The original's line number of ``line`` of the reduced module."""

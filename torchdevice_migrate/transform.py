@@ -122,8 +122,8 @@ def _migrate_sliced(source: bytes, path: str, options: Options) -> Optional[Migr
     except SourceError:
         return None  # the whole file's port says where and why
     new = piece.restore(reduced.new)
-    if new is None:
-        return None
+    if new is None or piece.uses_any(piece.removed_names):
+        return None  # a placeholder moved, or an import the port removes may be used by a body set aside
     if new != source and not _compiles(new, path):
         return None
     findings = [dataclasses.replace(f, line=piece.original_line(f.line),
@@ -275,6 +275,9 @@ def _migrate_module(module: cst.Module, path: str, options: Options, code: Optio
         new_module = _add_imports(context, new_module, alias, vendored=bool(shim_parent))
     if ctx.removed_from_imports:  # imports left unused, as LibCST's RemoveImportsVisitor removes them
         from .add_imports import remove_unused_imports
+
+        if piece is not None:  # a name a body set aside may still use: _migrate_sliced checks
+            piece.removed_names = {asname or obj for _, obj, asname in ctx.removed_from_imports if asname or obj}
 
         new_module = remove_unused_imports(new_module, sorted(ctx.removed_from_imports, key=str))
     binding = pending_binding(ctx)  # --target torch: the one module-level device value
