@@ -343,31 +343,39 @@ _SCAN_CASES = {
     "load.py": "import torch\nsd = torch.load(path)\n",
     "load_comment.py": "import torch\n# torch.load(path)\n",
     "load_and_comment.py": "import torch\nsd = torch.load(path)  # on cuda\n",
+    "both_in_comments.py": "import torch\n# x.cuda(); sd = torch.load(path)\n",
     "broken.py": "import torch\nx.cuda()\ndef (:\n",
     "plain.py": "def f(x):\n    return x\n",
 }
 
 
 def test_the_scan_says_what_is_candidate_says(tmp_path):
-    """The parallel runner's scan classifies each file once for both kinds of project; its answer
-    must be ``is_candidate``'s (comment/docstring check included) whether the project uses CUDA or not."""
+    """The parallel runner's scan classifies each file once for both kinds of project. Where it ran
+    the comment/docstring check (on the tree its index entry parsed), its answer must be
+    ``is_candidate``'s whether the project uses CUDA or not; elsewhere the regexes' (the worker checks)."""
     from torchdevice_migrate.trigger import is_candidate
 
     for name, text in _SCAN_CASES.items():
         (tmp_path / name).write_text(text)
     files = sorted(tmp_path.glob("*.py")) + sorted(FIXTURES.rglob("*.py"))[:400]
-    records = _engine._scan([(f, True, False) for f in files])
     projects = (None, _pi.ProjectIndex(files={"a.py": _pi.FileInfo(uses_cuda=True)}), _pi.ProjectIndex())
-    kinds = set()
-    for f, record in zip(files, records):
-        source = f.read_bytes()
-        assert record is not None and record[0] == source
-        kinds.add(record[2])
-        for project in projects:
-            said = record[2] == _engine._CANDIDATE or (
-                record[2] == _engine._IF_PROJECT_USES_CUDA and project is not None and project.uses_cuda)
-            assert said == is_candidate(source, project), (f, project)
-    assert kinds == {_engine._NOT_CANDIDATE, _engine._CANDIDATE, _engine._IF_PROJECT_USES_CUDA}
+    for index, kinds_seen in ((True, {_engine._NOT_CANDIDATE, _engine._CANDIDATE, _engine._IF_PROJECT_USES_CUDA}),
+                              (False, {_engine._NOT_CANDIDATE, _engine._MAYBE, _engine._MAYBE_IF_PROJECT_USES_CUDA})):
+        records = _engine._scan([(f, True, index) for f in files])
+        kinds = set()
+        for f, record in zip(files, records):
+            source = f.read_bytes()
+            assert record is not None and record[0] == source
+            kinds.add(record[2])
+            for project in projects:
+                port_as = _engine._port_as(record[2], project is not None and project.uses_cuda)
+                if port_as is None:  # no candidate
+                    assert not is_candidate(source, project), (f, project)
+                elif port_as:  # a candidate: the worker skips the pre-filter
+                    assert is_candidate(source, project), (f, project)
+                else:  # the worker runs the pre-filter
+                    assert is_candidate(source, project, refine=False), (f, project)
+        assert kinds >= kinds_seen and (index or not kinds & {_engine._CANDIDATE, _engine._IF_PROJECT_USES_CUDA})
 
 
 _START_METHOD_SCRIPT = """\

@@ -428,17 +428,28 @@ class _UsesCuda:
         return True
 
 
-# What the scan says of a file to port: no candidate; a candidate; a candidate if the project uses
-# CUDA (``is_candidate``'s answer, comment/docstring check included, with and without the project);
-# a notebook (ported by the worker, which decides).
-_NOT_CANDIDATE, _CANDIDATE, _IF_PROJECT_USES_CUDA, _NOTEBOOK = 0, 1, 2, 3
+# What the scan says of a file to port. Where the comment/docstring check could run on the ``ast``
+# tree the index entry just parsed: a candidate, or one if the project uses CUDA (``is_candidate``'s
+# answers with and without the project), or none. Elsewhere the regexes' answer, and the worker runs
+# the check (with the parse the slicing of a large file makes anyway): maybe a candidate, maybe one
+# if the project uses CUDA. A notebook: the worker decides.
+_NOT_CANDIDATE, _CANDIDATE, _IF_PROJECT_USES_CUDA, _NOTEBOOK, _MAYBE, _MAYBE_IF_PROJECT_USES_CUDA = range(6)
+
+
+def _port_as(kind: int, project_uses_cuda: bool) -> Optional[bool]:
+    """Whether a file the scan said ``kind`` of goes to a worker (None: it is no candidate), and if so
+    whether the worker may skip the pre-filter (True: the scan ran ``is_candidate``, which said yes)."""
+    if kind == _CANDIDATE or (kind == _IF_PROJECT_USES_CUDA and project_uses_cuda):
+        return True
+    if kind in (_NOTEBOOK, _MAYBE) or (kind == _MAYBE_IF_PROJECT_USES_CUDA and project_uses_cuda):
+        return False
+    return None
 
 
 def _scan(items: List[Tuple[Path, bool, bool]]) -> List[Optional[Tuple[Optional[bytes], Any, int, str, Any]]]:
     """Per ``(path, port, index)``: None when it cannot be read (the parent reports it, as
     ``migrate_path`` does); else ``(source if port, (size, mtime_ns), what the pre-filter says if
-    port, digest and index entry if index)``. The index entry first: its ``ast`` parse serves the
-    pre-filter's comment/docstring check of the same bytes (``trigger.parse_tree``)."""
+    port, digest and index entry if index)``."""
     from .project_index import index_entry
 
     out: List[Optional[Tuple[Optional[bytes], Any, int, str, Any]]] = []
@@ -448,18 +459,21 @@ def _scan(items: List[Tuple[Path, bool, bool]]) -> List[Optional[Tuple[Optional[
         except (NotRegularFile, OSError, MemoryError):
             out.append(None)
             continue
-        kind, digest, entry = _NOT_CANDIDATE, "", None
+        kind, digest, entry, parsed = _NOT_CANDIDATE, "", None, False
         if index:
-            digest, entry = index_entry(source, _WORKER_CACHE)
+            digest, entry, parsed = index_entry(source, _WORKER_CACHE)
         if port:
             if str(path).endswith(".ipynb"):
                 kind = _NOTEBOOK
             else:
                 probe = _UsesCuda()
                 if is_candidate(source, probe, refine=False):  # one pass of the regexes over most files
+                    plain = is_candidate(source, None, refine=False)
+                    if not parsed:  # no tree at hand: the worker checks (its parse serves the slicing too)
+                        kind = _MAYBE if plain else _MAYBE_IF_PROJECT_USES_CUDA
                     # Exact answers, for a project that uses CUDA and for one that does not (more
                     # triggers only add matches: a candidate without the project is one with it).
-                    if is_candidate(source, None):
+                    elif plain and is_candidate(source, None):
                         kind = _CANDIDATE
                     elif probe.asked and is_candidate(source, _UsesCuda()):
                         kind = _IF_PROJECT_USES_CUDA
@@ -574,7 +588,7 @@ def _parallel(files: Sequence[Path], options: Options, jobs: int, index: Optiona
             record = scanned[at]
             if record is None:
                 pending[i] = (files[i],)  # cannot be read: migrate_path gives the error (read again)
-            elif record[2] in (_CANDIDATE, _NOTEBOOK) or (record[2] == _IF_PROJECT_USES_CUDA and project_uses_cuda):
+            elif _port_as(record[2], project_uses_cuda) is not None:
                 candidates.append(i)
             else:
                 result = FileResult(str(files[i]), FileState.UNCHANGED, original=record[0], new=record[0])
@@ -584,7 +598,7 @@ def _parallel(files: Sequence[Path], options: Options, jobs: int, index: Optiona
         for i in sorted(candidates, key=lambda i: -len(scanned[port_slot[i]][0])):
             source, read_stat, kind = scanned[port_slot[i]][:3]
             display = str(files[i])
-            pending[i] = (pool.submit(_migrate_candidate, source, display, kind != _NOTEBOOK),
+            pending[i] = (pool.submit(_migrate_candidate, source, display, bool(_port_as(kind, project_uses_cuda))),
                           source, display, read_stat)
         if phases is not None:
             phases["dispatched"] = time.perf_counter() - start

@@ -487,7 +487,8 @@ def build_index(files: Iterable[Path], root: Optional[Path] = None, cache: bool 
             source, _ = read_regular(Path(f))
         except (OSError, NotRegularFile, MemoryError):
             continue
-        builder.add(f, *index_entry(source, builder.old, lazy))
+        digest, entry, _ = index_entry(source, builder.old, lazy)
+        builder.add(f, digest, entry)
     return builder.finish()
 
 
@@ -495,23 +496,24 @@ def build_index(files: Iterable[Path], root: Optional[Path] = None, cache: bool 
 Entry = object
 
 
-def index_entry(source: bytes, old: Dict[str, object], lazy: bool = True) -> Tuple[str, Entry]:
-    """``(digest, entry)`` of one file's bytes, as ``build_index`` keeps it: the ``FileInfo`` (from
-    ``old``, the cache's entries, when it holds this digest), or ``(names, keep)`` for a file whose only
-    facts can be classes (``lazy_class_names``; ``keep``: it may hold a class or a load site).
+def index_entry(source: bytes, old: Dict[str, object], lazy: bool = True) -> Tuple[str, Entry, bool]:
+    """``(digest, entry, parsed)`` of one file's bytes, as ``build_index`` keeps it: the ``FileInfo``
+    (from ``old``, the cache's entries, when it holds this digest), or ``(names, keep)`` for a file whose
+    only facts can be classes (``lazy_class_names``; ``keep``: it may hold a class or a load site).
+    ``parsed``: ``index_source`` parsed the bytes now (``trigger.parse_tree`` keeps the tree).
     Depends on nothing but its arguments: a worker process computes it as well as the parent."""
     digest = hashlib.blake2b(source, digest_size=16).hexdigest()
     cached = old.get(digest)
     if isinstance(cached, FileInfo):
-        return digest, cached
+        return digest, cached, False
     if lazy and isinstance(cached, tuple) and len(cached) == 2 and isinstance(cached[0], frozenset):
-        return digest, cached
+        return digest, cached, False
     if not _PARSE_TRIGGER.search(source):
-        return digest, _EMPTY  # no class, no CUDA, no load, no TorchScript: no facts
+        return digest, _EMPTY, False  # no class, no CUDA, no load, no TorchScript: no facts
     names = lazy_class_names(source) if lazy else None
     if names is not None:  # classes (and load sites): indexed when a rule asks about a class
-        return digest, (names, bool(names) or _needs(source)[2])  # the cache holds what the byte scan found
-    return digest, index_source(source)
+        return digest, (names, bool(names) or _needs(source)[2]), False  # the cache keeps what the byte scan found
+    return digest, index_source(source), True
 
 
 class IndexBuilder:
