@@ -122,9 +122,10 @@ def wrap_port(module: cst.Module, new: bytes, original_code: str, limit: int) ->
     if limit <= 0:
         return new
     new_code = new.decode(module.encoding)
-    if not long_changed_lines(original_code.splitlines(), new_code.splitlines(), limit):
+    targets = long_changed_lines(original_code.splitlines(), new_code.splitlines(), limit)
+    if not targets:
         return new
-    wrapped, code = _wrap(module, original_code, limit, new_code)
+    wrapped, code = _wrap(module, original_code, limit, new_code, targets)
     return code.encode(wrapped.encoding)
 
 
@@ -134,17 +135,22 @@ def wrap_long_lines(module: cst.Module, original_code: str, limit: int = DEFAULT
     return _wrap(module, original_code, limit, code)[0]
 
 
-def _wrap(module: cst.Module, original_code: str, limit: int, code: Optional[str] = None) -> Tuple[cst.Module, str]:
+def _wrap(module: cst.Module, original_code: str, limit: int, code: Optional[str] = None,
+          first_targets: Optional[Dict[int, str]] = None) -> Tuple[cst.Module, str]:
     """``wrap_long_lines`` and the code of the module it returns. Each pass generates the code once, with
-    the positions (``_positions_and_code``), instead of a copy of the module, positions and code apart."""
+    the positions (``_positions_and_code``), instead of a copy of the module, positions and code apart.
+    ``first_targets``: the first pass's ``long_changed_lines`` of ``code``, when the caller has them."""
     if limit <= 0:
         return module, module.code if code is None else code
     before, compare = original_code, True
     positions = None
     for _ in range(_PASSES):
-        if code is None:
-            module, positions, code = _positions_and_code(module)
-        targets = long_changed_lines(before.splitlines(), code.splitlines(), limit, compare)
+        if code is None:  # the code alone first: usually no line is left to wrap, and no position needed
+            code = module.code
+        if first_targets is not None:
+            targets, first_targets = first_targets, None
+        else:
+            targets = long_changed_lines(before.splitlines(), code.splitlines(), limit, compare)
         if not targets:
             return module, code
         if positions is None:
