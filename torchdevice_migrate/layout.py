@@ -66,10 +66,20 @@ def long_changed_lines(original: Sequence[str], new: Sequence[str], limit: int,
     if not any(len(line) > limit and line not in old_set for line in new):
         return {}  # the usual case: no diff to compute
     out: Dict[int, str] = {}
-    matcher = difflib.SequenceMatcher(None, list(original), list(new), autojunk=False)
+    # The lines both begin and end with are the same lines (a port changes a few lines here and
+    # there): the diff is of what lies between (a few ms instead of a second on a 200 KB file).
+    head = 0
+    while head < len(original) and head < len(new) and original[head] == new[head]:
+        head += 1
+    tail = 0
+    while tail < len(original) - head and tail < len(new) - head and original[-1 - tail] == new[-1 - tail]:
+        tail += 1
+    matcher = difflib.SequenceMatcher(None, list(original[head:len(original) - tail]),
+                                      list(new[head:len(new) - tail]), autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
             continue
+        i1, i2, j1, j2 = i1 + head, i2 + head, j1 + head, j2 + head
         old_block = list(original[i1:i2])
         for j in range(j1, j2):
             line = new[j]
