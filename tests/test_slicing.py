@@ -230,3 +230,18 @@ def test_an_import_the_port_removes_is_judged_with_every_body_that_uses_it():
     assert b"from torch.cuda.amp import autocast" in sliced[1]
     # and the last guard: a removed name that a body set aside spells sends the file to the whole port
     assert piece.uses_any({"x"}) and not piece.uses_any({"autocast"}) and not piece.uses_any(set())
+
+
+def test_a_body_set_aside_keeps_the_environment_setup_the_import_placement_looks_for():
+    # No module-level torch import: the shim import goes after the last environment setup before its
+    # first use, found in the text of each module-level statement, bodies included.
+    source = (b"import os\n\ndef env():\n    os.environ['X'] = '1'\n\ndef use(x):\n    return x.cuda()\n\n"
+              b"class Config:\n    def setup(self):\n        os.environ['Y'] = '2'\n")
+    piece = plan(source, Options(slice_min_bytes=0))
+    assert piece is not None
+    reduced = piece.reduced.decode()
+    assert "os.environ['X']" not in reduced and "def env(): __tdm_sliced_0__  # os.environ" in reduced
+    assert _port(source, slice_min_bytes=0) == _port(source, slice_min_bytes=None)
+    underscore = plan(b"import torch\n_ = torch.cuda.is_available()\n\ndef f(a):\n    return a - 1\n",
+                      Options(slice_min_bytes=0))
+    assert underscore is not None and b"a - 1" not in underscore.reduced  # ``_`` is not ``-``

@@ -65,8 +65,8 @@ class _Unit:
 
 @dataclass
 class _Cut:
-    """Lines ``first..last`` (1-based, inclusive) replaced by one line: ``stub`` and a placeholder;
-    ``node``: the function set aside (None for a docstring)."""
+    """Lines ``first..last`` (1-based, inclusive) replaced by one line: ``stub``, whose ``%s`` is the
+    placeholder; ``node``: the function set aside (None for a docstring)."""
 
     first: int
     last: int
@@ -102,17 +102,11 @@ class Slice:
             i = int(m.group(1))
             if i != seen:
                 return None
-            line_start = max(new.rfind(b"\n", 0, m.start()), new.rfind(b"\r", 0, m.start())) + 1
-            if new[line_start:m.end()] != self.stubs[i]:
+            line_start = new.rfind(b"\n", 0, m.start()) + 1  # (a sliced file has no other line break)
+            line_end = new.find(b"\n", m.end())
+            end = len(new) if line_end < 0 else line_end + 1
+            if new[line_start:end].rstrip(b"\n") != self.stubs[i]:
                 return None
-            end = m.end()
-            for nl in (b"\r\n", b"\n", b"\r"):
-                if new.startswith(nl, end):
-                    end += len(nl)
-                    break
-            else:
-                if end != len(new):
-                    return None
             out.append(new[pos:line_start])
             out.append(self.bodies[i])
             pos = end
@@ -228,8 +222,14 @@ def plan(source: bytes, options: Options) -> Optional[Slice]:
     for line in source.split(b"\n"):
         starts.append(starts[-1] + len(line) + 1)
     units = list(_units(tree.body, source, starts))
-    keep = _keep_patterns(options, tree, source, starts)
+    keep, marks = _keep_patterns(options, tree, source, starts)
     hit_lines = _matching_lines(source, keep, starts)
+
+    def stub(prefix: bytes, first: int, last: int) -> bytes:
+        """``prefix`` and, after the placeholder, a comment that spells the marks of the text set aside."""
+        body = text(first, last)
+        found = sorted({m.group(0) for p in marks for m in p.finditer(body)})
+        return prefix + b"%s" + (b"  # " + b" ".join(found) if found else b"")
 
     def text(first: int, last: int) -> bytes:
         return source[starts[first - 1]:starts[last] - 1 if last < len(starts) - 1 else len(source)]
@@ -245,14 +245,14 @@ def plan(source: bytes, options: Options) -> Optional[Slice]:
     if words is not None:
         candidates = [u for u in candidates if words.search(text(u.start, u.last)) is None]
     hidden = {id(u.node) for u in candidates}
-    cuts: List[_Cut] = [_Cut(u.start, u.last, u.indent + (b"async def " if isinstance(u.node, ast.AsyncFunctionDef)
-                                                          else b"def ") + u.node.name.encode()
-                             + b"(): ", u.node) for u in candidates]
+    cuts: List[_Cut] = [_Cut(u.start, u.last, stub(u.indent + (b"async def " if isinstance(u.node, ast.AsyncFunctionDef)
+                                                               else b"def ") + u.node.name.encode() + b"(): ",
+                                                    u.start, u.last), u.node) for u in candidates]
     # Docstrings of classes and of the functions that stay: strings no rule reads unless they spell a
-    # device (the review pass) or hold what the import placement looks for (the keep patterns).
+    # device (the review pass).
     for doc, indent in _docstrings(tree.body, source, starts, hidden):
         if not has_hit(doc.lineno, doc.end_lineno or doc.lineno):
-            cuts.append(_Cut(doc.lineno, doc.end_lineno or doc.lineno, indent, None))
+            cuts.append(_Cut(doc.lineno, doc.end_lineno or doc.lineno, stub(indent, doc.lineno, doc.end_lineno or doc.lineno), None))
     if sum(starts[min(c.last, len(starts) - 1)] - starts[c.first - 1] for c in cuts) < minimum // 2:
         cuts = []  # not worth a second parse; the rules still skip the statements nothing can touch
     piece = _reduce(source, starts, cuts)
@@ -268,8 +268,11 @@ def _words(names: Set[str]) -> Optional[re.Pattern[bytes]]:
     if not names:
         return None
     return re.compile(rb"(?<![\w])(?:" + b"|".join(
-        re.escape(w.encode()).replace(b"_", b"[_-]") for w in sorted(names, key=lambda w: (-len(w), w)))
+        _INNER_UNDERSCORE.sub(rb"[_-]", re.escape(w.encode())) for w in sorted(names, key=lambda w: (-len(w), w)))
         + rb")(?![\w])")
+
+
+_INNER_UNDERSCORE = re.compile(rb"(?<=[A-Za-z0-9])_(?=[A-Za-z0-9])")  # ``attn_impl``, not ``_`` or ``__init__``
 
 
 def _all_statements(body: Sequence[ast.stmt]) -> Iterator[_Level]:
@@ -316,22 +319,26 @@ def _device_string() -> re.Pattern[bytes]:
     return re.compile(MAY_HOLD_DEVICE_STRING.pattern.encode())
 
 
-def _keep_patterns(options: Options, tree: ast.Module, source: bytes, starts: List[int]) -> List[re.Pattern[bytes]]:
+def _keep_patterns(options: Options, tree: ast.Module, source: bytes,
+                   starts: List[int]) -> Tuple[List[re.Pattern[bytes]], List[re.Pattern[bytes]]]:
+    """What keeps a function (``keep``), and what text a function set aside must still show (``marks``)."""
     shim = options.shim_module.rpartition(".")[2]
     patterns = [*TRIGGER.patterns, *PROJECT_TRIGGER.patterns, _device_string(), _ALWAYS_KEEP, re.compile(re.escape(shim.encode()))]
-    # Where an added import goes (``transform._earliest_import_position``): after the first module-level
-    # torch import, and after import-path setup for a vendored shim; in a file without one, after the
-    # last environment or path setup too (a statement whose text holds it, body and all).
-    from .transform import _ENV_RE, _PATH_RE
-
-    imports_torch = _imports_torch_on_its_line(tree)
-    if not imports_torch or "." in options.shim_module:
-        patterns.append(re.compile(_PATH_RE.pattern.encode()))
-    if not imports_torch:
-        patterns.append(re.compile(_ENV_RE.pattern.encode()))
     if options.target == "torch":
         patterns.append(_TORCH_TARGET_NAMES)
-    return patterns
+    # Where an added import goes (``transform._earliest_import_position``): after the first module-level
+    # torch import, and after import-path setup for a vendored shim; in a file without one, after the
+    # last environment or path setup too, found in the text of each module-level statement, body and
+    # all. A placeholder of text that spells one carries it in a comment.
+    from .transform import _ENV_RE, _PATH_RE
+
+    marks = []
+    imports_torch = _imports_torch_on_its_line(tree)
+    if not imports_torch or "." in options.shim_module:
+        marks.append(re.compile(_PATH_RE.pattern.encode()))
+    if not imports_torch:
+        marks.append(re.compile(_ENV_RE.pattern.encode()))
+    return patterns, marks
 
 
 def _imports_torch_on_its_line(tree: ast.Module) -> bool:
@@ -585,7 +592,7 @@ def _reduce(source: bytes, starts: List[int], cuts: Iterable[_Cut]) -> Slice:
         b = min(starts[c.last] if c.last < n_lines else len(source), len(source))
         body = source[a:b]
         newline = b"\n" if body.endswith(b"\n") else b""
-        stub = c.stub + _PLACEHOLDER % len(bodies)
+        stub = c.stub.replace(b"%s", _PLACEHOLDER % len(bodies), 1)
         out.append(source[pos:a])
         out.append(stub + newline)
         bodies.append(body)
