@@ -245,3 +245,15 @@ def test_a_body_set_aside_keeps_the_environment_setup_the_import_placement_looks
     underscore = plan(b"import torch\n_ = torch.cuda.is_available()\n\ndef f(a):\n    return a - 1\n",
                       Options(slice_min_bytes=0))
     assert underscore is not None and b"a - 1" not in underscore.reduced  # ``_`` is not ``-``
+
+
+def test_an_import_ties_only_the_names_whose_own_spelling_matches():
+    source = (b"import torch\nfrom .helpers import get_device, load_config\nfrom torch.cuda import nvtx, Stream as S\n\n"
+              b"def a():\n    return get_device()\n\ndef b():\n    return load_config()\n\n"
+              b"def c():\n    return S()\n\ndef d(x):\n    return x.cuda()\n")
+    piece = plan(source, Options(slice_min_bytes=0))
+    assert piece is not None
+    reduced = piece.reduced.decode()
+    assert "return get_device()" in reduced and "return S()" in reduced  # tied: its name, its module
+    assert "return load_config()" not in reduced
+    assert _port(source, slice_min_bytes=0) == _port(source, slice_min_bytes=None)

@@ -223,6 +223,7 @@ def plan(source: bytes, options: Options) -> Optional[Slice]:
         starts.append(starts[-1] + len(line) + 1)
     units = list(_units(tree.body, source, starts))
     keep, marks = _keep_patterns(options, tree, source, starts)
+    _KEEP[:] = keep
     hit_lines = _matching_lines(source, keep, starts)
 
     def stub(prefix: bytes, first: int, last: int) -> bytes:
@@ -288,7 +289,7 @@ def _statement_taint(tree: ast.Module, source: bytes, starts: List[int], has_hit
     aliases = []
     for s in _all_statements(tree.body):
         if has_hit(s.first, s.last):
-            names |= s.bound()
+            names |= _hit_bound(s, source, starts)
         elif isinstance(s.node, (ast.Assign, ast.AnnAssign)) and not s.parts and _alias_root(s.node.value):
             aliases.append(s)
     grew = True
@@ -463,6 +464,39 @@ class _Level:
 
 _COMPOUND_BODIES = ("body", "orelse", "finalbody")
 
+#: Set by ``plan`` for ``_hit_bound``: the keep patterns of the file being sliced.
+_KEEP: List[re.Pattern[bytes]] = []
+
+
+def _hit_bound(s: _Level, source: bytes, starts: List[int]) -> Set[str]:
+    """The names a statement with a match binds that can carry what matched: every name it binds,
+    except for an import, where only the names whose own module or name matches do (``from .utils
+    import get_device, load_config`` taints ``get_device``, not ``load_config``)."""
+    node = s.node
+    if s.parts or not isinstance(node, (ast.Import, ast.ImportFrom)) or not node.names:
+        return s.bound()
+    first = node.names[0]
+    if getattr(first, "end_col_offset", None) is None:
+        return s.bound()
+
+    def at(line: int, col: int) -> int:
+        return starts[line - 1] + col
+
+    def hits(text: bytes) -> bool:
+        return any(p.search(text) for p in _KEEP)
+
+    if hits(source[at(node.lineno, node.col_offset):at(first.lineno, first.col_offset)]):
+        return s.bound()  # ``from torch.cuda import ...``: every name
+    names: Set[str] = set()
+    for a in node.names:
+        if hits(source[at(a.lineno, a.col_offset):at(a.end_lineno or a.lineno, a.end_col_offset or 0)]):
+            names.add(a.asname or a.name.split(".")[0])
+            if a.asname is None and "." in a.name:
+                names.add(a.name.rpartition(".")[2])
+    if not names and not hits(source[at(first.lineno, first.col_offset):at(node.end_lineno or node.lineno, node.end_col_offset or 0)]):
+        return s.bound()  # the match is not in one name (it spans them): every name, as before
+    return names
+
 
 def _level_statements(body: Sequence[ast.stmt], into_functions: bool = False) -> Iterator[_Level]:
     """Statements at module level and at class level (classes in classes), not inside functions
@@ -504,7 +538,7 @@ def _tainted(tree: ast.Module, source: bytes, starts: List[int], has_hit, units:
     pending = []
     for s in statements:
         if has_hit(s.first, s.last):
-            tainted |= s.bound()
+            tainted |= _hit_bound(s, source, starts)
         else:
             pending.append(s)
     changed = bool(tainted)
