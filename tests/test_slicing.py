@@ -120,7 +120,18 @@ def test_a_moved_or_lost_placeholder_means_the_whole_file_is_ported():
     piece = plan(BIG, Options(slice_min_bytes=0))
     assert piece is not None
     assert piece.restore(piece.reduced.replace(b"__tdm_sliced_0__", b"x")) is None
-    assert piece.restore(piece.reduced.replace(b"    def forward(): ", b"def forward(): ")) is None
+    assert piece.restore(piece.reduced.replace(b"    __tdm_sliced_2__", b"  __tdm_sliced_2__")) is None
+    assert piece.restore(piece.reduced.replace(b"def unrelated(): ", b"def unrelated(a): ")) is None
+
+
+def test_methods_set_aside_next_to_each_other_go_as_one_line_unless_the_class_level_names_them():
+    piece = plan(BIG, Options(slice_min_bytes=0))
+    assert piece is not None
+    assert b"def forward" not in piece.reduced and b"def size" not in piece.reduced  # one placeholder line
+    named = BIG.replace(b"    def move(self, x):", b"    alias = forward\n\n    def move(self, x):")
+    piece = plan(named, Options(slice_min_bytes=0))
+    assert piece is not None and b"def forward(): __tdm_sliced_" in piece.reduced  # the class scope reads it
+    assert _port(named, slice_min_bytes=0) == _port(named, slice_min_bytes=None)
 
 
 @pytest.mark.parametrize("source, kept", [

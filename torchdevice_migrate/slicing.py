@@ -66,12 +66,12 @@ class _Unit:
 @dataclass
 class _Cut:
     """Lines ``first..last`` (1-based, inclusive) replaced by one line: ``stub``, whose ``%s`` is the
-    placeholder; ``node``: the function set aside (None for a docstring)."""
+    placeholder; ``nodes``: the functions set aside (none for a docstring)."""
 
     first: int
     last: int
     stub: bytes
-    node: Optional[ast.AST]
+    nodes: Sequence[ast.AST]
 
 
 @dataclass
@@ -246,14 +246,36 @@ def plan(source: bytes, options: Options) -> Optional[Slice]:
     if words is not None:
         candidates = [u for u in candidates if words.search(text(u.start, u.last)) is None]
     hidden = {id(u.node) for u in candidates}
-    cuts: List[_Cut] = [_Cut(u.start, u.last, stub(u.indent + (b"async def " if isinstance(u.node, ast.AsyncFunctionDef)
-                                                               else b"def ") + u.node.name.encode() + b"(): ",
-                                                    u.start, u.last), u.node) for u in candidates]
+    # Methods set aside next to each other in a class go as one placeholder line, unless the class's
+    # own level (its statements, the decorators and signatures of the methods that stay: what sees the
+    # class scope) names one of them; a function at module level keeps a ``def`` of its name.
+    cuts: List[_Cut] = []
+    merged: Set[int] = set()
+    by_id = {id(u.node): u for u in candidates}
+    for cls in _classes(tree.body):
+        level = None
+        run: List[_Unit] = []
+        for node in [*cls.body, None]:
+            if node is not None and id(node) in hidden:
+                run.append(by_id[id(node)])
+                continue
+            if len(run) >= 2 and all(u.indent == run[0].indent for u in run):
+                if level is None:
+                    level = _class_level_text(cls, source, starts, hidden)
+                names = _words({u.node.name for u in run})
+                if names is not None and names.search(level) is None:
+                    cuts.append(_Cut(run[0].start, run[-1].last, stub(run[0].indent, run[0].start, run[-1].last),
+                                     [u.node for u in run]))
+                    merged.update(id(u.node) for u in run)
+            run = []
+    cuts += [_Cut(u.start, u.last, stub(u.indent + (b"async def " if isinstance(u.node, ast.AsyncFunctionDef)
+                                                    else b"def ") + u.node.name.encode() + b"(): ",
+                                         u.start, u.last), [u.node]) for u in candidates if id(u.node) not in merged]
     # Docstrings of classes and of the functions that stay: strings no rule reads unless they spell a
     # device (the review pass).
     for doc, indent in _docstrings(tree.body, source, starts, hidden):
         if not has_hit(doc.lineno, doc.end_lineno or doc.lineno):
-            cuts.append(_Cut(doc.lineno, doc.end_lineno or doc.lineno, stub(indent, doc.lineno, doc.end_lineno or doc.lineno), None))
+            cuts.append(_Cut(doc.lineno, doc.end_lineno or doc.lineno, stub(indent, doc.lineno, doc.end_lineno or doc.lineno), []))
     if sum(starts[min(c.last, len(starts) - 1)] - starts[c.first - 1] for c in cuts) < minimum // 2:
         cuts = []  # not worth a second parse; the rules still skip the statements nothing can touch
     piece = _reduce(source, starts, cuts)
@@ -397,6 +419,33 @@ def _units(body: Sequence[ast.stmt], source: bytes, starts: List[int]) -> Iterat
             if end is None or indent.strip(b" \t"):
                 continue  # something else before it on its line
             yield _Unit(node, start, start, end, indent)
+
+
+def _classes(body: Sequence[ast.stmt]) -> Iterator[ast.ClassDef]:
+    """The classes at module level and in classes (where ``_units`` finds methods)."""
+    for node in body:
+        if isinstance(node, ast.ClassDef):
+            yield node
+            yield from _classes(node.body)
+
+
+def _class_level_text(cls: ast.ClassDef, source: bytes, starts: List[int], hidden: Set[int]) -> bytes:
+    """What of ``cls`` is evaluated in its scope: its statements, and the decorators, signatures and
+    bases of the functions and classes in it that stay (not their bodies)."""
+    def lines(first: int, last: int) -> bytes:
+        return source[starts[first - 1]:starts[min(last, len(starts) - 1)]]
+
+    out: List[bytes] = []
+    for node in cls.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            if id(node) in hidden:
+                continue
+            start = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            body_line = node.body[0].lineno if node.body else node.lineno
+            out.append(lines(start, max(start, body_line - 1) if body_line > node.lineno else node.lineno))
+        else:
+            out.append(lines(node.lineno, getattr(node, "end_lineno", None) or node.lineno))
+    return b"".join(out)
 
 
 def _docstrings(body: Sequence[ast.stmt], source: bytes, starts: List[int],
@@ -634,8 +683,7 @@ def _reduce(source: bytes, starts: List[int], cuts: Iterable[_Cut]) -> Slice:
         removed = c.last - c.first
         shifts.append((c.first - removed_so_far, removed))
         removed_so_far += removed
-        if c.node is not None:
-            hidden.append(c.node)
+        hidden.extend(c.nodes)
         pos = b
     out.append(source[pos:])
     return Slice(b"".join(out), bodies, stubs, shifts, hidden)
