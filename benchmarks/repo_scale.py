@@ -10,7 +10,8 @@ Prints, for the ``.py`` files under TREE:
   docstring check: the files LibCST parses);
 * time per phase, measured one phase at a time in this process (one core): discover, prefilter,
   index (the project index of ``project_index.py`` over every file, without its cache),
-  parse (LibCST), rules (the rest of porting a candidate), write (the changed files, to a scratch copy);
+  slice (``slicing.py``: what of each candidate LibCST will parse), parse (LibCST, of that), rules
+  (the rest of porting a candidate, the layout pass included), write (the changed files, to a scratch copy);
 * the real thing, on a copy of TREE made a project (a root marker, so the index cache is used, in a
   scratch folder): ``torchdevice-migrate --check`` with the cache cold, again with it warm (not
   with ``--cold``), and in place; wall time, CPU time, files per second, the peak RSS of the
@@ -150,21 +151,30 @@ def main() -> None:
             pass
         import libcst as cst
 
+        from torchdevice_migrate.slicing import plan as slice_plan
         from torchdevice_migrate.transform import migrate_source
 
-        t_parse = t_port = 0.0
+        t_slice = t_parse = t_port = 0.0
+        handed = sliced = 0
         changed = {}
+        options = Options(layout=True)  # as the CLI ports: sliced (slicing.py), the layout pass on
         for f in candidates:
             s = sources[f]
             t = time.perf_counter()
+            piece = slice_plan(s, options)
+            t_slice += time.perf_counter() - t
+            reduced = piece.reduced if piece is not None else s
+            handed += len(reduced)
+            sliced += piece is not None and reduced != s
+            t = time.perf_counter()
             try:
-                cst.parse_module(s)
+                cst.parse_module(reduced)
             except Exception:
                 pass
             t_parse += time.perf_counter() - t
             t = time.perf_counter()
             try:
-                result = migrate_source(s, str(f), Options(), prefilter=False)
+                result = migrate_source(s, str(f), options, prefilter=False)
                 if result.new != s:
                     changed[f] = result.new
             except SourceError:
@@ -188,8 +198,12 @@ def main() -> None:
               f"comment/docstring check {t_refine:.2f} s over {len(regex)})")
         print(f"  index      {t_index:7.2f} s  ({index_note})"
               if t_index is not None else "  index         n/a  (no project_index module)")
-        print(f"  parse      {t_parse:7.2f} s  (LibCST, {len(candidates)} files)")
-        print(f"  rules      {max(t_port - t_parse, 0):7.2f} s  (porting minus one parse; {len(changed)} files change)")
+        size = sum(len(sources[f]) for f in candidates)
+        print(f"  slice      {t_slice:7.2f} s  ({sliced} of {len(candidates)} files sliced: "
+              f"{size / 1e6:.2f} MB -> {handed / 1e6:.2f} MB handed to LibCST)")
+        print(f"  parse      {t_parse:7.2f} s  (LibCST, what the port parses)")
+        print(f"  rules      {max(t_port - t_slice - t_parse, 0):7.2f} s  (porting minus the slicing and the parse, "
+              f"layout included; {len(changed)} files change)")
         print(f"  write      {t_write:7.2f} s  ({len(changed)} files, atomic, to a scratch copy)")
 
     t = time.perf_counter()
