@@ -288,3 +288,22 @@ def test_plain_import_follows_torch_not_the_environment_setup():
 def test_existing_shim_import_is_not_duplicated():
     src = 'import os\nos.environ["X"] = "1"\nimport torch\nimport runtime_shim\n\nx = torch.ones(2).cuda()\n'
     assert migrate_text(src).count("import runtime_shim") == 1
+
+
+def test_a_file_ported_from_the_bytes_the_index_was_taken_from_is_not_indexed_again(tmp_path, monkeypatch):
+    import torchdevice_migrate.project_index as pi
+
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "helpers.py").write_text("import torch\n\ndef get():\n    return torch.device('cuda')\n")
+    main = tmp_path / "main.py"
+    main.write_text("import torch\nx = torch.zeros(2).cuda()\ny = torch.load('w.pt')\n")
+    project = pi.index_for([tmp_path], cache=False)
+    assert project is not None and project.digests  # the entries remember the bytes they came from
+    calls = []
+    real = pi.index_source
+    monkeypatch.setattr(pi, "index_source", lambda source: calls.append(source) or real(source))
+    same = migrate_path(main, Options(project=project))
+    assert calls == [] and same.new != same.original  # the index's entry serves: no second parse
+    main.write_text("import torch\nx = torch.zeros(2).cuda()\nz = torch.load('v.pt')\n")
+    edited = migrate_path(main, Options(project=project))
+    assert len(calls) == 1 and b"map_location" in edited.new  # other bytes: indexed again, as before

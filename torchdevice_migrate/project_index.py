@@ -69,6 +69,9 @@ class ProjectIndex:
     _memo: Dict[str, object] = field(default_factory=dict, repr=False, compare=False)
     #: Facts of the lazy files indexed so far (shared by ``merged`` copies: one parse per process).
     _loaded: Dict[str, FileInfo] = field(default_factory=dict, repr=False, compare=False)
+    #: key -> content digest (``index_entry``'s) of the bytes each entry of ``files`` was taken from:
+    #: ``project_of`` does not index again a file being ported whose bytes are those.
+    digests: Dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     # ---- questions the rules ask ----------------------------------------------------------------
     @property
@@ -502,7 +505,7 @@ def index_entry(source: bytes, old: Dict[str, object], lazy: bool = True) -> Tup
     only facts can be classes (``lazy_class_names``; ``keep``: it may hold a class or a load site).
     ``parsed``: ``index_source`` parsed the bytes now (``trigger.parse_tree`` keeps the tree).
     Depends on nothing but its arguments: a worker process computes it as well as the parent."""
-    digest = hashlib.blake2b(source, digest_size=16).hexdigest()
+    digest = _digest(source)
     cached = old.get(digest)
     if isinstance(cached, FileInfo):
         return digest, cached, False
@@ -539,7 +542,9 @@ class IndexBuilder:
             if keep:
                 self.index.lazy[_key(self.root_s, str(f))] = (os.path.abspath(f), names)
         elif entry != _EMPTY:  # a file with no facts adds nothing (and the index travels to every worker)
-            self.index.files[_key(self.root_s, str(f))] = cast(FileInfo, entry)
+            key = _key(self.root_s, str(f))
+            self.index.files[key] = cast(FileInfo, entry)
+            self.index.digests[key] = digest
 
     def finish(self) -> ProjectIndex:
         if self.cache_path is not None and set(self.entries) != set(self.old):
@@ -595,6 +600,10 @@ def index_for(paths: Sequence[Path], cache: bool = True) -> Optional[ProjectInde
     return index_request(paths, cache=cache).build()
 
 
+def _digest(source: bytes) -> str:
+    return hashlib.blake2b(source, digest_size=16).hexdigest()
+
+
 def project_of(ctx) -> ProjectIndex:
     """The project as a rule porting ``ctx``'s file sees it: the index given to the run (if any),
     with this file's facts taken from the source being ported. Without an index (a file or a
@@ -605,11 +614,13 @@ def project_of(ctx) -> ProjectIndex:
         text = getattr(ctx, "source_text", None)
         if text is None:
             text = ctx.module.code
-        info = index_source(text.encode("utf-8", "surrogatepass"))
-        if base is None:
-            project = ProjectIndex(None, {ctx.path: info})
+        source = text.encode("utf-8", "surrogatepass")
+        key = base.key_for(ctx.path) if base is not None else None
+        if base is not None and key in base.files and base.digests.get(key) == _digest(source):
+            project = base  # the index was taken from these very bytes
         else:
-            project = base.merged(base.key_for(ctx.path), info)
+            info = index_source(source)
+            project = ProjectIndex(None, {ctx.path: info}) if base is None else base.merged(cast(str, key), info)
         ctx._project = project
     return project
 
