@@ -1,5 +1,6 @@
 """The command line is three steps (issue 13): ``plan`` checks the arguments, reads the configuration,
-finds the files and indexes the project; ``run_plan`` ports every file in memory (nothing written);
+finds the files and says what project index to build; ``run_plan`` builds it (in the workers of a
+parallel run) and ports every file in memory (nothing written);
 ``emit`` writes, prints or reports and returns the exit code."""
 
 from __future__ import annotations

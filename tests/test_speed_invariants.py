@@ -2,8 +2,8 @@
 
 ``rules/base.py`` and ``transform.py`` replace a few LibCST passes by cheaper equivalents (parents
 from the node fields, positions from a leaner codegen state, scopes without the wrapper's empty
-batched passes, qualified names on demand, AddImportsVisitor on the head of the module, no deep
-copy of a freshly parsed module). These tests hold them to LibCST's results on every fixture, so
+batched passes, qualified names on demand, imports added as AddImportsVisitor adds them
+(``add_imports.py``), no deep copy of a freshly parsed module). These tests hold them to LibCST's results on every fixture, so
 that a LibCST upgrade that breaks an assumption fails here rather than changing output.
 No timings here: see ``benchmarks/codemod_speed.py``.
 """
