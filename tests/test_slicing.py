@@ -268,3 +268,39 @@ def test_an_import_ties_only_the_names_whose_own_spelling_matches():
     assert "return get_device()" in reduced and "return S()" in reduced  # tied: its name, its module
     assert "return load_config()" not in reduced
     assert _port(source, slice_min_bytes=0) == _port(source, slice_min_bytes=None)
+
+
+ODD_LAYOUTS = {
+    "tabs": b"import torch\n\nclass A:\n\tdef f(self):\n\t\treturn 1\n\n\tdef g(self, x):\n\t\treturn x.cuda()\n",
+    "comments between decorators": b"import torch\nimport functools\n\n@functools.lru_cache()\n# why\n@staticmethod\n"
+                                   b"def f():\n    return 1  # trailing\n\ndef g(x):\n    return x.cuda()\n",
+    "no final newline": b"import torch\n\ndef g(x):\n    return x.cuda()\n\ndef f():\n    return 1",
+    "all methods set aside": b"import torch\n\nclass A:\n    def f(self):\n        return 1\n    def g(self):\n        return 2\n"
+                             b"\nx = torch.zeros(1).cuda()\n",
+    "property setter": b"import torch\n\nclass A:\n    @property\n    def dev(self):\n        return 1\n\n    @dev.setter\n"
+                       b"    def dev(self, v):\n        self._d = v\n\n    def g(self, x):\n        return x.cuda()\n",
+    "continued signature": b"import torch\n\ndef f(a,\n      b=(1,\n         2)) -> int:\n    return a\n\n"
+                           b"def g(x):\n    return x.cuda()\n",
+    "one-line bodies and semicolons": b"import torch\n\ndef f(): return 1\nx = 1; y = 2\n\ndef g(x): return x.cuda()\n",
+    "nested classes": b"import torch\n\nclass A:\n    class B:\n        def f(self):\n            return 1\n\n        def g(self, x):\n"
+                      b"            return x.cuda()\n    def h(self):\n        return 3\n",
+    "defs under if": b"import torch\n\nif True:\n    def f():\n        return 1\n\ndef g(x):\n    return x.cuda()\n",
+    "async and match": b"import torch\n\nasync def f(x):\n    match x:\n        case 1:\n            return 1\n\n"
+                       b"async def g(x):\n    return x.cuda()\n",
+    "multi-line strings": b'import torch\n\ndef f():\n    """Doc\n\n    lines\n    """\n    s = """\ndef fake():\n    pass\n"""\n'
+                          b"    return s\n\ndef g(x):\n    return x.cuda()\n",
+    "backslash continuation": b"import torch\n\ndef f():\n    return 1 + \\\n        2\n\ndef g(x):\n    return x \\\n        .cuda()\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(ODD_LAYOUTS))
+def test_odd_layouts_sliced_equal_the_whole_port(name):
+    source = ODD_LAYOUTS[name]
+    compile(source, name, "exec")
+    for target in ("shim", "torch"):
+        whole = _port(source, slice_min_bytes=None, target=target, layout=True)
+        assert _port(source, slice_min_bytes=0, target=target, layout=True) == whole, target
+    piece = plan(source, Options(slice_min_bytes=0))
+    assert piece is not None
+    assert piece.bodies or name == "defs under if"  # (a function under an ``if`` stays with its block)
+    assert piece.restore(piece.reduced) == source
