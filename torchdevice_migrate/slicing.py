@@ -223,7 +223,6 @@ def plan(source: bytes, options: Options) -> Optional[Slice]:
         starts.append(starts[-1] + len(line) + 1)
     units = list(_units(tree.body, source, starts))
     keep, marks = _keep_patterns(options, tree, source, starts)
-    _KEEP[:] = keep
     hit_lines = _matching_lines(source, keep, starts)
 
     def stub(prefix: bytes, first: int, last: int) -> bytes:
@@ -241,7 +240,7 @@ def plan(source: bytes, options: Options) -> Optional[Slice]:
 
     candidates = [u for u in units if not has_hit(u.start, u.last)]
     string_lines = _matching_lines(source, [_device_string()], starts)
-    tainted = _tainted(tree, source, starts, has_hit, units, string_lines)
+    tainted = _tainted(tree, source, starts, has_hit, units, string_lines, keep)
     words = _words(tainted)
     if words is not None:
         candidates = [u for u in candidates if words.search(text(u.start, u.last)) is None]
@@ -280,7 +279,7 @@ def plan(source: bytes, options: Options) -> Optional[Slice]:
         cuts = []  # not worth a second parse; the rules still skip the statements nothing can touch
     piece = _reduce(source, starts, cuts)
     piece.keep = keep
-    piece.words = _words(_statement_taint(tree, source, starts, has_hit, tainted))
+    piece.words = _words(_statement_taint(tree, source, starts, has_hit, tainted, keep))
     return piece
 
 
@@ -303,7 +302,8 @@ def _all_statements(body: Sequence[ast.stmt]) -> Iterator[_Level]:
     return _level_statements(body, into_functions=True)
 
 
-def _statement_taint(tree: ast.Module, source: bytes, starts: List[int], has_hit, tainted: Set[str]) -> Set[str]:
+def _statement_taint(tree: ast.Module, source: bytes, starts: List[int], has_hit, tainted: Set[str],
+                     keep: Sequence[re.Pattern[bytes]]) -> Set[str]:
     """``tainted`` and the names bound by any statement (in functions too) that holds a match, and
     what copies them (``c = torch.cuda`` then ``d = c``, ``d.synchronize()``): the statements the
     rules' pass must go into are those with a match or one of these names."""
@@ -311,7 +311,7 @@ def _statement_taint(tree: ast.Module, source: bytes, starts: List[int], has_hit
     aliases = []
     for s in _all_statements(tree.body):
         if has_hit(s.first, s.last):
-            names |= _hit_bound(s, source, starts)
+            names |= _hit_bound(s, source, starts, keep)
         elif isinstance(s.node, (ast.Assign, ast.AnnAssign)) and not s.parts and _alias_root(s.node.value):
             aliases.append(s)
     grew = True
@@ -513,11 +513,7 @@ class _Level:
 
 _COMPOUND_BODIES = ("body", "orelse", "finalbody")
 
-#: Set by ``plan`` for ``_hit_bound``: the keep patterns of the file being sliced.
-_KEEP: List[re.Pattern[bytes]] = []
-
-
-def _hit_bound(s: _Level, source: bytes, starts: List[int]) -> Set[str]:
+def _hit_bound(s: _Level, source: bytes, starts: List[int], keep: Sequence[re.Pattern[bytes]]) -> Set[str]:
     """The names a statement with a match binds that can carry what matched: every name it binds,
     except for an import, where only the names whose own module or name matches do (``from .utils
     import get_device, load_config`` taints ``get_device``, not ``load_config``)."""
@@ -532,7 +528,7 @@ def _hit_bound(s: _Level, source: bytes, starts: List[int]) -> Set[str]:
         return starts[line - 1] + col
 
     def hits(text: bytes) -> bool:
-        return any(p.search(text) for p in _KEEP)
+        return any(p.search(text) for p in keep)
 
     if hits(source[at(node.lineno, node.col_offset):at(first.lineno, first.col_offset)]):
         return s.bound()  # ``from torch.cuda import ...``: every name
@@ -581,13 +577,13 @@ def _level_statements(body: Sequence[ast.stmt], into_functions: bool = False) ->
 
 
 def _tainted(tree: ast.Module, source: bytes, starts: List[int], has_hit, units: Sequence[_Unit],
-             string_lines: List[int]) -> Set[str]:
+             string_lines: List[int], keep: Sequence[re.Pattern[bytes]]) -> Set[str]:
     statements = list(_level_statements(tree.body))
     tainted: Set[str] = set()
     pending = []
     for s in statements:
         if has_hit(s.first, s.last):
-            tainted |= _hit_bound(s, source, starts)
+            tainted |= _hit_bound(s, source, starts, keep)
         else:
             pending.append(s)
     changed = bool(tainted)
