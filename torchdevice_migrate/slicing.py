@@ -1,37 +1,42 @@
-"""Port a large file by parsing only what can matter: the bodies of functions that cannot change are
-set aside before LibCST parses the file, and put back, byte for byte, afterwards (issue 12).
+"""Port a large file by parsing only what can matter: the functions and docstrings nothing ties to a
+CUDA use are set aside before LibCST parses the file, and put back, byte for byte, afterwards; inside
+what stays, the passes skip the statements nothing connects to one (issue 12).
 
 LibCST costs ten to twenty times what ``ast.parse`` costs, and a scope analysis and the rules' pass
 over every node cost more again; in a real model file the CUDA uses sit in a few of hundreds of
-methods. Before the LibCST parse, ``plan`` reads the file with ``ast`` and replaces the body of each
-function defined at module level or in a class (at any depth of classes) that nothing can touch by
-one placeholder line; the rules run on that reduced module; ``Slice.restore`` puts every body back.
+methods. ``plan`` reads the file with ``ast`` and replaces each function defined at module level or
+in a class (classes in classes too) that nothing ties to a CUDA use by one line,
+``def name(): <placeholder>`` (the name stays bound), methods next to each other by one placeholder
+line (unless the class's own level names one of them), and each class or function docstring by one
+placeholder line; the rules run on that reduced module; ``Slice.restore`` puts everything back.
 
-A body is set aside only when nothing the rules could act on, or ask about, is in it. It is kept
-when its text (the whole ``def``, decorators and signature included) holds:
+A function is kept when its text (decorators and signature included) holds:
 
 * a match of the pre-filter (``trigger.py``: every registry name's word, device indices, the
   ``torch.load`` call of the project trigger) or of the review pass's device-string precheck
-  (``'cuda``, ``'cu' 'da'``, escapes): the sites a rule rewrites or reports;
-* a word the rules connect to such a site (``tainted``): a name bound at module or class level by a
-  statement that holds a match (``n = torch.cuda.device_count()``, ``from torch.cuda import
-  is_available as ok``, ``import torch.cuda as tc``), transitively (``world = n``), and a name
-  compared with a CUDA device string (``impl == 'cuda'``: the rule looks for ``impl`` compared
+  (``'cuda``, ``'cu' 'da'``, escapes that can spell it): the sites a rule rewrites or reports;
+* a word the rules connect to such a site: a name bound at module or class level by a statement
+  that holds a match (``n = torch.cuda.device_count()``; of an import, the names whose own module or
+  name matches: ``from torch.cuda import is_available as ok``), what copies it (``world = n``), and a
+  name compared with a CUDA device string (``impl == 'cuda'``: the rule looks for ``impl`` compared
   with other words anywhere in the file, ``--impl`` choices included);
 * ``global``/``nonlocal`` (a body that binds a module's name), the runtime shim's name (the import
-  alias must not collide with a name bound anywhere), or import-path and environment setup
-  (``sys.path``, ``os.environ``: an added import goes after the statement that holds them);
+  alias must not collide with a name bound anywhere);
 * under ``--target torch``, the names the module-level device value may take (``device``, ...).
 
-Everything at module or class level stays, every import among it; nested functions stay with the
-body around them. What the rules ask about the file as a whole (the project index's facts about
-this file, ``jit`` anywhere, the review precheck) is asked of the whole original text
-(``Slice.full_text``), and findings' lines are mapped back to the original's.
+Import-path and environment setup (``sys.path``, ``os.environ``), which the placement of an added
+import looks for in the text of each module-level statement, is carried in the placeholder's comment.
+Everything else at module or class level stays, every import among it; nested functions stay with the
+body around them. ``Slice.skipped`` then names the statements of what stays that the rules' pass, the
+review pass and the scope analysis need not go into. What the rules ask about the file as a whole
+(the project index's facts about this file, ``jit`` anywhere, the review precheck) is asked of the
+whole original text (``Slice.full_text``), and findings' lines are mapped back to the original's.
 
-The reference path (``Options.slice_min_bytes=None``) parses the whole file; tests compare the two
-on every fixture (sliced as finely as possible) and on torch's own sources, and ``benchmarks/
-repo_scale.py --verify-slicing`` on a whole tree. If the reduced module's port cannot be restored
-exactly (a placeholder moved or vanished), the file is ported whole.
+The reference path (``Options.slice_min_bytes=None``) parses the whole file; ``tests/test_slicing.py``
+compares the two on every fixture and rule example (sliced as finely as possible), and
+``tests/test_fast_path_equality.py`` on torch's own sources. If the reduced module's port cannot be
+restored exactly (a placeholder moved or vanished, or it drops an import a body set aside spells),
+the file is ported whole.
 """
 
 from __future__ import annotations
@@ -54,11 +59,10 @@ _CODING = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
 
 @dataclass
 class _Unit:
-    """One function whose body may be set aside: lines ``first..last`` (1-based, inclusive) of its body."""
+    """One function that may be set aside: lines ``start..last`` (1-based, inclusive), decorators included."""
 
     node: Any  # ast.FunctionDef or ast.AsyncFunctionDef
-    start: int  # first line of the def, decorators included
-    first: int  # first line of the body
+    start: int
     last: int
     indent: bytes
 
@@ -418,7 +422,7 @@ def _units(body: Sequence[ast.stmt], source: bytes, starts: List[int]) -> Iterat
             indent = source[starts[start - 1]:starts[start - 1] + col]
             if end is None or indent.strip(b" \t"):
                 continue  # something else before it on its line
-            yield _Unit(node, start, start, end, indent)
+            yield _Unit(node, start, end, indent)
 
 
 def _classes(body: Sequence[ast.stmt]) -> Iterator[ast.ClassDef]:
