@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import TYPE_CHECKING, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 
 import libcst as cst
 from libcst.metadata import CodeRange, PositionProvider
@@ -66,20 +66,7 @@ def long_changed_lines(original: Sequence[str], new: Sequence[str], limit: int,
     if not any(len(line) > limit and line not in old_set for line in new):
         return {}  # the usual case: no diff to compute
     out: Dict[int, str] = {}
-    # The lines both begin and end with are the same lines (a port changes a few lines here and
-    # there): the diff is of what lies between (a few ms instead of a second on a 200 KB file).
-    head = 0
-    while head < len(original) and head < len(new) and original[head] == new[head]:
-        head += 1
-    tail = 0
-    while tail < len(original) - head and tail < len(new) - head and original[-1 - tail] == new[-1 - tail]:
-        tail += 1
-    matcher = difflib.SequenceMatcher(None, list(original[head:len(original) - tail]),
-                                      list(new[head:len(new) - tail]), autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag == "equal":
-            continue
-        i1, i2, j1, j2 = i1 + head, i2 + head, j1 + head, j2 + head
+    for i1, i2, j1, j2 in _changed_blocks(original, new):
         old_block = list(original[i1:i2])
         for j in range(j1, j2):
             line = new[j]
@@ -94,6 +81,23 @@ def long_changed_lines(original: Sequence[str], new: Sequence[str], limit: int,
             if not compare_lengths or len(line) > len(counterpart):
                 out[j + 1] = "\n".join(old_block)
     return out
+
+
+def _changed_blocks(original: Sequence[str], new: Sequence[str]) -> Iterator[Tuple[int, int, int, int]]:
+    """``(i1, i2, j1, j2)`` of each block that differs (``difflib``'s opcodes other than ``equal``).
+    The lines both texts begin and end with are the same lines (a port changes a few lines here and
+    there): only what lies between is diffed (a few ms instead of a second on a 200 KB file)."""
+    head = 0
+    while head < len(original) and head < len(new) and original[head] == new[head]:
+        head += 1
+    tail = 0
+    while tail < len(original) - head and tail < len(new) - head and original[-1 - tail] == new[-1 - tail]:
+        tail += 1
+    matcher = difflib.SequenceMatcher(None, list(original[head:len(original) - tail]),
+                                      list(new[head:len(new) - tail]), autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag != "equal":
+            yield i1 + head, i2 + head, j1 + head, j2 + head
 
 
 #: Passes: a wrapped call whose argument line is still too long is wrapped again inside it (as black

@@ -42,12 +42,15 @@ the file is ported whole.
 from __future__ import annotations
 
 import ast
+import bisect
 import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 from .options import Options
-from .trigger import PROJECT_TRIGGER, TRIGGER, parse_tree
+from .rules.review import MAY_HOLD_DEVICE_STRING
+from .transform import _ENV_RE, _PATH_RE
+from .trigger import PROJECT_TRIGGER, TRIGGER, line_starts, parse_tree
 
 _PLACEHOLDER = b"__tdm_sliced_%d__"
 _PLACEHOLDER_RE = re.compile(rb"__tdm_sliced_(\d+)__")
@@ -55,6 +58,10 @@ _ALWAYS_KEEP = re.compile(rb"(?<![\w])(?:global|nonlocal)(?![\w])")
 #: The module-level device value's names under ``--target torch`` (``targets._DEVICE_NAMES``, ``_device2``...).
 _TORCH_TARGET_NAMES = re.compile(rb"(?<![\w])(?:device|DEVICE|_device\d*)(?![\w])")
 _CODING = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
+#: The review pass's precheck (``rules/review.py``): what a CUDA device string's source spells.
+_DEVICE_STRING = re.compile(MAY_HOLD_DEVICE_STRING.pattern.encode())
+#: Where an added import goes (``transform._earliest_import_position``): after these.
+_PATH, _ENV = re.compile(_PATH_RE.pattern.encode()), re.compile(_ENV_RE.pattern.encode())
 
 
 @dataclass
@@ -95,6 +102,7 @@ class Slice:
     words: Optional[re.Pattern[bytes]] = None
     #: The names whose imports the port of the reduced module removes as unused (``transform.py``).
     removed_names: Set[str] = field(default_factory=set)
+    _skipped: Optional[Tuple[Any, Tuple[Set[int], Set[int], Set[int]]]] = field(default=None, repr=False)
 
     def restore(self, new: bytes) -> Optional[bytes]:
         """The port of the whole file from the port of the reduced one; None when a placeholder is
@@ -125,15 +133,21 @@ class Slice:
         into: the rules' pass (no keep match, no connected name), the review pass (no possible device
         string), and the scope analysis and parent map (skipped by the rules, and binding no name
         that a statement the rules go into uses). Functions and classes are gone into, compound
-        statements taken whole. All empty when the two parses cannot be paired statement by statement."""
+        statements taken whole. All empty when the two parses cannot be paired statement by statement.
+        Worked out once per module (a restricted run asks again for the same module)."""
+        if self._skipped is not None and self._skipped[0] is module:
+            return self._skipped[1]
+        result = self._skip_sets(module)
+        self._skipped = (module, result)
+        return result
+
+    def _skip_sets(self, module) -> Tuple[Set[int], Set[int], Set[int]]:
         tree = parse_tree(self.reduced)
         if tree is None:
             return set(), set(), set()
-        starts = [0]
-        for line in self.reduced.split(b"\n"):
-            starts.append(starts[-1] + len(line) + 1)
+        starts = line_starts(self.reduced)
         rules = _matching_lines(self.reduced, [*self.keep, *([self.words] if self.words else [])], starts)
-        review = _matching_lines(self.reduced, [_device_string()], starts)
+        review = _matching_lines(self.reduced, [_DEVICE_STRING], starts)
         outs: Tuple[Set[int], Set[int]] = (set(), set())
         pairs: List[Tuple[object, ast.AST]] = []
         used: Set[str] = set()
@@ -222,11 +236,9 @@ def plan(source: bytes, options: Options) -> Optional[Slice]:
     tree = parse_tree(source)
     if tree is None:
         return None
-    starts = [0]
-    for line in source.split(b"\n"):
-        starts.append(starts[-1] + len(line) + 1)
+    starts = line_starts(source)
     units = list(_units(tree.body, source, starts))
-    keep, marks = _keep_patterns(options, tree, source, starts)
+    keep, marks = _keep_patterns(options, tree)
     hit_lines = _matching_lines(source, keep, starts)
 
     def stub(prefix: bytes, first: int, last: int) -> bytes:
@@ -239,11 +251,10 @@ def plan(source: bytes, options: Options) -> Optional[Slice]:
         return source[starts[first - 1]:starts[last] - 1 if last < len(starts) - 1 else len(source)]
 
     def has_hit(first: int, last: int) -> bool:
-        i = _bisect_left(hit_lines, first)
-        return i < len(hit_lines) and hit_lines[i] <= last
+        return _any_within(hit_lines, first, last)
 
     candidates = [u for u in units if not has_hit(u.start, u.last)]
-    string_lines = _matching_lines(source, [_device_string()], starts)
+    string_lines = _matching_lines(source, [_DEVICE_STRING], starts)
     tainted = _tainted(tree, source, starts, has_hit, units, string_lines, keep)
     words = _words(tainted)
     if words is not None:
@@ -285,8 +296,6 @@ def plan(source: bytes, options: Options) -> Optional[Slice]:
     piece.keep = keep
     piece.words = _words(_statement_taint(tree, source, starts, has_hit, tainted, keep))
     return piece
-
-
 
 
 def _words(names: Set[str]) -> Optional[re.Pattern[bytes]]:
@@ -339,32 +348,22 @@ def _alias_root(value: Optional[ast.AST]) -> Optional[str]:
     return value.id if isinstance(value, ast.Name) else None
 
 
-def _device_string() -> re.Pattern[bytes]:
-    """The review pass's precheck (``rules/review.py``): what a CUDA device string's source spells."""
-    from .rules.review import MAY_HOLD_DEVICE_STRING
-
-    return re.compile(MAY_HOLD_DEVICE_STRING.pattern.encode())
-
-
-def _keep_patterns(options: Options, tree: ast.Module, source: bytes,
-                   starts: List[int]) -> Tuple[List[re.Pattern[bytes]], List[re.Pattern[bytes]]]:
+def _keep_patterns(options: Options, tree: ast.Module) -> Tuple[List[re.Pattern[bytes]], List[re.Pattern[bytes]]]:
     """What keeps a function (``keep``), and what text a function set aside must still show (``marks``)."""
     shim = options.shim_module.rpartition(".")[2]
-    patterns = [*TRIGGER.patterns, *PROJECT_TRIGGER.patterns, _device_string(), _ALWAYS_KEEP, re.compile(re.escape(shim.encode()))]
+    patterns = [*TRIGGER.patterns, *PROJECT_TRIGGER.patterns, _DEVICE_STRING, _ALWAYS_KEEP, re.compile(re.escape(shim.encode()))]
     if options.target == "torch":
         patterns.append(_TORCH_TARGET_NAMES)
     # Where an added import goes (``transform._earliest_import_position``): after the first module-level
     # torch import, and after import-path setup for a vendored shim; in a file without one, after the
     # last environment or path setup too, found in the text of each module-level statement, body and
     # all. A placeholder of text that spells one carries it in a comment.
-    from .transform import _ENV_RE, _PATH_RE
-
     marks = []
     imports_torch = _imports_torch_on_its_line(tree)
     if not imports_torch or "." in options.shim_module:
-        marks.append(re.compile(_PATH_RE.pattern.encode()))
+        marks.append(_PATH)
     if not imports_torch:
-        marks.append(re.compile(_ENV_RE.pattern.encode()))
+        marks.append(_ENV)
     return patterns, marks
 
 
@@ -393,21 +392,15 @@ def _matching_lines(source: bytes, patterns: Sequence[re.Pattern[bytes]], starts
     lines = set()
     for p in patterns:
         for m in p.finditer(source):
-            lines.add(_bisect_right(starts, m.start()))
-            lines.add(_bisect_right(starts, max(m.end() - 1, m.start())))
+            lines.add(bisect.bisect_right(starts, m.start()))
+            lines.add(bisect.bisect_right(starts, max(m.end() - 1, m.start())))
     return sorted(lines)
 
 
-def _bisect_right(a: List[int], x: int) -> int:
-    import bisect
-
-    return bisect.bisect_right(a, x)
-
-
-def _bisect_left(a: List[int], x: int) -> int:
-    import bisect
-
-    return bisect.bisect_left(a, x)
+def _any_within(lines: List[int], first: int, last: int) -> bool:
+    """Whether a line of ``lines`` (sorted) falls in ``first..last``."""
+    i = bisect.bisect_left(lines, first)
+    return i < len(lines) and lines[i] <= last
 
 
 def _units(body: Sequence[ast.stmt], source: bytes, starts: List[int]) -> Iterator[_Unit]:
@@ -604,16 +597,12 @@ def _tainted(tree: ast.Module, source: bytes, starts: List[int], has_hit, units:
                 rest.append(s)
         pending = rest
     # ``impl == 'cuda'``: the rules look for ``impl`` compared with other words anywhere in the file.
-    def holds_string(first: int, last: int) -> bool:
-        i = _bisect_left(string_lines, first)
-        return i < len(string_lines) and string_lines[i] <= last
-
     for s in statements:
-        if holds_string(s.first, s.last):
+        if _any_within(string_lines, s.first, s.last):
             for part in s.parts or [s.node]:
                 tainted |= _compared_with_cuda(part)
     for u in units:
-        if holds_string(u.start, u.last):
+        if _any_within(string_lines, u.start, u.last):
             tainted |= _compared_with_cuda(u.node)
     tainted.discard("")
     return tainted
@@ -701,8 +690,7 @@ def _pair(body, statements: Sequence[ast.stmt], outs: Tuple[Set[int], ...], line
     def mark(node, group: Sequence[ast.stmt]) -> None:
         first, last = group[0].lineno, group[-1].end_lineno or group[-1].lineno
         for out, relevant in zip(outs, lines):
-            i = _bisect_left(relevant, first)
-            if not (i < len(relevant) and relevant[i] <= last):
+            if not _any_within(relevant, first, last):
                 out.add(id(node))
         whole = group[0] if len(group) == 1 else ast.Module(list(group), [])
         pairs.append((node, whole))

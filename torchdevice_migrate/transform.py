@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple, cast
+from typing import AbstractSet, Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple, cast
 
 import libcst as cst
 from libcst.metadata import Assignment
@@ -37,7 +37,7 @@ class Migration:
 class _Migrator(cst.CSTTransformer):
     """Dispatches each node, on leave, to every rule's ``leave_<NodeType>`` in rule order."""
 
-    def __init__(self, ctx: RuleContext, rules: Sequence[Rule], skip: Set[int] = frozenset()) -> None:  # type: ignore[assignment]
+    def __init__(self, ctx: RuleContext, rules: Sequence[Rule], skip: AbstractSet[int] = frozenset()) -> None:
         super().__init__()
         self.ctx = ctx
         self.skip = skip  # ids of statements nothing in which a rule acts on (slicing.Slice.skipped)

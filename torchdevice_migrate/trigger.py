@@ -208,9 +208,7 @@ def in_code(source: bytes, triggers: Sequence[Trigger] = (TRIGGER,)) -> bool:
         return True
     if text.startswith("\ufeff") or "\r" in text or "\f" in text or "\x00" in text:
         return True  # offsets and lines as ast counts them; keep the exact cases only
-    starts = [0]
-    for line in source.split(b"\n"):
-        starts.append(starts[-1] + len(line) + 1)
+    starts = line_starts(source)
 
     def offset(lineno: Optional[int], col: Optional[int]) -> int:
         return starts[(lineno or 1) - 1] + (col or 0)  # both are set on every parsed node
@@ -282,3 +280,12 @@ def parse_tree(source: bytes):
     _LAST_TREES.append((source, tree))
     del _LAST_TREES[:-2]
     return tree
+
+
+def line_starts(source: bytes) -> List[int]:
+    """The offset of each line of ``source`` (split at ``\n``), and one past the end: line ``n``
+    (1-based) is ``source[starts[n - 1]:starts[n]]``."""
+    starts = [0]
+    for line in source.split(b"\n"):
+        starts.append(starts[-1] + len(line) + 1)
+    return starts

@@ -312,7 +312,6 @@ def names_an_implementation(ctx: RuleContext, comparison: cst.Comparison) -> boo
     names.discard(None)
     if not names or any(device_kind_for_name(n) for n in names):
         return False
-        return False
     siblings = getattr(ctx, "_h3_siblings", None)
     if siblings is None:
         visitor = _Siblings()
