@@ -59,6 +59,28 @@ class DeviceComparisons(Rule):
          ("TDM302",)),
     )
     INVALID = (
+        # ``x.device.type`` is a device type, whatever else an attribute called ``type`` is compared with.
+        Example(
+            "if layer.type == 'conv':\n"
+            '    y = layer(x)\n'
+            "elif x.device.type == 'cuda':\n"
+            '    y = x.half()\n',
+            'import runtime_shim\n'
+            '\n'
+            "if layer.type == 'conv':\n"
+            '    y = layer(x)\n'
+            'elif x.device.type == runtime_shim.accelerator_type():\n'
+            '    y = x.half()\n',
+            ('TDM103',),
+            torch='import torch\n'
+                  '\n'
+                  'device = torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")\n'
+                  '\n'
+                  "if layer.type == 'conv':\n"
+                  '    y = layer(x)\n'
+                  'elif x.device.type == device.type != "cpu":\n'
+                  '    y = x.half()\n',
+        ),
         Example(
             "if device_type == 'cuda':\n"
             '    x = x.half()\n',
