@@ -595,6 +595,73 @@ def test_signal_with_jobs_2_stops_workers_and_leaves_no_temp_file(tmp_path, cli_
         assert text == _big_cuda_source(8) or text == migrate_text(_big_cuda_source(8))
 
 
+_HALF_A_MESSAGE = r"""
+import multiprocessing, os, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from torchdevice_migrate import engine
+
+pool = None
+
+def half_a_message(marker):
+    # What a worker killed while it sends a result leaves in the pipe: a header for 1000 bytes, 10 of them.
+    os.write(pool._result_queue._writer.fileno(), (1000).to_bytes(4, "big") + b"x" * 10)
+    open(marker, "w").close()
+    time.sleep(120)
+
+if __name__ == "__main__":
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+    pool.submit(half_a_message, sys.argv[1])
+    for _ in range(1200):
+        if os.path.exists(sys.argv[1]):
+            break
+        time.sleep(0.05)
+    engine._stop(pool)
+    print("stopped")
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="forks a worker")
+def test_stop_does_not_wait_on_a_result_cut_in_half(tmp_path, cli_env):
+    """A worker stopped in the middle of sending its result must not keep the run from ending: the
+    pool's manager thread would wait for the rest of the message, and the interpreter's exit for it
+    (the cause of a SIGTERM test that hung in CI)."""
+    script = tmp_path / "half.py"
+    script.write_text(_HALF_A_MESSAGE)
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "sent")], env=cli_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    assert (tmp_path / "sent").exists(), err
+    assert out.strip() == "stopped" and proc.returncode == 0, f"rc {proc.returncode}; stderr:\n{err[-2000:]}"
+
+
+def test_a_run_ended_between_two_results_stops_its_workers(tmp_path):
+    """Whatever ends a parallel run while it hands out results (here on_result; in the CLI a signal
+    that lands outside the engine's own code) stops the workers at once: none is left to finish the
+    queued ports, which the interpreter's exit would wait for."""
+    import multiprocessing
+
+    for i in range(12):
+        (tmp_path / f"m{i:02}.py").write_text(_big_cuda_source(8))
+    files = sorted(tmp_path.glob("*.py"))
+
+    def stop(result):
+        raise KeyboardInterrupt
+
+    try:
+        engine.run(files, Options(), jobs=2, on_result=stop)
+    except KeyboardInterrupt:
+        # Asked while the exception (and with it the run's frame) is alive, as when SystemExit
+        # unwinds to the interpreter's exit.
+        alive = [p for p in multiprocessing.active_children() if p.is_alive()]
+    else:
+        pytest.fail("on_result's exception did not end the run")
+    assert alive == []
+
+
 # ---------------------------------------------------------------------------------------------
 # Reports
 # ---------------------------------------------------------------------------------------------

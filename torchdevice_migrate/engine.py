@@ -315,8 +315,8 @@ def run(files: Sequence[Path], options: Options, jobs: int = 1,
     if progress is None:
         progress = parallel and _stderr_is_terminal()
     bar = _ProgressBar(len(files)) if progress else None
+    results: Iterable[FileResult] = ()
     try:
-        results: Iterable[FileResult]
         if parallel:
             try:
                 results = _parallel(files, options, jobs, index, summary.phases, start)
@@ -332,6 +332,8 @@ def run(files: Sequence[Path], options: Options, jobs: int = 1,
                 on_result(result)
         summary.phases["done"] = time.perf_counter() - start
     finally:
+        if isinstance(results, _Collected):
+            results.close()  # a run ended early (a signal, an error in on_result) stops its workers
         if bar is not None:
             bar.close()
     return summary
@@ -511,7 +513,7 @@ _SCAN_CHUNKS_PER_WORKER = 16
 
 
 def _parallel(files: Sequence[Path], options: Options, jobs: int, index: Optional[IndexRequest] = None,
-              phases: Optional[Dict[str, float]] = None, start: float = 0.0) -> Iterator[FileResult]:
+              phases: Optional[Dict[str, float]] = None, start: float = 0.0) -> _Collected:
     """Start the workers, scan, build the index (``index``, into ``options.project``) and hand the
     workers the candidates; raises OSError/ImportError/BrokenProcessPool when workers cannot be
     started or die during the scan (the caller then migrates in this process)."""
@@ -605,37 +607,58 @@ def _parallel(files: Sequence[Path], options: Options, jobs: int, index: Optiona
     except BaseException:
         _stop(pool)
         raise
-    return _collect(pool, pending, options)
+    return _Collected(pool, pending, options)
 
 
-def _collect(pool: ProcessPoolExecutor, pending: List[Any], options: Options) -> Iterator[FileResult]:
-    try:
-        for item in pending:
-            if isinstance(item, FileResult):
-                yield item
-                continue
-            if len(item) == 1:
-                yield migrate_path(item[0], options)
-                continue
-            future, source, display, read_stat = item
-            try:
-                result, same_original, same_new = future.result()
-                if same_original:
-                    result.original = source
-                if same_new:
-                    result.new = source
-            except BrokenProcessPool:  # a worker died (killed, out of memory): port it here instead
-                result = migrate_bytes(source, display, options)
-            result.read_stat = read_stat
-            yield result
-        pool.shutdown(wait=True)
-    except BaseException:  # Ctrl-C, SIGTERM turned into SystemExit, an abandoned run: stop the workers now
-        _stop(pool)
-        raise
+class _Collected:
+    """The parallel run's results, in the files' order. ``close()`` stops the workers if the
+    results were not all taken: whatever ends the run early (Ctrl-C, SIGTERM turned into
+    SystemExit, an error while a result is written), even before the first result or between two
+    (where a generator would not see it, and the interpreter's exit would wait for every queued
+    port to finish)."""
+
+    def __init__(self, pool: ProcessPoolExecutor, pending: List[Any], options: Options) -> None:
+        self._pool, self._pending, self._options = pool, pending, options
+        self._open = True
+
+    def __iter__(self) -> Iterator[FileResult]:
+        try:
+            for item in self._pending:
+                if isinstance(item, FileResult):
+                    yield item
+                    continue
+                if len(item) == 1:
+                    yield migrate_path(item[0], self._options)
+                    continue
+                future, source, display, read_stat = item
+                try:
+                    result, same_original, same_new = future.result()
+                    if same_original:
+                        result.original = source
+                    if same_new:
+                        result.new = source
+                except BrokenProcessPool:  # a worker died (killed, out of memory): port it here instead
+                    result = migrate_bytes(source, display, self._options)
+                result.read_stat = read_stat
+                yield result
+            self._open = False
+            self._pool.shutdown(wait=True)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            _stop(self._pool)
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:
+    """Stop the workers now. A worker ended in the middle of sending a result leaves the pool's
+    manager thread waiting for the rest of that message, and the interpreter's exit waits for that
+    thread: so once the workers are gone, this process's end of the result pipe is closed too, and
+    the manager thread sees the end of the pipe instead of waiting forever."""
     processes = list((getattr(pool, "_processes", None) or {}).values())
+    results = getattr(pool, "_result_queue", None)
     pool.shutdown(wait=False, cancel_futures=True)
     for p in processes:
         try:
@@ -646,6 +669,12 @@ def _stop(pool: ProcessPoolExecutor) -> None:
         try:
             p.join(timeout=5)
         except Exception:  # pragma: no cover
+            pass
+    writer = getattr(results, "_writer", None)
+    if writer is not None and not any(p.is_alive() for p in processes):
+        try:
+            writer.close()
+        except OSError:  # pragma: no cover - already closed
             pass
 
 
