@@ -273,7 +273,7 @@ def run_plan(the_plan: Plan) -> RunSummary:
     files, jobs = the_plan.files, the_plan.jobs
     if jobs <= 0:
         jobs = min(os.cpu_count() or 1, 8) if len(files) >= 8 else 1
-    summary = run(files, the_plan.options, jobs=jobs, index=the_plan.index)
+    summary = run(files, the_plan.options, jobs=jobs, index=the_plan.index, own_process=True)
     summary.results.extend(the_plan.walk_errors)  # folders that could not be listed: one error line each
     if the_plan.reformat is not None:
         _reformat(summary, the_plan.reformat)

@@ -14,7 +14,9 @@ A function is kept when its text (decorators and signature included) holds:
 
 * a match of the pre-filter (``trigger.py``: every registry name's word, device indices, the
   ``torch.load`` call of the project trigger) or of the review pass's device-string precheck
-  (``'cuda``, ``'cu' 'da'``, escapes that can spell it): the sites a rule rewrites or reports;
+  (``'cuda``, ``'cu' 'da'``, escapes that can spell it): the sites a rule rewrites or reports. A
+  match in a comment or in a docstring of several words counts for nothing (``trigger.code_positions``,
+  what the pre-filter's ``in_code`` reads): no rule acts there and the review pass lists neither;
 * a word the rules connect to such a site: a name bound at module or class level by a statement
   that holds a match (``n = torch.cuda.device_count()``; of an import, the names whose own module or
   name matches: ``from torch.cuda import is_available as ok``), what copies it (``world = n``), and a
@@ -45,12 +47,12 @@ import ast
 import bisect
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 from .options import Options
 from .rules.review import MAY_HOLD_DEVICE_STRING
 from .transform import _ENV_RE, _PATH_RE
-from .trigger import PROJECT_TRIGGER, TRIGGER, line_starts, parse_tree
+from .trigger import PROJECT_TRIGGER, TRIGGER, code_positions, line_starts, parse_tree
 
 _PLACEHOLDER = b"__tdm_sliced_%d__"
 _PLACEHOLDER_RE = re.compile(rb"__tdm_sliced_(\d+)__")
@@ -239,7 +241,9 @@ def plan(source: bytes, options: Options) -> Optional[Slice]:
     starts = line_starts(source)
     units = list(_units(tree.body, source, starts))
     keep, marks = _keep_patterns(options, tree)
-    hit_lines = _matching_lines(source, keep, starts)
+    # A match in a comment or a docstring of several words (``code_positions``, as the pre-filter's
+    # ``in_code`` reads the file) keeps nothing: no rule acts there, and the review pass lists neither.
+    hit_lines = _matching_lines(source, keep, starts, code_positions(source, tree, starts))
 
     def stub(prefix: bytes, first: int, last: int) -> bytes:
         """``prefix`` and, after the placeholder, a comment that spells the marks of the text set aside."""
@@ -387,11 +391,15 @@ def _imports_torch_on_its_line(tree: ast.Module) -> bool:
     return False
 
 
-def _matching_lines(source: bytes, patterns: Sequence[re.Pattern[bytes]], starts: List[int]) -> List[int]:
-    """Every line on which a match of ``patterns`` starts or ends, sorted."""
+def _matching_lines(source: bytes, patterns: Sequence[re.Pattern[bytes]], starts: List[int],
+                    where: Optional[Callable[[int], bool]] = None) -> List[int]:
+    """Every line on which a match of ``patterns`` starts or ends, sorted (only the matches that start
+    where ``where`` says yes, when given)."""
     lines = set()
     for p in patterns:
         for m in p.finditer(source):
+            if where is not None and not where(m.start()):
+                continue
             lines.add(bisect.bisect_right(starts, m.start()))
             lines.add(bisect.bisect_right(starts, max(m.end() - 1, m.start())))
     return sorted(lines)

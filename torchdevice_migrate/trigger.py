@@ -32,7 +32,7 @@ matches it, and that the reference path (no pre-filter) finds nothing in what it
 from __future__ import annotations
 
 import re
-from typing import Iterable, List, Optional, Sequence
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 
 from .registry import API, CUDA_MODULE_PREFIXES, Api
 
@@ -196,9 +196,6 @@ def in_code(source: bytes, triggers: Sequence[Trigger] = (TRIGGER,)) -> bool:
     inside a docstring, or after a ``#`` that is not inside a string, is not code. Anything this
     cannot decide exactly (no parse, a non-UTF-8 file, odd line endings) counts as code: the rules
     then see the file, as without this step."""
-    import ast
-    import bisect
-
     try:
         text = source.decode("utf-8")
     except UnicodeDecodeError:
@@ -208,46 +205,76 @@ def in_code(source: bytes, triggers: Sequence[Trigger] = (TRIGGER,)) -> bool:
         return True
     if text.startswith("\ufeff") or "\r" in text or "\f" in text or "\x00" in text:
         return True  # offsets and lines as ast counts them; keep the exact cases only
-    starts = line_starts(source)
+    is_code = code_positions(source, tree, line_starts(source))
+    for trigger in triggers:
+        for pattern in trigger.patterns:
+            for match in pattern.finditer(source):
+                if is_code(match.start()):
+                    return True
+    return False
+
+
+def code_positions(source: bytes, tree, starts: List[int]) -> Callable[[int], bool]:
+    """For a source ``in_code`` can decide (UTF-8, ``\n`` line ends only, parsed as ``tree``; ``starts``
+    its ``line_starts``): whether the byte at an offset is code, that is neither in a docstring of
+    more than one word nor after a ``#`` outside any string literal on its line."""
+    import ast
+    import bisect
 
     def offset(lineno: Optional[int], col: Optional[int]) -> int:
         return starts[(lineno or 1) - 1] + (col or 0)  # both are set on every parsed node
 
-    strings, docstrings = [], []
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-            body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                    and isinstance(body[0].value.value, str):
-                d = body[0].value
-                if not any(c.isspace() for c in str(d.value)):
-                    continue  # a one-word docstring ('cuda'): treated as code, as the review rule sees it
-                docstrings.append((offset(d.lineno, d.col_offset), offset(d.end_lineno, d.end_col_offset)))
-        elif isinstance(node, (ast.Constant, ast.JoinedStr)) and isinstance(getattr(node, "value", ""), (str, bytes)):
-            if getattr(node, "end_lineno", None) is None:
-                return True
-            strings.append((offset(node.lineno, node.col_offset), offset(node.end_lineno, node.end_col_offset)))
-    spans = _merged(strings + docstrings)
+    docstrings = []
+    for node in _definitions(tree):
+        body = node.body
+        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                and isinstance(body[0].value.value, str):
+            d = body[0].value
+            if not any(c.isspace() for c in str(d.value)):
+                continue  # a one-word docstring ('cuda'): treated as code, as the review rule sees it
+            docstrings.append((offset(d.lineno, d.col_offset), offset(d.end_lineno, d.end_col_offset)))
     docstrings = _merged(docstrings)
+    spans: List[Tuple[int, int]] = []  # every string literal's extent, made for the first '#' met
 
     def inside(pos: int, ranges) -> bool:
         i = bisect.bisect_right(ranges, (pos, float("inf"))) - 1
         return i >= 0 and ranges[i][0] <= pos < ranges[i][1]
 
-    for trigger in triggers:
-        for pattern in trigger.patterns:
-            for match in pattern.finditer(source):
-                pos = match.start()
-                if inside(pos, docstrings):
-                    continue
-                line_start = source.rfind(b"\n", 0, pos) + 1
-                h = source.find(b"#", line_start, pos)
-                while h != -1 and inside(h, spans):
-                    h = source.find(b"#", h + 1, pos)
-                if h != -1:
-                    continue  # after a '#' outside any string: a comment
-                return True
-    return False
+    def is_code(pos: int) -> bool:
+        if inside(pos, docstrings):
+            return False
+        line_start = source.rfind(b"\n", 0, pos) + 1
+        h = source.find(b"#", line_start, pos)
+        if h == -1:
+            return True  # no '#' before it on its line
+        if not spans:
+            spans.extend(_merged([(offset(n.lineno, n.col_offset), offset(n.end_lineno, n.end_col_offset))
+                                  for n in ast.walk(tree)
+                                  if isinstance(n, (ast.Constant, ast.JoinedStr))
+                                  and isinstance(getattr(n, "value", ""), (str, bytes))] + docstrings))
+        while h != -1 and inside(h, spans):
+            h = source.find(b"#", h + 1, pos)
+        return h == -1  # else after a '#' outside any string: a comment
+
+    return is_code
+
+
+def _definitions(tree):
+    """The module and every class and function definition in ``tree``: the nodes that may have a
+    docstring. Only statement bodies are walked (a definition is always a statement), not the
+    expressions, which hold most of a tree's nodes."""
+    import ast
+
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield node
+        for name in ("body", "orelse", "finalbody", "handlers", "cases"):
+            children = getattr(node, name, None)
+            if isinstance(children, list):
+                todo.extend(c for c in children if isinstance(c, (ast.stmt, ast.excepthandler, ast.match_case)))
+
 
 def _merged(ranges):
     """Sorted, non-overlapping (start, end) ranges covering the same positions."""
