@@ -163,6 +163,34 @@ def test_what_connects_a_body_to_a_cuda_use_keeps_it(source, kept):
     assert _port(source, slice_min_bytes=0) == _port(source, slice_min_bytes=None)
 
 
+@pytest.mark.parametrize("source,gone", [
+    # a CUDA word only in a comment or a docstring of several words: no rule acts there
+    (b"import torch\n\ndef f(x):\n    return x.cuda()\n\ndef g(x):\n    # move it to cuda first\n    return x + 1\n", "x + 1"),
+    (b"import torch\n\ndef f(x):\n    return x.cuda()\n\ndef g(x):\n    '''Runs on cuda.'''\n    return x + 1\n", "x + 1"),
+    (b"import torch\n\ndef f(x):\n    return x.cuda()\n\nclass A:\n    '''Uses torch.cuda streams, see below.'''\n\n"
+     b"    def g(self):\n        return 1\n", "torch.cuda streams"),
+    # a ``load`` call that cannot be ``torch.load``
+    (b"import json\nimport torch\n\ndef f(x):\n    return x.cuda()\n\ndef g(p):\n    return json.load(p)\n", "json.load"),
+])
+def test_what_can_be_no_cuda_use_keeps_nothing(source, gone):
+    piece = plan(source, Options(slice_min_bytes=0))
+    assert piece is not None and gone not in piece.reduced.decode()
+    assert "x.cuda()" in piece.reduced.decode()
+    for target in ("shim", "torch"):
+        assert _port(source, slice_min_bytes=0, target=target) == _port(source, slice_min_bytes=None, target=target)
+
+
+@pytest.mark.parametrize("source,kept", [
+    (b"import torch\n\ndef f(x):\n    return x.cuda()\n\ndef g():\n    '''cuda'''\n    return 1\n", "return 1"),
+    (b"import torch\n\ndef f(x):\n    return x.cuda()\n\ndef g(x):\n    s = '#'; return x.to('cuda')\n", "x.to("),
+    (b"import torch as th\n\ndef f(x):\n    return x.cuda()\n\ndef g(p):\n    return th.load(p)\n", "th.load"),
+])
+def test_a_one_word_docstring_a_string_hash_and_a_torch_alias_still_keep(source, kept):
+    piece = plan(source, Options(slice_min_bytes=0))
+    assert piece is None or kept in piece.reduced.decode()
+    assert _port(source, slice_min_bytes=0) == _port(source, slice_min_bytes=None)
+
+
 def test_under_the_torch_target_the_device_names_of_bodies_set_aside_count():
     source = (b"import torch\n\ndef f(x):\n    return x.cuda()\n\ndef g():\n    device = 1\n    return device\n")
     sliced = _port(source, slice_min_bytes=0, target="torch")

@@ -161,7 +161,10 @@ def _load_calls(name: str) -> list:
             f"from {module} import {last}\nx = {last}(f)\n", f"from {module} import {last} as _l\nx = _l(f)\n",
             f"from {module} import (\n    {last},\n)\nx = {last}(f)\n", f"import {top}.nn\nx = {name}(f)\n",
             f"import os, {module}\nx = {name} (f)\n", f"if a:\n    import {module}\nx = ({name}  # c\n     (f))\n",
-            f"import {module}\nx = {name}(\n    f, weights_only=True)\n", f"import os as o, \\\n    {module}\nx = {name}(f)\n"]
+            f"import {module}\nx = {name}(\n    f, weights_only=True)\n", f"import os as o, \\\n    {module}\nx = {name}(f)\n",
+            f"import {module}\nx = ({module}).{last}(f)\n", f"import {module}\nx = {module}.\\\n    {last}(f)\n",
+            f"import {module} as t\u00f1\nx = t\u00f1.{last}(f)\n",
+            f"import json\n\ndef g(f):\n    import {module} as t\n    return t.{last}(f)\n"]
 
 
 @pytest.mark.parametrize("name", sorted(PROJECT_EVIDENCE))
@@ -179,6 +182,13 @@ def test_no_project_wide_rewrite_hides_behind_the_trigger(name):
     "import torch\nloader = torch.load\n",  # not a call: nothing to rewrite
     "import torch\ndef load_all():\n    '''Calls load(path).'''\n",
     "from mylib import load\nx = load(f)\n",
+    # a call of another object's ``load``: the rules resolve names through the file's imports only
+    "import torch\nimport json\nx = json.load(f)\n",
+    "import torch\nimport torchaudio\nx, sr = torchaudio.load(p)\n",
+    "import torch\nep = torch.export.load(p)\n",
+    "import torch\nimport torch.serialization as S\nx = S.load(p)\n",
+    "import torch\n\ndef f(th, p):\n    return th.load(p)\n",
+    "import torch\nth = torch\nx = th.load(p)\n",
 ])
 def test_project_trigger_needs_a_call_and_a_torch_import(src):
     cuda_project = ProjectIndex(None, {"other.py": FileInfo(uses_cuda=True)})

@@ -242,8 +242,13 @@ def plan(source: bytes, options: Options) -> Optional[Slice]:
     units = list(_units(tree.body, source, starts))
     keep, marks = _keep_patterns(options, tree)
     # A match in a comment or a docstring of several words (``code_positions``, as the pre-filter's
-    # ``in_code`` reads the file) keeps nothing: no rule acts there, and the review pass lists neither.
-    hit_lines = _matching_lines(source, keep, starts, code_positions(source, tree, starts))
+    # ``in_code`` reads the file) keeps nothing: no rule acts there, and the review pass lists neither;
+    # nor does a project-trigger call that cannot be the name's (``json.load(f)``: ``ProjectTrigger``).
+    is_code = code_positions(source, tree, starts)
+    project = set(PROJECT_TRIGGER.patterns)
+    precise = {m.start() for m in PROJECT_TRIGGER.finditer(source)}
+    hit_lines = _matching_lines(source, keep, starts,
+                                lambda p, m: is_code(m.start()) and (p not in project or m.start() in precise))
 
     def stub(prefix: bytes, first: int, last: int) -> bytes:
         """``prefix`` and, after the placeholder, a comment that spells the marks of the text set aside."""
@@ -392,13 +397,13 @@ def _imports_torch_on_its_line(tree: ast.Module) -> bool:
 
 
 def _matching_lines(source: bytes, patterns: Sequence[re.Pattern[bytes]], starts: List[int],
-                    where: Optional[Callable[[int], bool]] = None) -> List[int]:
-    """Every line on which a match of ``patterns`` starts or ends, sorted (only the matches that start
-    where ``where`` says yes, when given)."""
+                    counts: Optional[Callable[[re.Pattern[bytes], re.Match[bytes]], bool]] = None) -> List[int]:
+    """Every line on which a match of ``patterns`` starts or ends, sorted (only the matches that
+    ``counts(pattern, match)`` accepts, when given)."""
     lines = set()
     for p in patterns:
         for m in p.finditer(source):
-            if where is not None and not where(m.start()):
+            if counts is not None and not counts(p, m):
                 continue
             lines.add(bisect.bisect_right(starts, m.start()))
             lines.add(bisect.bisect_right(starts, max(m.end() - 1, m.start())))

@@ -32,7 +32,7 @@ matches it, and that the reference path (no pre-filter) finds nothing in what it
 from __future__ import annotations
 
 import re
-from typing import Callable, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 from .registry import API, CUDA_MODULE_PREFIXES, Api
 
@@ -143,6 +143,11 @@ class Trigger:
                 return match
         return None
 
+    def finditer(self, source: bytes) -> Iterator[re.Match]:
+        """Every match, pattern by pattern."""
+        for pattern in self.patterns:
+            yield from pattern.finditer(source)
+
 
 def build(entries: Iterable[Api]) -> Trigger:
     entries = list(entries)
@@ -165,8 +170,72 @@ def _project_patterns(name: str) -> List[str]:
     return [word(last) + r"(?:\s|\\|#[^\n]*\n)*\(", word(last) + r"(?:\s|\\)+as(?![\w])"]
 
 
+_IDENTIFIER = rb"[\w\x80-\xff]+"  # a name, non-ASCII letters included (UTF-8 bytes)
+_WORD_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") | frozenset(range(0x80, 0x100))
+
+
+class ProjectTrigger(Trigger):
+    """``PROJECT_EVIDENCE`` calls (``torch.load`` -> ``load(``), counting only those that can be one:
+    a call of the bare name (``from torch import load``), or of an attribute of the name's module as
+    imported (``torch.load``, ``th.load`` after ``import torch as th``), or of something that is not
+    a plain name (``(torch).load``). ``json.load(f)``, ``torchaudio.load(p)``, ``torch.export.load(p)``
+    are not: the rules resolve a call through the file's imports only, so none of them is
+    ``torch.load``. Every import alias in the file counts, wherever it is (a function's own
+    ``import torch as t`` too)."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        super().__init__(p for name in names for p in _project_patterns(name))
+        parents = {name.rpartition(".")[0] for name in names}
+        #: the receivers spelled as such (``torch``), and the regex of the imports that name others
+        self._spelled = {p.rpartition(".")[2].encode() for p in parents}
+        self._aliases = re.compile(rb"(?<![\w.])(?:" + b"|".join(re.escape(p.encode()) for p in sorted(parents))
+                                   + rb")(?:\s|\\)+as(?:\s|\\)+(" + _IDENTIFIER + rb")")
+
+    def search(self, source: bytes):
+        return next(self.finditer(source), None)
+
+    def finditer(self, source: bytes) -> Iterator[re.Match]:
+        aliases: Optional[Set[bytes]] = None
+        for match in super().finditer(source):
+            receiver = _receiver(source, match.start())
+            if receiver is None or receiver == b"" or receiver in self._spelled:
+                yield match
+                continue
+            if aliases is None:
+                aliases = {m.group(1) for m in self._aliases.finditer(source)}
+            if receiver in aliases:
+                yield match
+
+
+def _receiver(source: bytes, pos: int) -> Optional[bytes]:
+    """What the name at ``pos`` is an attribute of: ``b""`` when it is no attribute (no ``.``
+    before it), the word before the dot, or None when that is not a plain name (``)``, ``]``, a
+    line break)."""
+    i = _skip_back(source, pos)
+    if i == 0 or source[i - 1] != ord("."):
+        return b""
+    i = _skip_back(source, i - 1)
+    j = i
+    while j > 0 and source[j - 1] in _WORD_BYTES:
+        j -= 1
+    return source[j:i] if j < i else None
+
+
+def _skip_back(source: bytes, i: int) -> int:
+    """``i`` moved back over spaces, tabs and backslash line continuations."""
+    while True:
+        if i > 0 and source[i - 1] in b" \t":
+            i -= 1
+        elif source.endswith(b"\\\n", 0, i):
+            i -= 2
+        elif source.endswith(b"\\\r\n", 0, i):
+            i -= 3
+        else:
+            return i
+
+
 #: In a project that uses CUDA: a call of a ``PROJECT_EVIDENCE`` name (``torch.load`` -> ``load(``)...
-PROJECT_TRIGGER = Trigger(p for name in sorted(PROJECT_EVIDENCE) for p in _project_patterns(name))
+PROJECT_TRIGGER = ProjectTrigger(sorted(PROJECT_EVIDENCE))
 #: ... in a file that imports the name's top-level module (``import torch``, ``import torch.nn as nn``,
 #: ``import os, torch``, ``from torch import load``): the only ways the rules resolve a name to it.
 PROJECT_IMPORTS = re.compile("|".join(_import_of(sorted({n.split(".")[0] for n in PROJECT_EVIDENCE}))).encode("ascii"))
@@ -207,10 +276,9 @@ def in_code(source: bytes, triggers: Sequence[Trigger] = (TRIGGER,)) -> bool:
         return True  # offsets and lines as ast counts them; keep the exact cases only
     is_code = code_positions(source, tree, line_starts(source))
     for trigger in triggers:
-        for pattern in trigger.patterns:
-            for match in pattern.finditer(source):
-                if is_code(match.start()):
-                    return True
+        for match in trigger.finditer(source):
+            if is_code(match.start()):
+                return True
     return False
 
 
