@@ -479,3 +479,38 @@ def test_long_changed_lines_diffs_only_between_the_common_head_and_tail(monkeypa
     monkeypatch.setattr(layout, "_changed_blocks", _whole_text_blocks)
     for (name, a, b, limit, compare), got in zip(cases, trimmed):
         assert got == long_changed_lines(a, b, limit, compare), (name, limit, compare)
+
+
+_ODD_LAYOUTS = [
+    "import torch\n# a header comment\n\nx = 1; y = torch.cuda.device_count() + torch.cuda.device_count() + 1000000 + 2000000\n",
+    "import torch\n\ndef f(model):\n    model.cuda()\n    # a comment that closes the block\n\n"
+    "x = torch.cuda.current_device() + torch.cuda.current_device() + 1000000000 + 2000000000\n",
+    "import torch\n\n@torch.no_grad()\ndef f():\n    return torch.cuda.memory_allocated() + torch.cuda.memory_reserved() + 10000000\n",
+    "import torch\nx = torch.cuda.current_device() + torch.cuda.current_device() + 1000000000 + 2000000000",
+    "import torch\nif a:\n    x = 1\nelse:\n    y = torch.cuda.device_count() + torch.cuda.device_count() + 100000000000\n# footer\n",
+]
+
+
+def test_wrapping_the_statements_around_the_lines_equals_wrapping_the_module(monkeypatch):
+    """``wrap_port`` wraps only the module-level statements that hold the long lines (``_statements_around``)
+    and splices their code in; the result is the whole module's wrap, on every fixture and odd layout."""
+    odd = [(f"odd{i}.py", s.encode(), target) for i, s in enumerate(_ODD_LAYOUTS) for target in ("shim", "torch")]
+    runs = [(str(c), c.read_bytes(), "shim", 30) for c in ALL] + [(n, s, t, limit) for n, s, t in odd for limit in (30, 88)]
+    import torchdevice_migrate.layout as layout
+
+    taken = []
+    real = layout._statements_around
+
+    def counting(*args):
+        part = real(*args)
+        taken.append(part is not None)
+        return part
+
+    monkeypatch.setattr(layout, "_statements_around", counting)
+    parts = [migrate_source(source, name, Options(target=target, layout=True, line_length=limit)).new
+             for name, source, target, limit in runs]
+    assert sum(taken) > 50 and not all(taken)  # the path is taken (and sometimes not: a footer comment, no final newline)
+    monkeypatch.setattr(layout, "_statements_around", lambda *args: None)
+    for (name, source, target, limit), part in zip(runs, parts):
+        whole = migrate_source(source, name, Options(target=target, layout=True, line_length=limit)).new
+        assert part == whole, (name, target, limit)

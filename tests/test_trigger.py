@@ -145,6 +145,9 @@ def test_one_regex_equals_the_several_scans():
     ('def f():\n    "cuda"\n', True),  # a one-word docstring that is a device string: the rules see it
     ("import torch\nd = 'cuda:0'  # the GPU\n", True),
     ("def f(:\n    cuda\n", True),  # no parse: the rules (LibCST) decide
+    ('@deco("#", t.cuda())\ndef f():\n    pass\n', True),  # the '#' is in a decorator's string
+    ("s = '''\n# t.cuda() in a string\n'''\n", True),  # a '#' inside a string that spans lines
+    ("class A:\n    def f(self):\n        return {'#': 1}  # t.cuda()\n", False),
 ])
 def test_matches_only_in_comments_and_docstrings_are_no_candidates(src, expected):
     assert TRIGGER.search(src.encode())

@@ -139,8 +139,53 @@ def wrap_port(module: cst.Module, new: bytes, original_code: str, limit: int) ->
     targets = long_changed_lines(original_code.splitlines(), new_code.splitlines(), limit)
     if not targets:
         return new
+    part = _statements_around(module, new_code, targets)
+    if part is not None:  # only the module-level statements that hold the lines are generated again
+        sub, first, last, lines = part
+        _, code = _wrap(sub, original_code, limit, "".join(lines[first - 1:last]),
+                        {line - first + 1: text for line, text in targets.items()})
+        return ("".join(lines[:first - 1]) + code + "".join(lines[last:])).encode(module.encoding)
     wrapped, code = _wrap(module, original_code, limit, new_code, targets)
     return code.encode(wrapped.encoding)
+
+
+def _statements_around(module: cst.Module, code: str, targets: Mapping[int, str]
+                       ) -> Optional[Tuple[cst.Module, int, int, List[str]]]:
+    """``(part, first, last, lines)``: ``part`` is ``module`` cut down to the run of its module-level
+    statements that holds every line of ``targets``, whose code is lines ``first..last`` (1-based) of
+    ``code`` (``lines``, line ends kept). The wrap of a statement depends on that statement alone, so
+    wrapping ``part`` and putting its code in place of those lines is wrapping the module, without
+    generating the rest of it (three times on a large file) again. None when the statements cannot be
+    told apart exactly (the caller wraps the whole module)."""
+    import ast
+
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    body = module.body
+    ends: List[int] = []  # the last line of each module-level statement of ``module``
+    i = 0
+    for statement in body:
+        n = len(statement.body) if isinstance(statement, cst.SimpleStatementLine) else 1
+        group = tree.body[i:i + n]
+        if len(group) != n:
+            return None
+        ends.append(max(s.end_lineno or s.lineno for s in group))
+        i += n
+    if i != len(tree.body) or not body:
+        return None
+    starts = [len(module.header) + 1] + [e + 1 for e in ends[:-1]]  # each with its leading lines
+    wanted = [k for k, (a, b) in enumerate(zip(starts, ends)) if any(a <= t <= b for t in targets)]
+    if not wanted or not all(any(a <= t <= b for a, b in zip(starts, ends)) for t in targets):
+        return None
+    lo, hi = wanted[0], wanted[-1]
+    part = module.with_changes(header=(), body=body[lo:hi + 1], footer=(), has_trailing_newline=True)
+    lines = code.splitlines(keepends=True)
+    first, last = starts[lo], ends[hi]
+    if part.code != "".join(lines[first - 1:last]):
+        return None  # a comment that LibCST counts with the previous statement, a line without its end...
+    return part, first, last, lines
 
 
 def wrap_long_lines(module: cst.Module, original_code: str, limit: int = DEFAULT_LINE_LENGTH,

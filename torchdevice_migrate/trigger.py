@@ -32,7 +32,7 @@ matches it, and that the reference path (no pre-filter) finds nothing in what it
 from __future__ import annotations
 
 import re
-from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 from .registry import API, CUDA_MODULE_PREFIXES, Api
 
@@ -302,7 +302,7 @@ def code_positions(source: bytes, tree, starts: List[int]) -> Callable[[int], bo
                 continue  # a one-word docstring ('cuda'): treated as code, as the review rule sees it
             docstrings.append((offset(d.lineno, d.col_offset), offset(d.end_lineno, d.end_col_offset)))
     docstrings = _merged(docstrings)
-    spans: List[Tuple[int, int]] = []  # every string literal's extent, made for the first '#' met
+    spans: Dict[int, List[Tuple[int, int]]] = {}  # line -> the extents of the string literals on it
 
     def inside(pos: int, ranges) -> bool:
         i = bisect.bisect_right(ranges, (pos, float("inf"))) - 1
@@ -315,16 +315,42 @@ def code_positions(source: bytes, tree, starts: List[int]) -> Callable[[int], bo
         h = source.find(b"#", line_start, pos)
         if h == -1:
             return True  # no '#' before it on its line
-        if not spans:
-            spans.extend(_merged([(offset(n.lineno, n.col_offset), offset(n.end_lineno, n.end_col_offset))
-                                  for n in ast.walk(tree)
-                                  if isinstance(n, (ast.Constant, ast.JoinedStr))
-                                  and isinstance(getattr(n, "value", ""), (str, bytes))] + docstrings))
-        while h != -1 and inside(h, spans):
+        line = bisect.bisect_right(starts, pos)
+        strings = spans.get(line)
+        if strings is None:
+            strings = spans[line] = _merged([(offset(n.lineno, n.col_offset), offset(n.end_lineno, n.end_col_offset))
+                                             for n in _nodes_on_line(tree, line)
+                                             if isinstance(n, (ast.Constant, ast.JoinedStr))
+                                             and isinstance(getattr(n, "value", ""), (str, bytes))] + docstrings)
+        while h != -1 and inside(h, strings):
             h = source.find(b"#", h + 1, pos)
         return h == -1  # else after a '#' outside any string: a comment
 
     return is_code
+
+
+def _nodes_on_line(tree, line: int) -> Iterator[Any]:
+    """The nodes of ``tree`` that ``ast.walk`` yields, except those inside a statement that does not
+    reach ``line`` (a string literal on ``line`` is in a statement that does: its decorators count)."""
+    import ast
+
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.stmt, ast.excepthandler, ast.match_case)):
+                first = getattr(child, "lineno", None)
+                if isinstance(child, ast.match_case):
+                    first = child.pattern.lineno
+                for d in getattr(child, "decorator_list", ()):
+                    first = min(first, d.lineno) if first is not None else d.lineno
+                last = getattr(child, "end_lineno", None)
+                if isinstance(child, ast.match_case):
+                    last = max(n.end_lineno or 0 for n in ast.walk(child) if hasattr(n, "end_lineno"))
+                if first is not None and last is not None and not first <= line <= last:
+                    continue
+            todo.append(child)
 
 
 def _definitions(tree):
