@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Dict, Iterator, List, Mapping, Optional, Seque
 import libcst as cst
 from libcst.metadata import CodeRange, PositionProvider
 
-from .rules.base import _Positions, _PositionState
+from .rules.base import NodeVisitor, _Positions, _PositionState, walk
 
 if TYPE_CHECKING:  # pragma: no cover
     from .options import Options
@@ -216,7 +216,7 @@ def _wrap(module: cst.Module, original_code: str, limit: int, code: Optional[str
             module, positions, _ = _positions_and_code(module)
         finder = _CallFinder(targets, code.splitlines(), limit)
         finder.metadata = {PositionProvider: positions}  # type: ignore[dict-item]
-        module.visit(finder)
+        walk(finder, module)
         plans = finder.plans()
         if not plans:
             return module, code
@@ -262,7 +262,7 @@ class _TwiceState(_PositionState):
         super().before_codegen(node)
 
 
-class _CallFinder(cst.CSTVisitor):
+class _CallFinder(NodeVisitor):
     """The call to wrap on each target line: as black's right-hand split, the call that closes last
     on the line whose head (the line up to its opening parenthesis) fits; else the outermost one."""
 

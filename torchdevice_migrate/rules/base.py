@@ -283,10 +283,62 @@ def resolve_scopes(module: cst.Module, skip: AbstractSet[int] = frozenset()) -> 
     return scopes._computed
 
 
+_FIELD_ORDER: Dict[type, Tuple[str, ...]] = {}
+
+
+class _FieldRecorder(cst.CSTVisitor):
+    """The fields LibCST visits for one node, in its order (``_visit_and_replace_children``)."""
+
+    def __init__(self, top: cst.CSTNode) -> None:
+        super().__init__()
+        self.top = top
+        self.fields: List[str] = []
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        return False
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        pass
+
+    def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
+        if node is self.top:
+            self.fields.append(attribute)
+
+    def on_leave_attribute(self, original_node: cst.CSTNode, attribute: str) -> None:
+        pass
+
+
+#: Fields that LibCST visits only when they are not None (an f-string expression's ``format_spec``):
+#: without a value, not even their attribute hooks are called. Every other field of a node type is
+#: visited, in one order, whatever the values (``tests/test_libcst_internals.py`` holds LibCST to it).
+_VISITED_IF_SET = frozenset({"format_spec"})
+
+
+def _field_order(node: cst.CSTNode) -> Tuple[str, ...]:
+    """The fields of ``node``'s type in the order LibCST visits them, learnt once per type from the
+    first node met (given a value for each ``_VISITED_IF_SET`` field it lacks)."""
+    kind = type(node)
+    order = _FIELD_ORDER.get(kind)
+    if order is None:
+        sample = node
+        for name in _VISITED_IF_SET:
+            if getattr(node, name, 0) is None:
+                sample = sample.with_changes(**{name: ()})
+        recorder = _FieldRecorder(sample)
+        sample._visit_and_replace_children(recorder)
+        order = _FIELD_ORDER[kind] = tuple(recorder.fields)
+    return order
+
+
 class _LeanDispatch:
-    """``CSTVisitor``'s dispatch with each node type's ``visit_<Type>``/``leave_<Type>`` looked up once
-    per visitor class (not formatted and looked up per node), and no per-attribute hooks
-    (``visit_<Type>_<attr>``) unless ``_ATTRIBUTE_HOOKS`` names them. Same calls, same order."""
+    """``CSTVisitor``'s traversal for a read-only visitor, with the same calls in the same order, for
+    less: each node type's ``visit_<Type>``/``leave_<Type>`` looked up once per visitor class (not
+    formatted and looked up per node), no per-attribute hooks (``visit_<Type>_<attr>``) unless
+    ``_ATTRIBUTE_HOOKS`` names them, and no node rebuilt. LibCST's ``visit`` rebuilds every node it
+    passes (``_visit_and_replace_children``: a new node, validated, for each one), which only a
+    transformer needs; here ``on_visit``, LibCST's entry (``module.visit(v)``, and the ``child.visit(self)``
+    of the scope visitor's own hooks), walks the node's subtree itself (``_walk``) and tells LibCST not
+    to go in, so LibCST's ``on_leave`` that follows has nothing left to do."""
 
     _ATTRIBUTE_HOOKS: ClassVar[frozenset] = frozenset()
     _visit_fns: ClassVar[Dict[type, Any]]
@@ -298,8 +350,34 @@ class _LeanDispatch:
         cls._visit_fns, cls._leave_fns = {}, {}
 
     def on_visit(self, node: cst.CSTNode) -> bool:
+        self._walk(node)
+        return False
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        pass  # LibCST's, right after ``on_visit``: the walk has left the node already
+
+    def _walk(self, node: cst.CSTNode) -> None:
         if self._skip and id(node) in self._skip:
-            return False
+            return
+        if self._enter(node):
+            hooks = self._ATTRIBUTE_HOOKS
+            walk = self._walk
+            for name in _field_order(node):
+                value = getattr(node, name)
+                if value is None and name in _VISITED_IF_SET:
+                    continue
+                if hooks:
+                    self.on_visit_attribute(node, name)
+                if isinstance(value, cst.CSTNode):
+                    walk(value)
+                elif type(value) is tuple or type(value) is list:
+                    for child in value:
+                        walk(child)
+                if hooks:
+                    self.on_leave_attribute(node, name)
+        self._exit(node)
+
+    def _enter(self, node: cst.CSTNode) -> bool:
         kind = type(node)
         fns = self._visit_fns
         if kind in fns:
@@ -318,9 +396,7 @@ class _LeanDispatch:
         if fn is not None:
             fn(self, node)
 
-    def on_leave(self, original_node: cst.CSTNode) -> None:
-        if self._skip and id(original_node) in self._skip:
-            return
+    def _exit(self, original_node: cst.CSTNode) -> None:
         self._dispatch_leave(original_node)
 
     def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
@@ -355,9 +431,7 @@ _ASSIGNMENT_LIKE: Dict[type, bool] = {}
 class _ScopeVisitor(_LeanDispatch, ScopeVisitor):
     _ATTRIBUTE_HOOKS = _attribute_hooks(ScopeVisitor)
 
-    def on_leave(self, original_node: cst.CSTNode) -> None:  # ScopeVisitor.on_leave, one isinstance per type
-        if self._skip and id(original_node) in self._skip:
-            return
+    def _exit(self, original_node: cst.CSTNode) -> None:  # ScopeVisitor.on_leave, one isinstance per type
         self.provider.set_metadata(original_node, self.scope)
         kind = type(original_node)
         like = _ASSIGNMENT_LIKE.get(kind)
@@ -645,13 +719,42 @@ def device_kind_for_name(name: Optional[str]) -> Optional[str]:
 
 class NodeVisitor(cst.CSTVisitor):
     """A read-only visitor without per-attribute hooks (``visit_<Node>_<attr>``): LibCST would
-    otherwise format and look up a method name for every field of every node it walks."""
+    otherwise format and look up a method name for every field of every node it walks. Run it with
+    ``walk(visitor, node)``."""
 
     def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
         pass
 
     def on_leave_attribute(self, original_node: cst.CSTNode, attribute: str) -> None:
         pass
+
+
+def walk(visitor: cst.CSTVisitor, node: cst.CSTNode) -> None:
+    """``node.visit(visitor)`` for a read-only visitor: the same calls in the same order, without
+    LibCST rebuilding every node it passes (``_LeanDispatch``); the per-attribute calls are left out
+    where the visitor's are ``NodeVisitor``'s, which do nothing."""
+    attributes = type(visitor).on_visit_attribute is not NodeVisitor.on_visit_attribute or \
+        type(visitor).on_leave_attribute is not NodeVisitor.on_leave_attribute
+    on_visit, on_leave = visitor.on_visit, visitor.on_leave
+
+    def go(node: cst.CSTNode) -> None:
+        if on_visit(node):
+            for name in _field_order(node):
+                value = getattr(node, name)
+                if value is None and name in _VISITED_IF_SET:
+                    continue
+                if attributes:
+                    visitor.on_visit_attribute(node, name)
+                if isinstance(value, cst.CSTNode):
+                    go(value)
+                elif type(value) is tuple or type(value) is list:
+                    for child in value:
+                        go(child)
+                if attributes:
+                    visitor.on_leave_attribute(node, name)
+        on_leave(node)
+
+    go(node)
 
 
 # ---- TorchScript -------------------------------------------------------------------------------

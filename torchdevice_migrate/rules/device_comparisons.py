@@ -40,6 +40,7 @@ from .base import (
     is_plain_cuda,
     string_value,
     target_name,
+    walk,
 )
 
 
@@ -337,7 +338,7 @@ def names_an_implementation(ctx: RuleContext, comparison: cst.Comparison) -> boo
     siblings = getattr(ctx, "_h3_siblings", None)
     if siblings is None:
         visitor = _Siblings()
-        ctx.module.visit(visitor)
+        walk(visitor, ctx.module)
         siblings = ctx._h3_siblings = visitor.words  # type: ignore[attr-defined]
     return any(not _is_device_word(w) for n in names for w in siblings.get(n, ()))
 

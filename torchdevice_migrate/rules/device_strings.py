@@ -52,6 +52,7 @@ from .base import (
     shim_args_for,
     string_value,
     target_name,
+    walk,
 )
 
 # Keyword arguments that hold a device (any callable) and the kind of value they hold.
@@ -224,7 +225,7 @@ def _own_statements(ctx: RuleContext, node: cst.CSTNode) -> Optional[_OwnStateme
     if root is None:
         return None
     v = _OwnStatements(root)
-    root.visit(v)
+    walk(v, root)
     return v
 
 

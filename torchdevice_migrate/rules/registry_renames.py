@@ -72,6 +72,7 @@ from .base import (
     root_name,
     string_value,
     target_name,
+    walk,
 )
 from .review import has_leftover_device_strings
 
@@ -535,7 +536,7 @@ def _availability_calls(ctx: RuleContext, test: cst.BaseExpression) -> List[cst.
                 found.append(node)
             return True
 
-    test.visit(_Find())
+    walk(_Find(), test)
     return found
 
 
@@ -650,7 +651,7 @@ def _report_count_requirement(ctx: RuleContext, test: cst.BaseExpression) -> Non
                         and ctx.qualname(operand.func) in ("torch.cuda.device_count", "torch.cuda.random.device_count")):
                     found.append(operand)
 
-    test.visit(_Find())
+    walk(_Find(), test)
     for call in found:
         ctx.report(call, "torch.cuda.device_count", FindingStatus.REVIEW, "TDM306")
 
@@ -742,7 +743,7 @@ def _starts_processes(block: cst.CSTNode) -> bool:
                 found.append(node)
             return True
 
-    block.visit(_Find())
+    walk(_Find(), block)
     return bool(found)
 
 

@@ -15,7 +15,7 @@ import libcst as cst
 
 from ..findings import FindingStatus
 from ..registry import lookup
-from .base import NodeVisitor, RuleContext, in_torchscript, is_cuda_device_string, is_plain_cuda
+from .base import NodeVisitor, RuleContext, in_torchscript, is_cuda_device_string, is_plain_cuda, walk
 
 Range = Tuple[Tuple[int, int], Tuple[int, int]]
 
@@ -53,7 +53,7 @@ class _LeftoverStrings(NodeVisitor):
             dict_node = self.ctx.parent(node)
             arg = self.ctx.parent(dict_node) if dict_node is not None else None
             if isinstance(arg, cst.Arg) and (arg.keyword is None or arg.keyword.value == "map_location"):
-                node.value.visit(self)
+                walk(self, node.value)
                 return False
         return True
 
@@ -130,12 +130,12 @@ def report_leftover_device_strings(ctx: RuleContext) -> None:
     source = getattr(ctx, "source_text", None)
     if isinstance(source, str) and MAY_HOLD_DEVICE_STRING.search(source) is None:
         return  # no string in the file can be a CUDA device string: no pass over every node
-    ctx.module.visit(_LeftoverStrings(ctx, ctx.rewritten_ranges()))
+    walk(_LeftoverStrings(ctx, ctx.rewritten_ranges()), ctx.module)
 
 
 def has_leftover_device_strings(ctx: RuleContext, node: cst.CSTNode) -> bool:
     """Whether ``node`` (an original node) holds a CUDA device string that no rewrite so far covers,
     i.e. one that will be listed for review (used while the rules still run, on finished subtrees)."""
     visitor = _LeftoverStrings(ctx, ctx.rewritten_ranges(), report=False)
-    node.visit(visitor)
+    walk(visitor, node)
     return visitor.found

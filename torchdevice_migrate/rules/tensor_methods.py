@@ -51,6 +51,7 @@ from .base import (
     is_store_target,
     rewrite_ported,
     torch_expression,
+    walk,
 )
 
 #: Registry entries this rule ports (issue 13).
@@ -202,7 +203,7 @@ class TensorMethods(GuardsStatements, Rule):
     def _own_is_cuda(self, ctx: RuleContext) -> Tuple[Set[str], bool]:
         if self._own is None:
             v = _OwnIsCuda(ctx.module)
-            ctx.module.visit(v)
+            walk(v, ctx.module)
             self._own = (v.receivers, v.defined)
         return self._own
 
