@@ -19,7 +19,7 @@ from .findings import Finding
 # modules that do not import LibCST; re-exported here (the ``noqa: F401`` lines).
 from .options import DEFAULT_SHIM_MODULE, Options, SourceError  # noqa: F401
 from .rules import ALL_RULES, Rule
-from .rules.base import RuleContext, positions_and_code, resolve_scopes
+from .rules.base import RuleContext, _field_order, positions_and_code, resolve_scopes
 from .rules.review import report_leftover_device_strings
 from .targets import insert_binding, pending_binding
 from .trigger import TRIGGER, is_candidate  # noqa: F401
@@ -47,18 +47,44 @@ class _Migrator(cst.CSTTransformer):
                 if attr.startswith("leave_"):
                     self.handlers[attr[len("leave_"):]].append(getattr(rule, attr))
 
-    # The rules are not visitors: no ``visit_<Node>`` or ``visit_<Node>_<attribute>`` hooks to
-    # look up for every node and attribute (CSTTransformer's stubs all return None).
+    # The rules are not visitors: no ``visit_<Node>`` or ``visit_<Node>_<attribute>`` hooks to look
+    # up for every node and attribute (CSTTransformer's stubs all return None). LibCST's ``visit``
+    # rebuilds every node it passes; here ``on_visit``, its entry (``module.visit(migrator)``), walks
+    # the tree itself (``_transform``) and rebuilds only the nodes under which something changed:
+    # the same ``leave`` calls, in the same order, on the same original nodes, with an ``updated``
+    # node equal to LibCST's (the original itself where nothing below it changed).
     def on_visit(self, node):  # type: ignore[override]
-        return id(node) not in self.skip
-
-    def on_visit_attribute(self, node, attribute):  # type: ignore[override]
-        return None
-
-    def on_leave_attribute(self, original_node, attribute):  # type: ignore[override]
-        return None
+        self._result = self._transform(node)
+        return False
 
     def on_leave(self, original_node, updated_node):  # type: ignore[override]
+        return self._result  # LibCST's, right after ``on_visit``: the walk is done
+
+    def _transform(self, node: cst.CSTNode) -> cst.CSTNode:
+        updated = node
+        if id(node) not in self.skip:  # a skipped statement is left (and its own leave called) as it is
+            changes: Dict[str, Any] = {}
+            for name in _field_order(node):
+                value = getattr(node, name)
+                if isinstance(value, cst.CSTNode):
+                    new = self._transform(value)
+                    if new is not value:
+                        changes[name] = new
+                elif type(value) is tuple or type(value) is list:
+                    items: Optional[List[cst.CSTNode]] = None
+                    for i, child in enumerate(value):
+                        new = self._transform(child)
+                        if items is None and new is not child:
+                            items = list(value[:i])
+                        if items is not None:
+                            items.append(new)
+                    if items is not None:
+                        changes[name] = tuple(items)
+            if changes:
+                updated = node.with_changes(**changes)
+        return self._leave(node, updated)
+
+    def _leave(self, original_node: cst.CSTNode, updated_node: cst.CSTNode) -> cst.CSTNode:
         handlers = self.handlers.get(type(original_node).__name__)
         if not handlers:
             return updated_node
@@ -69,6 +95,8 @@ class _Migrator(cst.CSTTransformer):
                 current = result
                 if type(current) is not type(original_node):
                     break
+        if not isinstance(current, cst.CSTNode):  # no rule removes or splits a node (RemovalSentinel, FlattenSentinel)
+            raise TypeError(f"a rule's leave_{type(original_node).__name__} returned {type(current).__name__}")
         return current
 
 
