@@ -307,3 +307,33 @@ def test_a_file_ported_from_the_bytes_the_index_was_taken_from_is_not_indexed_ag
     main.write_text("import torch\nx = torch.zeros(2).cuda()\nz = torch.load('v.pt')\n")
     edited = migrate_path(main, Options(project=project))
     assert len(calls) == 1 and b"map_location" in edited.new  # other bytes: indexed again, as before
+
+
+_FACT_SPELLINGS = [
+    "import torch\nx = y.cuda()\n\ndef f():\n    device = '\\x63uda'\n",
+    "import torch\nz = 'cuda'\nclass A:\n    def g(self):\n        self.device = ('cu'\n                       'da:0')\n",
+    "import torch\n# cuda\n@deco(torch.load(p))\ndef h():\n    pass\n",
+    "import torch\nx = 'cuda'\ntry:\n    pass\nexcept E as e:\n    m = torch.load(f)\n",
+    "import torch as th\ny = 1  # cuda\nmatch a:\n    case 1:\n        w = th.load(p)\n",
+    "import torch\nz = 1  # cuda\ndef helper():\n    return torch.device('c\\165da')\nx.to(helper())\n",
+]
+
+
+def test_the_index_walks_only_statements_that_can_hold_a_fact():
+    """``index_source`` skips the statements on whose lines no fact can start (``_walk_lines``): the same
+    facts as walking every node, on every fixture and on spellings that hide ``cuda`` from the text."""
+    import ast
+
+    from torchdevice_migrate import project_index
+
+    sources = [p.read_bytes() for p in sorted(FIXTURES.rglob("*.py"))] + [s.encode() for s in _FACT_SPELLINGS]
+    pruned = [project_index.index_source(s) for s in sources]
+    assert sum(bool(i.uses_cuda) for i in pruned) > 50 and any(i.load_sites for i in pruned)
+    real = project_index._walk_lines
+    try:
+        project_index._walk_lines = lambda tree, lines: ast.walk(tree)
+        full = [project_index.index_source(s) for s in sources]
+    finally:
+        project_index._walk_lines = real
+    assert pruned == full
+    assert all(i.uses_cuda or i.load_sites for i in pruned[-len(_FACT_SPELLINGS):])  # each shows a fact

@@ -21,6 +21,7 @@ given, that holds ``pyproject.toml``, ``setup.py``, ``setup.cfg`` or ``.git``.
 from __future__ import annotations
 
 import ast
+import bisect
 import hashlib
 import os
 import pickle
@@ -29,7 +30,9 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple, cast
+from typing import Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, cast
+
+from .trigger import MAY_HOLD_DEVICE_STRING
 
 VERSION = 3  # bump whenever what index_source extracts changes: cached entries of another version are ignored
 ROOT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
@@ -349,7 +352,11 @@ def index_source(source: bytes) -> FileInfo:
     # Each kind of fact is looked for only where the bytes can hold it (``_needs``; the ``m = Net()``
     # bindings only serve ``jit.script(m)``), and the walk stops when nothing is left to learn.
     need_cuda, need_jit, need_load = _needs(source)
-    walked = ast.walk(tree) if (need_cuda or need_jit or need_load) else ()
+    walked: Iterable[ast.AST] = ()
+    if need_jit:
+        walked = ast.walk(tree)  # ``m = Net()`` bindings anywhere, the last one walked winning
+    elif need_cuda or need_load:
+        walked = _walk_lines(tree, _fact_lines(source))
     for node in walked:
         if (uses_cuda or not need_cuda) and not need_jit and not need_load:
             break
@@ -387,9 +394,10 @@ def index_source(source: bytes) -> FileInfo:
                         scripted.add(f.rpartition(".")[2])
                 elif isinstance(arg, ast.Name):
                     scripted.add("\0" + arg.id)  # resolved below
+    lines = _fact_lines(source) if uses_cuda else None
     for stmt in tree.body if uses_cuda else ():
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            if any(isinstance(s, ast.Return) and _is_cuda_device_expr(s.value) for s in ast.walk(stmt)):
+            if any(isinstance(s, ast.Return) and _is_cuda_device_expr(s.value) for s in _walk_lines(stmt, lines)):
                 helpers.append(stmt.name)
     resolved = set()
     for s in scripted:
@@ -401,6 +409,51 @@ def index_source(source: bytes) -> FileInfo:
         else:
             resolved.add(s)
     return FileInfo(tuple(classes), tuple(helpers), tuple(loads), uses_cuda, tuple(sorted(resolved)))
+
+
+#: What a line must hold for a fact other than TorchScript's to start in a statement on it: ``cuda``
+#: (an attribute, a device string), ``load`` (a ``torch.load`` call), or a string that may spell a
+#: CUDA device otherwise (``'\x63uda'``, ``'cu' 'da'``: the review pass's precheck).
+_FACT_LINE = re.compile(rb"cuda|load|" + MAY_HOLD_DEVICE_STRING.pattern.encode())
+
+
+def _fact_lines(source: bytes) -> List[int]:
+    """The lines (1-based, sorted) on which ``_FACT_LINE`` matches."""
+    lines: List[int] = []
+    line, pos = 1, 0
+    for m in _FACT_LINE.finditer(source):
+        line += source.count(b"\n", pos, m.start())
+        pos = m.start()
+        end = line + source.count(b"\n", m.start(), m.end())
+        lines.extend(range(line, end + 1))
+    return sorted(set(lines))
+
+
+def _walk_lines(tree: ast.AST, lines: Optional[List[int]]) -> Iterator[ast.AST]:
+    """``ast.walk(tree)`` without the statements (decorators included) that no line of ``lines``
+    falls in: the same nodes in the same order, less the subtrees that cannot hold a fact."""
+    from collections import deque
+
+    def reaches(node: ast.AST) -> bool:
+        first = getattr(node, "lineno", None)
+        if isinstance(node, ast.match_case):
+            return True
+        for d in getattr(node, "decorator_list", ()):
+            first = d.lineno if first is None else min(first, d.lineno)
+        last = getattr(node, "end_lineno", None)
+        if first is None or last is None or lines is None:
+            return True
+        i = bisect.bisect_left(lines, first)
+        return i < len(lines) and lines[i] <= last
+
+    todo = deque([tree])
+    while todo:
+        node = todo.popleft()
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.stmt, ast.excepthandler)) and not reaches(child):
+                continue
+            todo.append(child)
+        yield node
 
 
 # ---- the project -----------------------------------------------------------------------------

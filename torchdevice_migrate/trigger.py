@@ -170,6 +170,14 @@ def _project_patterns(name: str) -> List[str]:
     return [word(last) + r"(?:\s|\\|#[^\n]*\n)*\(", word(last) + r"(?:\s|\\)+as(?![\w])"]
 
 
+#: What the source of a string ``is_cuda_device_string`` accepts must spell: a quote followed by ``cuda``,
+#: a literal whose whole text is ``c``/``cu``/``cud`` (the first part of ``'cu' 'da'``), or, after a
+#: quote and the start of ``cuda``, an escape that can spell a letter (``'\x63uda'``, ``'c\165da'``,
+#: ``'\u0063uda'``, ``'\N{...}'``) or a line continuation inside the literal. A file without any has
+#: nothing to list (``"\n".join`` is no reason to visit every node) (``rules/review.py``); ``slicing.py``
+#: keeps every function whose text has one, and the project index walks every statement that has one.
+MAY_HOLD_DEVICE_STRING = re.compile(r"""['"](?:cuda|(?:c|cu|cud)['"]|(?:c|cu|cud|cuda)?\\(?:[xuUN0-7]|\r?\n))""")
+
 _IDENTIFIER = rb"[\w\x80-\xff]+"  # a name, non-ASCII letters included (UTF-8 bytes)
 _WORD_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") | frozenset(range(0x80, 0x100))
 
@@ -282,10 +290,24 @@ def in_code(source: bytes, triggers: Sequence[Trigger] = (TRIGGER,)) -> bool:
     return False
 
 
+_LAST_POSITIONS: list = []  # [(source, tree, is_code)]: the pre-filter's and the slicing's, for one file
+
+
 def code_positions(source: bytes, tree, starts: List[int]) -> Callable[[int], bool]:
     """For a source ``in_code`` can decide (UTF-8, ``\n`` line ends only, parsed as ``tree``; ``starts``
     its ``line_starts``): whether the byte at an offset is code, that is neither in a docstring of
-    more than one word nor after a ``#`` outside any string literal on its line."""
+    more than one word nor after a ``#`` outside any string literal on its line. The last two are
+    kept (the comment/docstring check and the slicing of one candidate ask about the same file)."""
+    for cached, cached_tree, made in _LAST_POSITIONS:
+        if cached_tree is tree and (cached is source or cached == source):
+            return made
+    made = _code_positions(source, tree, starts)
+    _LAST_POSITIONS.append((source, tree, made))
+    del _LAST_POSITIONS[:-2]
+    return made
+
+
+def _code_positions(source: bytes, tree, starts: List[int]) -> Callable[[int], bool]:
     import ast
     import bisect
 
@@ -359,15 +381,24 @@ def _definitions(tree):
     expressions, which hold most of a tree's nodes."""
     import ast
 
+    if not _SIMPLE_STATEMENTS:
+        _SIMPLE_STATEMENTS.update(k for k in vars(ast).values() if isinstance(k, type) and issubclass(k, ast.stmt)
+                                  and not {"body", "orelse", "finalbody", "handlers", "cases"} & set(k._fields))
+    simple = _SIMPLE_STATEMENTS
     todo = [tree]
     while todo:
         node = todo.pop()
+        if type(node) in simple:
+            continue  # no statement inside
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             yield node
         for name in ("body", "orelse", "finalbody", "handlers", "cases"):
             children = getattr(node, name, None)
             if isinstance(children, list):
                 todo.extend(c for c in children if isinstance(c, (ast.stmt, ast.excepthandler, ast.match_case)))
+
+
+_SIMPLE_STATEMENTS: Set[type] = set()  # the statement types with no statement in them (filled on first use)
 
 
 def _merged(ranges):

@@ -8,13 +8,13 @@ maps CUDA device arguments itself.
 
 from __future__ import annotations
 
-import re
 from typing import AbstractSet, List, Tuple
 
 import libcst as cst
 
 from ..findings import FindingStatus
 from ..registry import lookup
+from ..trigger import MAY_HOLD_DEVICE_STRING
 from .base import NodeVisitor, RuleContext, in_torchscript, is_cuda_device_string, is_plain_cuda, walk
 
 Range = Tuple[Tuple[int, int], Tuple[int, int]]
@@ -117,13 +117,7 @@ _TORCH_HINTS = {
 }
 
 
-#: What the source of a string ``is_cuda_device_string`` accepts must spell: a quote followed by ``cuda``,
-#: a literal whose whole text is ``c``/``cu``/``cud`` (the first part of ``'cu' 'da'``), or, after a
-#: quote and the start of ``cuda``, an escape that can spell a letter (``'\x63uda'``, ``'c\165da'``,
-#: ``'\u0063uda'``, ``'\N{...}'``) or a line continuation inside the literal. A file without any has
-#: nothing to list (``"\n".join`` is no reason to visit every node); ``slicing.py`` keeps every function
-#: whose text has one.
-MAY_HOLD_DEVICE_STRING = re.compile(r"""['"](?:cuda|(?:c|cu|cud)['"]|(?:c|cu|cud|cuda)?\\(?:[xuUN0-7]|\r?\n))""")
+#: (``trigger.MAY_HOLD_DEVICE_STRING``: what the source of a CUDA device string must spell.)
 
 
 def report_leftover_device_strings(ctx: RuleContext) -> None:
