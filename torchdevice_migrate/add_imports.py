@@ -27,7 +27,7 @@ the visitor.
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Set, Tuple, Union, cast
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Set, Tuple, Union, cast
 
 import libcst as cst
 
@@ -246,15 +246,17 @@ def _add(module: cst.Module, items: Sequence[Any]) -> cst.Module:
 Removal = Tuple[str, Optional[str], Optional[str]]
 
 
-def remove_unused_imports(module: cst.Module, removals: Sequence[Removal]) -> cst.Module:
+def remove_unused_imports(module: cst.Module, removals: Sequence[Removal],
+                          text_of: Optional[Callable[[cst.Module, cst.CSTNode], str]] = None) -> cst.Module:
     """``RemoveImportsVisitor`` with ``removals`` scheduled in this order (``remove_unused_import``).
 
     Where every scheduled name (its alias, else the imported name) appears in the module's code only
     in module-level lines of one import each or after a dot (an attribute), and in no string's value,
     nothing refers to it, exports it in ``__all__`` or names it in a string annotation: the visitor
     removes exactly the aliases that match, and that is done here. Otherwise LibCST's visitor decides
-    (``libcst.codemod``, ~0.15 s of imports, and a scope analysis of the module)."""
-    result = _remove_unreferenced(module, removals)
+    (``libcst.codemod``, ~0.15 s of imports, and a scope analysis of the module). ``text_of``:
+    ``module.code_for_node`` for a module-level statement, when the caller has their code at hand."""
+    result = _remove_unreferenced(module, removals, text_of)
     if result is not None:
         return result
     from libcst.codemod import CodemodContext
@@ -266,7 +268,8 @@ def remove_unused_imports(module: cst.Module, removals: Sequence[Removal]) -> cs
     return RemoveImportsVisitor(context).transform_module(module)
 
 
-def _remove_unreferenced(module: cst.Module, removals: Sequence[Removal]) -> Optional[cst.Module]:
+def _remove_unreferenced(module: cst.Module, removals: Sequence[Removal],
+                         text_of: Optional[Callable[[cst.Module, cst.CSTNode], str]] = None) -> Optional[cst.Module]:
     # RemoveImportsVisitor.__init__ (a module's alias: the last one scheduled).
     unused_modules: Dict[str, Optional[str]] = {name: alias for name, obj, alias in removals if obj is None}
     unused_objects: Dict[str, Set[Tuple[str, Optional[str]]]] = {}
@@ -285,7 +288,7 @@ def _remove_unreferenced(module: cst.Module, removals: Sequence[Removal]) -> Opt
     for statement in body:
         if _is_import_line(statement):
             continue
-        text = module.code_for_node(statement)
+        text = text_of(module, statement) if text_of is not None else module.code_for_node(statement)
         for match in pattern.finditer(text):
             if not _after_dot(text, match.start()):
                 return None  # a possible use: the visitor's scope analysis decides

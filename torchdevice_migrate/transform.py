@@ -19,7 +19,7 @@ from .findings import Finding
 # modules that do not import LibCST; re-exported here (the ``noqa: F401`` lines).
 from .options import DEFAULT_SHIM_MODULE, Options, SourceError  # noqa: F401
 from .rules import ALL_RULES, Rule
-from .rules.base import RuleContext, _field_order, positions_and_code, resolve_scopes
+from .rules.base import RuleContext, StatementTexts, _field_order, positions_and_code, resolve_scopes
 from .rules.review import report_leftover_device_strings
 from .targets import insert_binding, pending_binding
 from .trigger import TRIGGER, is_candidate  # noqa: F401
@@ -166,18 +166,20 @@ def _migrate_whole(source: bytes, path: str, options: Options, piece=None, check
     exact = True
     # Generated once, with every node's position: the round-trip check, the rules' source lines and
     # the positions of what they rewrite or report.
-    positions, code = positions_and_code(module)
+    texts = StatementTexts()  # each statement's code, for the port's code (most statements are unchanged)
+    positions, code = positions_and_code(module, texts)
     if code.encode(module.encoding) != source:
         body, tail = _split_unroundtrippable_tail(source)
         module = parse(body)
-        positions, code = positions_and_code(module)
+        texts = StatementTexts()
+        positions, code = positions_and_code(module, texts)
         exact = code.encode(module.encoding) == body
-    new_module, findings = _migrate_module(module, path, options, code, piece, positions)
+    new_module, findings = _migrate_module(module, path, options, code, piece, positions, texts)
     if new_module is None:
         return Migration(source, findings)  # nothing to write: a file LibCST cannot reproduce is fine
     if not exact:
         raise SourceError(1, "LibCST cannot reproduce this file byte for byte; left untouched")
-    new = new_module.bytes
+    new = texts.code(new_module).encode(new_module.encoding)
     if options.layout:  # the project's line length and import order (layout.py)
         from .layout import lay_out
 
@@ -277,7 +279,7 @@ def file_facts(ctx: RuleContext, module: cst.Module, path: str, options: Options
 
 
 def _migrate_module(module: cst.Module, path: str, options: Options, code: Optional[str] = None, piece=None,
-                    positions=None):
+                    positions=None, texts: Optional[StatementTexts] = None):
     shim_parent, _, shim_last = options.shim_module.rpartition(".")
     if code is None:
         code = module.code
@@ -300,14 +302,15 @@ def _migrate_module(module: cst.Module, path: str, options: Options, code: Optio
         else:
             context.add_needed_import(shim_last, asname=None if alias == shim_last else alias)
     if ctx.shim_used or ctx.imports:
-        new_module = _add_imports(context, new_module, alias, vendored=bool(shim_parent))
+        new_module = _add_imports(context, new_module, alias, vendored=bool(shim_parent), texts=texts)
     if ctx.removed_from_imports:  # imports left unused, as LibCST's RemoveImportsVisitor removes them
         from .add_imports import remove_unused_imports
 
         if piece is not None:  # a name a body set aside may still use: _migrate_sliced checks
             piece.removed_names = {asname or obj for _, obj, asname in ctx.removed_from_imports if asname or obj}
 
-        new_module = remove_unused_imports(new_module, sorted(ctx.removed_from_imports, key=str))
+        new_module = remove_unused_imports(new_module, sorted(ctx.removed_from_imports, key=str),
+                                           texts.of if texts is not None else None)
     binding = pending_binding(ctx)  # --target torch: the one module-level device value
     if binding is not None:
         new_module = insert_binding(new_module, binding)
@@ -337,7 +340,8 @@ _PATH_RE = _re.compile(r"\b(?:sys\.path|site\.addsitedir)\b")
 _ENV_RE = _re.compile(r"\b(?:os\.environ|os\.putenv|environ|putenv)\b")
 
 
-def _earliest_import_position(module: cst.Module, alias: str, vendored: bool = False) -> int:
+def _earliest_import_position(module: cst.Module, alias: str, vendored: bool = False,
+                              texts: Optional[StatementTexts] = None) -> int:
     """The first index of ``module.body`` where the shim import may go without changing what runs.
 
     ``import runtime_shim`` imports torch, and a vendored ``from pkg._vendor import runtime_shim``
@@ -356,7 +360,7 @@ def _earliest_import_position(module: cst.Module, alias: str, vendored: bool = F
                 torch_at = i
             last_import = i
             continue
-        code = module.code_for_node(statement)
+        code = texts.of(module, statement) if texts is not None else module.code_for_node(statement)
         if use in code:
             break  # the first use: what follows it cannot matter to it
         if _PATH_RE.search(code):
@@ -369,7 +373,7 @@ def _earliest_import_position(module: cst.Module, alias: str, vendored: bool = F
 
 
 def _add_imports(context: Any, module: cst.Module, alias: str = DEFAULT_SHIM_MODULE,
-                 vendored: bool = False) -> cst.Module:
+                 vendored: bool = False, texts: Optional[StatementTexts] = None) -> cst.Module:
     """Add the scheduled imports where they change nothing (``_earliest_import_position``).
 
     Where the file's leading import block already ends at or after that position, LibCST's
@@ -381,7 +385,7 @@ def _add_imports(context: Any, module: cst.Module, alias: str = DEFAULT_SHIM_MOD
     cut = 1
     while cut < len(body) and _is_import_line(body[cut]):
         cut += 1
-    earliest = _earliest_import_position(module, alias, vendored)
+    earliest = _earliest_import_position(module, alias, vendored, texts)
     if earliest <= cut or earliest >= len(body):
         return _add_imports_at_top(context, module)
     # The statements from ``earliest`` on, as a module of their own; existing imports of the same

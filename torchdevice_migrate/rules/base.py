@@ -526,13 +526,60 @@ def resolve_positions(module: cst.Module) -> Mapping[cst.CSTNode, CodeRange]:
     return positions_and_code(module)[0]
 
 
-def positions_and_code(module: cst.Module) -> Tuple[Mapping[cst.CSTNode, CodeRange], str]:
-    """``resolve_positions(module)`` and ``module.code`` from one code generation."""
+def positions_and_code(module: cst.Module, texts: Optional[StatementTexts] = None
+                       ) -> Tuple[Mapping[cst.CSTNode, CodeRange], str]:
+    """``resolve_positions(module)`` and ``module.code`` from one code generation; ``texts`` gets the
+    code of each module-level statement from the same generation."""
     provider = PositionProvider()
     state = _PositionState(default_indent=module.default_indent, default_newline=module.default_newline,
                            provider=provider)
-    module._codegen(state)
+    if texts is None:
+        module._codegen(state)
+    else:  # Module._codegen(state), with the tokens of each statement noted
+        tokens = state.tokens
+        state.before_codegen(module)
+        for h in module.header:
+            h._codegen(state)
+        for statement in module.body:
+            start = len(tokens)
+            statement._codegen(state)
+            texts.note(statement, "".join(tokens[start:]))
+        for f in module.footer:
+            f._codegen(state)
+        if module.has_trailing_newline:
+            if len(tokens) == 0:
+                state.add_token(state.default_newline)
+        else:
+            state.pop_trailing_newline()
+        state.after_codegen(module)
     return _Positions(provider._computed), "".join(state.tokens)  # type: ignore[arg-type]
+
+
+class StatementTexts:
+    """The code of module-level statements, by node, as one code generation of their module gave it
+    (``positions_and_code``): a module that holds them (the port, in which most statements are the
+    original nodes) is generated again only where it differs. A statement's code does not depend on
+    its place in the module (``Module.code_for_node``)."""
+
+    def __init__(self) -> None:
+        self._texts: Dict[int, Tuple[cst.CSTNode, str]] = {}  # id -> (node, code): the node kept alive
+
+    def note(self, statement: cst.CSTNode, text: str) -> None:
+        self._texts[id(statement)] = (statement, text)
+
+    def of(self, module: cst.Module, statement: cst.CSTNode) -> str:
+        """``module.code_for_node(statement)``."""
+        known = self._texts.get(id(statement))
+        return known[1] if known is not None and known[0] is statement else module.code_for_node(statement)
+
+    def code(self, module: cst.Module) -> str:
+        """``module.code``."""
+        if not module.has_trailing_newline:
+            return module.code
+        parts = [module.code_for_node(h) for h in module.header]
+        parts += [self.of(module, s) for s in module.body]
+        parts += [module.code_for_node(f) for f in module.footer]
+        return "".join(parts) or module.default_newline
 
 
 def _node_types() -> frozenset:
