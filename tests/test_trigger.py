@@ -197,3 +197,25 @@ def test_project_trigger_needs_a_call_and_a_torch_import(src):
     cuda_project = ProjectIndex(None, {"other.py": FileInfo(uses_cuda=True)})
     assert not is_candidate(src.encode(), cuda_project), src
     assert not _reference_finds_something(src, cuda_project), src
+
+
+def test_the_collector_is_paused_for_a_parse_and_left_as_it_was():
+    import gc
+
+    from torchdevice_migrate.trigger import collector_paused, parse_tree
+
+    assert gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(SyntaxError), collector_paused():
+        raise SyntaxError("a parse that fails")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()  # a caller's choice is kept
+    finally:
+        gc.enable()
+    assert parse_tree(b"def f(:\n") is None and gc.isenabled()

@@ -22,7 +22,7 @@ from .rules import ALL_RULES, Rule
 from .rules.base import RuleContext, StatementTexts, _field_order, positions_and_code, resolve_scopes
 from .rules.review import report_leftover_device_strings
 from .targets import insert_binding, pending_binding
-from .trigger import TRIGGER, is_candidate  # noqa: F401
+from .trigger import TRIGGER, collector_paused, is_candidate  # noqa: F401
 
 
 @dataclass
@@ -102,7 +102,8 @@ class _Migrator(cst.CSTTransformer):
 
 def parse(source: bytes) -> cst.Module:
     try:
-        return cst.parse_module(source)
+        with collector_paused():
+            return cst.parse_module(source)
     except cst.ParserSyntaxError as e:
         raise SourceError(e.raw_line, f"syntax error: {e.message}") from None
     except (UnicodeDecodeError, LookupError, SyntaxError) as e:

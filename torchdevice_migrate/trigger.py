@@ -31,6 +31,8 @@ matches it, and that the reference path (no pre-filter) finds nothing in what it
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import re
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
@@ -426,12 +428,27 @@ def parse_tree(source: bytes):
         if cached is source or (len(cached) == len(source) and cached == source):
             return tree
     try:
-        tree = ast.parse(source)
+        with collector_paused():
+            tree = ast.parse(source)
     except (SyntaxError, ValueError, UnicodeDecodeError, RecursionError, MemoryError):
         tree = None
     _LAST_TREES.append((source, tree))
     del _LAST_TREES[:-2]
     return tree
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while a parser builds a tree: it allocates hundreds of
+    thousands of objects, none in a cycle, and each collection the allocations set off would walk
+    them for nothing (~15 % of ``ast.parse``, ~6 % of LibCST's parse)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def line_starts(source: bytes) -> List[int]:
