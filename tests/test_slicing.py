@@ -191,6 +191,33 @@ def test_a_one_word_docstring_a_string_hash_and_a_torch_alias_still_keep(source,
     assert _port(source, slice_min_bytes=0) == _port(source, slice_min_bytes=None)
 
 
+_FIELDS = "".join(f"    field_{i}: int = {i}  # a field\n" for i in range(6))
+
+
+@pytest.mark.parametrize("source,gone,kept", [
+    # fields nothing at the class level reads go as one placeholder line
+    ((b"import torch\n\nclass Config:\n    '''Settings.'''\n\n" + _FIELDS.encode() +
+      b"\n    def to_device(self, x):\n        return x.cuda()\n"), ["field_3"], ["return x.cuda()"]),
+    # a field read by what stays (a device value), or by a string annotation, stays
+    ((b"import torch\n\nclass C:\n    A = 1\n    B = 2\n    E = 3\n    F = 4\n    Foo = int\n"
+      b"    D = torch.device('cuda') if A else None\n    dev: 'Foo' = torch.device('cuda')\n"),
+     ["E = 3"], ["A = 1", "Foo = int"]),
+    # the names that decide how a class's cuda/to are ported never go
+    (b"import torch\n\nclass M:\n    x = 1\n    device = None\n    y = 2\n\ndef f(m):\n    return m.cuda()\n",
+     [], ["device = None"]),
+])
+def test_class_level_statements_nothing_reads_are_set_aside(source, gone, kept):
+    piece = plan(source, Options(slice_min_bytes=0))
+    assert piece is not None
+    reduced = piece.reduced.decode()
+    for text in gone:
+        assert text not in reduced, text
+    for text in kept:
+        assert text in reduced, text
+    for target in ("shim", "torch"):
+        assert _port(source, slice_min_bytes=0, target=target) == _port(source, slice_min_bytes=None, target=target)
+
+
 def test_under_the_torch_target_the_device_names_of_bodies_set_aside_count():
     source = (b"import torch\n\ndef f(x):\n    return x.cuda()\n\ndef g():\n    device = 1\n    return device\n")
     sliced = _port(source, slice_min_bytes=0, target="torch")

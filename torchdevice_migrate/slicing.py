@@ -47,7 +47,7 @@ import ast
 import bisect
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 from .options import Options
 from .rules.review import MAY_HOLD_DEVICE_STRING
@@ -299,12 +299,103 @@ def plan(source: bytes, options: Options) -> Optional[Slice]:
     for doc, indent in _docstrings(tree.body, source, starts, hidden):
         if not has_hit(doc.lineno, doc.end_lineno or doc.lineno):
             cuts.append(_Cut(doc.lineno, doc.end_lineno or doc.lineno, stub(indent, doc.lineno, doc.end_lineno or doc.lineno), []))
+    cuts += _class_level_runs(tree, source, starts, hidden, has_hit, words, stub)
     if sum(starts[min(c.last, len(starts) - 1)] - starts[c.first - 1] for c in cuts) < minimum // 2:
         cuts = []  # not worth a second parse; the rules still skip the statements nothing can touch
     piece = _reduce(source, starts, cuts)
     piece.keep = keep
     piece.words = _words(_statement_taint(tree, source, starts, has_hit, tainted, keep))
     return piece
+
+
+#: Class-level statements a run may hold: assignments (fields, enum members, constants), ``pass`` and
+#: bare strings. Other statements (calls, ``if``...) end a run.
+_RUN_STATEMENTS = (ast.Assign, ast.AnnAssign, ast.Pass)
+#: Names a class may define that the rules and the project index ask about (``project_index.DEVICE_MEMBERS``).
+_MEMBER_NAMES = frozenset({"cuda", "to", "is_cuda", "device", "cpu"})
+
+
+def _class_level_runs(tree: ast.Module, source: bytes, starts: List[int], hidden: Set[int], has_hit,
+                      words: Optional[re.Pattern[bytes]], stub) -> List[_Cut]:
+    """Runs of statements at class level (two or more, whole lines each) that nothing ties to a CUDA
+    use (no match, no connected name) and whose names nothing else at the class level reads (its other
+    statements, the decorators and signatures of the methods that stay): one placeholder line each.
+    The class scope then lacks those names, which no rule asks about (a method's body does not see
+    the class scope); the names that decide how a class's ``cuda``/``to`` are ported never go."""
+    cuts: List[_Cut] = []
+
+    def text(first: int, last: int) -> bytes:
+        return source[starts[first - 1]:starts[last] if last < len(starts) - 1 else len(source)]
+
+    def alone(node: ast.stmt) -> bool:  # the statement has its lines to itself, and nothing ties it
+        last = node.end_lineno or node.lineno
+        indent = source[starts[node.lineno - 1]:starts[node.lineno - 1] + node.col_offset]
+        rest = source[starts[last - 1] + (node.end_col_offset or 0):starts[last] - 1 if last < len(starts) - 1
+                      else len(source)].strip(b" \t\r\n")
+        return (not indent.strip(b" \t") and (not rest or rest.startswith(b"#")) and not has_hit(node.lineno, last)
+                and (words is None or words.search(text(node.lineno, last)) is None))
+
+    for cls in _classes(tree.body):
+        body = cls.body
+        first = 1 if (body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                      and isinstance(body[0].value.value, str)) else 0  # a docstring has its own placeholder
+        out: Dict[int, Tuple[ast.stmt, Set[str]]] = {}
+        for node in body[first:]:
+            string = isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+            if (isinstance(node, _RUN_STATEMENTS) or string) and alone(node):
+                names = _bound_names(node)
+                if not names & _MEMBER_NAMES:
+                    out[id(node)] = (node, names)
+        # What stays at the class level reads no name of what goes: a statement whose names it reads
+        # stays, and then what it reads counts too, to a fixed point.
+        reads: Set[str] = set()
+        for node in body:
+            if id(node) not in hidden and id(node) not in out:
+                reads |= _class_level_reads(node)
+        grew = True
+        while grew and out:
+            grew = False
+            for key, (node, names) in list(out.items()):
+                if names & reads:
+                    del out[key]
+                    reads |= _class_level_reads(node)
+                    grew = True
+        run: List[ast.stmt] = []
+        for item in [*body[first:], None]:
+            if item is not None and id(item) in out:
+                run.append(item)
+                continue
+            if len(run) >= 2:
+                last = run[-1].end_lineno or run[-1].lineno
+                indent = source[starts[run[0].lineno - 1]:starts[run[0].lineno - 1] + run[0].col_offset]
+                cuts.append(_Cut(run[0].lineno, last, stub(indent, run[0].lineno, last), list(run)))
+            run = []
+    return cuts
+
+
+def _class_level_reads(node: ast.stmt) -> Set[str]:
+    """The names a class-level statement reads or binds in the class scope: every name in it (of a
+    function or class, only its decorators, signature or bases: its body is another scope), and
+    every word of a string in an annotation (a scope analysis reads ``x: "Foo"`` as ``Foo``)."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        parts: List[ast.AST] = [*node.decorator_list, node.args, *([node.returns] if node.returns else [])]
+    elif isinstance(node, ast.ClassDef):
+        parts = [*node.decorator_list, *node.bases, *node.keywords]
+    else:
+        parts = [node]
+    names: Set[str] = set()
+    for part in parts:
+        for n in _walk(part):
+            if isinstance(n, ast.Name):
+                names.add(n.id)
+            elif isinstance(n, (ast.AnnAssign, ast.arg)) and n.annotation is not None:
+                names.update(w for c in _walk(n.annotation) if isinstance(c, ast.Constant) and isinstance(c.value, str)
+                             for w in re.findall(r"\w+", c.value))
+    returns = getattr(node, "returns", None)
+    if returns is not None:
+        names.update(w for c in _walk(returns) if isinstance(c, ast.Constant) and isinstance(c.value, str)
+                     for w in re.findall(r"\w+", c.value))
+    return names
 
 
 def _words(names: Set[str]) -> Optional[re.Pattern[bytes]]:
@@ -447,9 +538,9 @@ def _class_level_text(cls: ast.ClassDef, source: bytes, starts: List[int], hidde
 
     out: List[bytes] = []
     for node in cls.body:
+        if id(node) in hidden:
+            continue
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            if id(node) in hidden:
-                continue
             start = min([node.lineno] + [d.lineno for d in node.decorator_list])
             body_line = node.body[0].lineno if node.body else node.lineno
             out.append(lines(start, max(start, body_line - 1) if body_line > node.lineno else node.lineno))
