@@ -701,7 +701,7 @@ def _stop(pool: ProcessPoolExecutor) -> None:
         except Exception:  # pragma: no cover
             pass
     writer = getattr(results, "_writer", None)
-    if writer is not None and not any(p.is_alive() for p in processes):
+    if writer is not None:  # (a worker still alive keeps its own end: the manager then waits for it)
         try:
             writer.close()
         except OSError:  # pragma: no cover - already closed
