@@ -233,6 +233,7 @@ import shutil as _shutil  # noqa: E402
 from torchdevice_migrate import cli as _cli  # noqa: E402
 from torchdevice_migrate import engine as _engine  # noqa: E402
 from torchdevice_migrate.findings import FileState  # noqa: E402
+from torchdevice_migrate.options import Options as _Options  # noqa: E402
 
 
 def _fp(results):
@@ -415,3 +416,25 @@ def test_parallel_run_with_other_start_methods(tmp_path, method):
     out = _subprocess.run([_sys.executable, str(script), method, str(root)], capture_output=True, text=True,
                           env=env, timeout=300)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_the_scan_plans_the_slice_of_a_candidate_it_parsed(tmp_path, monkeypatch):
+    """A cold parallel scan parses a candidate for the project index; it plans the file's slice there
+    (slicing.plan) and sends it with the port, which then needs no parse of its own: the same port."""
+    import pickle as _pickle
+
+    big = ("import torch\n\n" + "".join(f"def f{i}(x, dev=None):\n    return x + {i}\n\n" for i in range(300))
+           + "def g(x):\n    return x.cuda()\n")
+    path = tmp_path / "big.py"
+    path.write_text(big)
+    for target in ("shim", "torch"):
+        options = _Options(target=target)
+        monkeypatch.setattr(_engine, "_WORKER_OPTIONS", options)
+        record = _engine._scan([(path, True, True)])[0]
+        piece = record[5]
+        assert piece and piece[0] is not None and piece[0].hidden == []  # planned; sent without its nodes
+        sent = _pickle.loads(_pickle.dumps(piece))
+        planned = _engine.migrate_bytes(big.encode(), str(path), options, candidate=True, piece=sent)
+        alone = _engine.migrate_bytes(big.encode(), str(path), options, candidate=True)
+        assert planned.state is FileState.CHANGED
+        assert (planned.new, planned.findings) == (alone.new, alone.findings)

@@ -160,9 +160,11 @@ def migrate_path(path: Path, options: Options) -> FileResult:
     return result
 
 
-def migrate_bytes(source: bytes, display: str, options: Options, candidate: bool = False) -> FileResult:
+def migrate_bytes(source: bytes, display: str, options: Options, candidate: bool = False,
+                  piece: Any = None) -> FileResult:
     """Migrate one file's bytes; never raises for a bad file. ``candidate``: the caller found
-    ``is_candidate(source, options.project)`` True already (the parallel runner's scan)."""
+    ``is_candidate(source, options.project)`` True already (the parallel runner's scan); ``piece``:
+    a one-element list holding its ``slicing.plan`` of these bytes, when it made one."""
     if source.startswith(VENDORED_SHIM_MARKER):  # a shim written by --vendor: porting it would break it
         return FileResult(display, FileState.UNCHANGED, original=source, new=source)
     if display.endswith(".ipynb"):
@@ -174,7 +176,10 @@ def migrate_bytes(source: bytes, display: str, options: Options, candidate: bool
     from .transform import migrate_source  # local import: only files that may use CUDA pay for LibCST
 
     try:
-        result = migrate_source(source, display, options, prefilter=False)  # the pre-filter just ran
+        if piece:
+            result = migrate_source(source, display, options, prefilter=False, piece=piece[0])
+        else:
+            result = migrate_source(source, display, options, prefilter=False)  # the pre-filter just ran
     except SourceError as e:
         return FileResult.failed(display, e.line, e.reason, original=source)
     except RecursionError:
@@ -453,13 +458,13 @@ def _port_as(kind: int, project_uses_cuda: bool) -> Optional[bool]:
     return None
 
 
-def _scan(items: List[Tuple[Path, bool, bool]]) -> List[Optional[Tuple[Optional[bytes], Any, int, str, Any]]]:
+def _scan(items: List[Tuple[Path, bool, bool]]) -> List[Optional[Tuple[Optional[bytes], Any, int, str, Any, Any]]]:
     """Per ``(path, port, index)``: None when it cannot be read (the parent reports it, as
     ``migrate_path`` does); else ``(source if port, (size, mtime_ns), what the pre-filter says if
     port, digest and index entry if index)``."""
     from .project_index import index_entry
 
-    out: List[Optional[Tuple[Optional[bytes], Any, int, str, Any]]] = []
+    out: List[Optional[Tuple[Optional[bytes], Any, int, str, Any, Any]]] = []
     for path, port, index in items:
         try:
             source, read_stat = read_regular(path)
@@ -484,11 +489,19 @@ def _scan(items: List[Tuple[Path, bool, bool]]) -> List[Optional[Tuple[Optional[
                         kind = _CANDIDATE
                     elif probe.asked and is_candidate(source, _UsesCuda()):
                         kind = _IF_PROJECT_USES_CUDA
-        out.append((source if port else None, read_stat, kind, digest, entry))
+        piece = None
+        if parsed and kind in (_CANDIDATE, _IF_PROJECT_USES_CUDA) and _WORKER_OPTIONS is not None \
+                and _WORKER_OPTIONS.slice_min_bytes is not None and len(source) >= _WORKER_OPTIONS.slice_min_bytes:
+            # The tree is at hand here and not in the worker that ports the file: plan its slice now.
+            from .slicing import plan
+
+            planned = plan(source, _WORKER_OPTIONS)
+            piece = [planned.to_send() if planned is not None else None]
+        out.append((source if port else None, read_stat, kind, digest, entry, piece))
     return out
 
 
-def _migrate_candidate(source: bytes, display: str, candidate: bool) -> Tuple[FileResult, bool, bool]:
+def _migrate_candidate(source: bytes, display: str, candidate: bool, piece: Any = None) -> Tuple[FileResult, bool, bool]:
     """The port of one file the scan found (``candidate``: it ran ``is_candidate`` on these bytes,
     which said True), with whether its ``original`` and ``new`` were left out (they are ``source``,
     which the parent holds: not sent back)."""
@@ -501,7 +514,7 @@ def _migrate_candidate(source: bytes, display: str, candidate: bool) -> Tuple[Fi
         _WORKER_OPTIONS.project = pickle.loads(_WORKER_INDEX_QUEUE.get())
         _WORKER_INDEX_QUEUE = None
         _freeze()  # the index lives as long as the worker: out of the collector's view too
-    result = migrate_bytes(source, display, _WORKER_OPTIONS, candidate=candidate)
+    result = migrate_bytes(source, display, _WORKER_OPTIONS, candidate=candidate, piece=piece)
     same_original, same_new = result.original is source, result.new is source
     if same_original:
         result.original = b""
@@ -630,8 +643,8 @@ def _parallel(files: Sequence[Path], options: Options, jobs: int, index: Optiona
         for i in sorted(candidates, key=lambda i: -len(scanned[port_slot[i]][0])):
             source, read_stat, kind = scanned[port_slot[i]][:3]
             display = str(files[i])
-            pending[i] = (pool.submit(_migrate_candidate, source, display, bool(_port_as(kind, project_uses_cuda))),
-                          source, display, read_stat)
+            pending[i] = (pool.submit(_migrate_candidate, source, display, bool(_port_as(kind, project_uses_cuda)),
+                                      scanned[port_slot[i]][5]), source, display, read_stat)
         if phases is not None:
             phases["dispatched"] = time.perf_counter() - start
     except BaseException:

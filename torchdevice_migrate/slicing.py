@@ -105,6 +105,15 @@ class Slice:
     #: The names whose imports the port of the reduced module removes as unused (``transform.py``).
     removed_names: Set[str] = field(default_factory=set)
     _skipped: Optional[Tuple[Any, Tuple[Set[int], Set[int], Set[int]]]] = field(default=None, repr=False)
+    #: The names of ``hidden`` nodes already counted (``to_send``), for ``hidden_names``.
+    _hidden_names: Set[str] = field(default_factory=set, repr=False)
+
+    def to_send(self) -> Slice:
+        """This slice, fit to go to another process (the parallel scan plans a candidate it parsed):
+        the nodes set aside are replaced by their names (all ``hidden_names`` reads of them)."""
+        self._hidden_names = self.hidden_names()
+        self.hidden = []
+        return self
 
     def restore(self, new: bytes) -> Optional[bytes]:
         """The port of the whole file from the port of the reduced one; None when a placeholder is
@@ -201,7 +210,7 @@ class Slice:
         """The names bound or read in the bodies set aside and in the statements the scope analysis
         skips (what a LibCST scope analysis of the whole module would also list), for ``--target
         torch``'s choice of a free name."""
-        names: Set[str] = set()
+        names: Set[str] = set(self._hidden_names)
         for body in self.hidden:
             for node in _walk(body):
                 if isinstance(node, ast.Name):

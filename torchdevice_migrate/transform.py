@@ -121,29 +121,35 @@ def _split_unroundtrippable_tail(source: bytes) -> tuple[bytes, bytes]:
     return stripped + newline, rest[len(newline):]
 
 
+#: ``migrate_source``'s ``piece`` when no slice was planned for the file yet.
+UNPLANNED: Any = object()
+
+
 def migrate_source(source: bytes, path: str = "<string>", options: Optional[Options] = None,
-                   prefilter: bool = True) -> Migration:
+                   prefilter: bool = True, piece: Any = UNPLANNED) -> Migration:
     """Migrate one module's bytes. Raises ``SourceError`` if it cannot be handled faithfully.
 
     A file the pre-filter (``trigger.py``) does not match is returned as it is, unparsed: no rule
     could change it or report anything in it, and whether it parses is not this tool's business.
     ``prefilter=False`` runs the rules on every file (the reference the tests compare with).
-    A large file is ported sliced (``slicing.py``): only what can matter is parsed by LibCST."""
+    A large file is ported sliced (``slicing.py``): only what can matter is parsed by LibCST.
+    ``piece``: ``slicing.plan(source, options)`` when the caller has it (the parallel scan)."""
     options = options or Options()
     if prefilter and not is_candidate(source, options.project):
         return Migration(source, [])
     if options.slice_min_bytes is not None:
-        sliced = _migrate_sliced(source, path, options)
+        sliced = _migrate_sliced(source, path, options, piece)
         if sliced is not None:
             return sliced
     return _migrate_whole(source, path, options)
 
 
-def _migrate_sliced(source: bytes, path: str, options: Options) -> Optional[Migration]:
+def _migrate_sliced(source: bytes, path: str, options: Options, piece: Any = UNPLANNED) -> Optional[Migration]:
     """The port of ``source`` made from the port of its reduced module; None: port it whole."""
-    from .slicing import plan
+    if piece is UNPLANNED:
+        from .slicing import plan
 
-    piece = plan(source, options)
+        piece = plan(source, options)
     if piece is None:
         return None
     try:
