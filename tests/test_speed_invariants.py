@@ -257,6 +257,11 @@ def _parallel_project(root: Path) -> Path:
                                 "a = Plain().cuda()\nb = Custom().cuda()\nx = torch.ones(2).cuda()\n")
     (pkg / "ckpt.py").write_text("import torch\n\ndef restore(path):\n    return torch.load(path)\n")
     (pkg / "lazy_base.py").write_text("class Base:\n    def to(self, d):\n        return self\n")
+    # Large enough to be sliced (a slice the cold scan plans and the cache keeps), and CUDA words
+    # only in comments (a decision the cache keeps: no port).
+    (pkg / "big.py").write_text("import torch\n\n" + "".join(f"def f{i}(x):\n    return x + {i}\n\n" for i in range(300))
+                                + "def g(x, device='cuda'):\n    return x.to(device)\n")
+    (pkg / "comments.py").write_text("import torch\n# move everything to cuda first\nx = 1\n")
     (pkg / "nb.ipynb").write_text(_json.dumps({"cells": [{"cell_type": "code", "metadata": {}, "outputs": [],
                                                           "execution_count": None, "source": ["x = y.cuda()\n"]}],
                                                "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
@@ -300,6 +305,12 @@ def test_parallel_run_equals_one_process_run_with_the_project_index(tmp_path, mo
         return summary, the_plan.options.project
 
     cold, cold_index = go(2)  # workers compute every file's index entry (and the cache is written)
+    if which in ("root", "subfolder"):  # the scan's decisions are cached with the index: a slice for big.py
+        from torchdevice_migrate.project_index import _load_cache, cache_file
+
+        _, plans = _load_cache(cache_file((tmp_path / "proj").resolve()))
+        assert any(plan is not None for kind, plan in plans.values())
+        assert any(kind == _engine._NOT_CANDIDATE for kind, plan in plans.values())  # comments.py
     monkeypatch.setenv("TORCHDEVICE_MIGRATE_CACHE", "off")
     one, one_index = go(1)  # the reference: the index built in this process, every file ported here
     monkeypatch.setenv("TORCHDEVICE_MIGRATE_CACHE", str(tmp_path / "cache"))
@@ -431,10 +442,10 @@ def test_the_scan_plans_the_slice_of_a_candidate_it_parsed(tmp_path, monkeypatch
         options = _Options(target=target)
         monkeypatch.setattr(_engine, "_WORKER_OPTIONS", options)
         record = _engine._scan([(path, True, True)])[0]
-        piece = record[5]
-        assert piece and piece[0] is not None and piece[0].hidden == []  # planned; sent without its nodes
+        kind, piece = record[5]
+        assert kind == _engine._CANDIDATE and piece is not None and piece.hidden == []  # planned; sent without nodes
         sent = _pickle.loads(_pickle.dumps(piece))
-        planned = _engine.migrate_bytes(big.encode(), str(path), options, candidate=True, piece=sent)
+        planned = _engine.migrate_bytes(big.encode(), str(path), options, candidate=True, piece=[sent])
         alone = _engine.migrate_bytes(big.encode(), str(path), options, candidate=True)
         assert planned.state is FileState.CHANGED
         assert (planned.new, planned.findings) == (alone.new, alone.findings)

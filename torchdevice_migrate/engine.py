@@ -489,15 +489,20 @@ def _scan(items: List[Tuple[Path, bool, bool]]) -> List[Optional[Tuple[Optional[
                         kind = _CANDIDATE
                     elif probe.asked and is_candidate(source, _UsesCuda()):
                         kind = _IF_PROJECT_USES_CUDA
-        piece = None
-        if parsed and kind in (_CANDIDATE, _IF_PROJECT_USES_CUDA) and _WORKER_OPTIONS is not None \
-                and _WORKER_OPTIONS.slice_min_bytes is not None and len(source) >= _WORKER_OPTIONS.slice_min_bytes:
-            # The tree is at hand here and not in the worker that ports the file: plan its slice now.
-            from .slicing import plan
+        decided = None  # (what the pre-filter says, the slice) where the tree was at hand to say it exactly
+        if parsed and kind in (_CANDIDATE, _IF_PROJECT_USES_CUDA, _NOT_CANDIDATE) and not str(path).endswith(".ipynb") \
+                and _WORKER_OPTIONS is not None and is_candidate(source, _UsesCuda(), refine=False):
+            planned = None
+            if kind != _NOT_CANDIDATE and _WORKER_OPTIONS.slice_min_bytes is not None \
+                    and len(source) >= _WORKER_OPTIONS.slice_min_bytes:
+                # The tree is at hand here and not in the worker that ports the file: plan its slice now.
+                from .slicing import plan
 
-            planned = plan(source, _WORKER_OPTIONS)
-            piece = [planned.to_send() if planned is not None else None]
-        out.append((source if port else None, read_stat, kind, digest, entry, piece))
+                planned = plan(source, _WORKER_OPTIONS)
+                if planned is not None:
+                    planned = planned.to_send()
+            decided = (kind, planned)
+        out.append((source if port else None, read_stat, kind, digest, entry, decided))
     return out
 
 
@@ -617,6 +622,8 @@ def _parallel(files: Sequence[Path], options: Options, jobs: int, index: Optiona
                 record = scanned[at]
                 if record is not None:
                     builder.add(f, record[3], record[4])
+            if options.slice_min_bytes is not None:
+                _decisions(builder, scanned, port_slot, options)
             assert index is not None
             options.project = index.built = builder.finish()
             blob = pickle.dumps(options.project, protocol=pickle.HIGHEST_PROTOCOL)
@@ -642,15 +649,44 @@ def _parallel(files: Sequence[Path], options: Options, jobs: int, index: Optiona
         # The largest first: the last task to end is a small one (the results keep the files' order).
         for i in sorted(candidates, key=lambda i: -len(scanned[port_slot[i]][0])):
             source, read_stat, kind = scanned[port_slot[i]][:3]
+            decided = scanned[port_slot[i]][5]
             display = str(files[i])
             pending[i] = (pool.submit(_migrate_candidate, source, display, bool(_port_as(kind, project_uses_cuda)),
-                                      scanned[port_slot[i]][5]), source, display, read_stat)
+                                      [decided[1]] if decided is not None else None), source, display, read_stat)
         if phases is not None:
             phases["dispatched"] = time.perf_counter() - start
     except BaseException:
         _stop(pool)
         raise
     return _Collected(pool, pending, options)
+
+
+def _decisions(builder: Any, scanned: List[Any], port_slot: List[int], options: Options) -> None:
+    """The scan's decisions in the index cache (``IndexBuilder.plans``): those this scan made (a cold
+    file: parsed for the index), kept for the next run, and, for a file this scan could not decide
+    (no tree: its index entry came from the cache), the decision cached for its bytes, which then
+    stands as the scan's own (no parse to plan it, or to find its CUDA words only in comments)."""
+    from .project_index import plan_signature
+
+    signature = plan_signature(options.target, options.shim_module, options.slice_min_bytes)
+    # The decisions for the project's other files stay (a run on a subfolder keeps the rest's); those
+    # for bytes no file of the project holds now, or of another tool or options, go.
+    plans: Dict[Tuple[str, str], object] = {k: v for k, v in builder.old_plans.items()
+                                            if k[1] == signature and k[0] in builder.entries}
+    for at in port_slot:
+        record = scanned[at]
+        if record is None or not record[3]:
+            continue
+        key = (record[3], signature)
+        decided = record[5]
+        if decided is None and record[2] in (_MAYBE, _MAYBE_IF_PROJECT_USES_CUDA):
+            cached = builder.old_plans.get(key)
+            if isinstance(cached, tuple) and len(cached) == 2:
+                decided = cached
+                scanned[at] = (*record[:2], decided[0], *record[3:5], decided)
+        if decided is not None:
+            plans[key] = decided
+    builder.plans = plans
 
 
 class _Collected:

@@ -482,26 +482,51 @@ def _key(root: Optional[str], path: str) -> str:
     return Path(p).as_posix()
 
 
-def _load_cache(path: Path) -> Dict[str, object]:
+def _load_cache(path: Path) -> Tuple[Dict[str, object], Dict[Tuple[str, str], object]]:
+    """``(entries, plans)`` of the cache file (both empty when it is missing, unreadable or of another
+    ``VERSION``). ``plans``: what the parallel scan decided for a candidate it parsed (``engine._scan``:
+    the pre-filter's answer and its slice), by content digest and ``plan_signature``."""
     try:
         with open(path, "rb") as f:
             data = pickle.load(f)
         if isinstance(data, dict) and data.get("version") == VERSION and isinstance(data.get("entries"), dict):
-            return data["entries"]
+            plans = data.get("plans")
+            return data["entries"], plans if isinstance(plans, dict) else {}
     except Exception:
         pass
-    return {}
+    return {}, {}
 
 
-def _save_cache(path: Path, entries: Dict[str, object]) -> None:
+def _save_cache(path: Path, entries: Dict[str, object], plans: Optional[Dict[Tuple[str, str], object]] = None) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=".index.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
-            pickle.dump({"version": VERSION, "entries": entries}, f, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump({"version": VERSION, "entries": entries, "plans": plans or {}}, f,
+                        protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, path)
     except Exception:
         pass  # an unwritable cache only costs time
+
+
+_CODE_DIGEST: List[str] = []
+
+
+def plan_signature(target: str, shim_module: str, slice_min_bytes: Optional[int]) -> str:
+    """What a cached scan decision depends on besides the file's bytes: the options that shape a
+    slice, this Python (its parser) and this tool's own code (every source file of the package, so
+    an edited rule or registry entry never meets an old decision)."""
+    if not _CODE_DIGEST:
+        h = hashlib.sha1(repr(sys.version_info[:2]).encode())
+        package = Path(__file__).resolve().parent
+        for p in sorted(package.rglob("*.py")):
+            h.update(str(p.relative_to(package)).encode())
+            try:
+                h.update(p.read_bytes())
+            except OSError:
+                h.update(b"?")
+        _CODE_DIGEST.append(h.hexdigest())
+    return f"{_CODE_DIGEST[0]}:{target}:{shim_module}:{slice_min_bytes}"
 
 
 def cache_file(root: Path) -> Optional[Path]:
@@ -584,8 +609,12 @@ class IndexBuilder:
         except (OSError, RuntimeError):  # no home folder
             self.cache_path = None
         #: The cache's entries (digest -> entry): ``index_entry`` takes a file's facts from it.
-        self.old: Dict[str, object] = _load_cache(self.cache_path) if self.cache_path is not None else {}
+        self.old: Dict[str, object]
+        self.old, self.old_plans = _load_cache(self.cache_path) if self.cache_path is not None else ({}, {})
         self.entries: Dict[str, object] = {}  # digest -> FileInfo, or (class names, keep) of a lazy file
+        #: (digest, plan_signature) -> the scan's decision for a candidate: filled by ``engine._parallel``
+        #: (the decisions this run made or used); None: this run made none, the cache keeps its own.
+        self.plans: Optional[Dict[Tuple[str, str], object]] = None
         self.index = ProjectIndex(self.root_s)
 
     def add(self, f, digest: str, entry: Entry) -> None:
@@ -600,8 +629,9 @@ class IndexBuilder:
             self.index.digests[key] = digest
 
     def finish(self) -> ProjectIndex:
-        if self.cache_path is not None and set(self.entries) != set(self.old):
-            _save_cache(self.cache_path, self.entries)
+        plans = self.plans if self.plans is not None else self.old_plans
+        if self.cache_path is not None and (set(self.entries) != set(self.old) or set(plans) != set(self.old_plans)):
+            _save_cache(self.cache_path, self.entries, plans)
         return self.index
 
 
