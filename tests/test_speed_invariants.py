@@ -308,9 +308,15 @@ def test_parallel_run_equals_one_process_run_with_the_project_index(tmp_path, mo
     if which in ("root", "subfolder"):  # the scan's decisions are cached with the index: a slice for big.py
         from torchdevice_migrate.project_index import _load_cache, cache_file
 
-        _, plans = _load_cache(cache_file((tmp_path / "proj").resolve()))
+        where = cache_file((tmp_path / "proj").resolve())
+        _, plans = _load_cache(where)
         assert any(plan is not None for kind, plan in plans.values())
         assert any(kind == _engine._NOT_CANDIDATE for kind, plan in plans.values())  # comments.py
+        # Loading the cache imports no LibCST (a staged file without CUDA stays light).
+        done = _subprocess.run([_sys.executable, "-c", "import sys\nfrom torchdevice_migrate.project_index import "
+                                f"_load_cache\n_load_cache({str(where)!r})\nprint('libcst' in sys.modules)"],
+                               capture_output=True, text=True, check=True)
+        assert done.stdout.strip() == "False"
     monkeypatch.setenv("TORCHDEVICE_MIGRATE_CACHE", "off")
     one, one_index = go(1)  # the reference: the index built in this process, every file ported here
     monkeypatch.setenv("TORCHDEVICE_MIGRATE_CACHE", str(tmp_path / "cache"))

@@ -176,8 +176,11 @@ def migrate_bytes(source: bytes, display: str, options: Options, candidate: bool
     from .transform import migrate_source  # local import: only files that may use CUDA pay for LibCST
 
     try:
-        if piece:
-            result = migrate_source(source, display, options, prefilter=False, piece=piece[0])
+        if piece:  # a slice planned elsewhere, maybe still pickled (the index cache keeps it so)
+            import pickle
+
+            planned = pickle.loads(piece[0]) if isinstance(piece[0], bytes) else piece[0]
+            result = migrate_source(source, display, options, prefilter=False, piece=planned)
         else:
             result = migrate_source(source, display, options, prefilter=False)  # the pre-filter just ran
     except SourceError as e:
@@ -666,6 +669,8 @@ def _decisions(builder: Any, scanned: List[Any], port_slot: List[int], options: 
     file: parsed for the index), kept for the next run, and, for a file this scan could not decide
     (no tree: its index entry came from the cache), the decision cached for its bytes, which then
     stands as the scan's own (no parse to plan it, or to find its CUDA words only in comments)."""
+    import pickle
+
     from .project_index import plan_signature
 
     signature = plan_signature(options.target, options.shim_module, options.slice_min_bytes)
@@ -685,7 +690,10 @@ def _decisions(builder: Any, scanned: List[Any], port_slot: List[int], options: 
                 decided = cached
                 scanned[at] = (*record[:2], decided[0], *record[3:5], decided)
         if decided is not None:
-            plans[key] = decided
+            kind, piece = decided
+            # A slice is kept pickled on its own: loading the cache must not import LibCST (slicing.py).
+            plans[key] = (kind, pickle.dumps(piece, protocol=pickle.HIGHEST_PROTOCOL) if piece is not None
+                          and not isinstance(piece, bytes) else piece)
     builder.plans = plans
 
 
