@@ -21,7 +21,6 @@ given, that holds ``pyproject.toml``, ``setup.py``, ``setup.cfg`` or ``.git``.
 from __future__ import annotations
 
 import ast
-import bisect
 import hashlib
 import os
 import pickle
@@ -30,9 +29,10 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, cast
+from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple, cast
 
 from .trigger import MAY_HOLD_DEVICE_STRING
+from .trigger import walk_lines as _walk_lines
 
 VERSION = 3  # bump whenever what index_source extracts changes: cached entries of another version are ignored
 ROOT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
@@ -427,33 +427,6 @@ def _fact_lines(source: bytes) -> List[int]:
         end = line + source.count(b"\n", m.start(), m.end())
         lines.extend(range(line, end + 1))
     return sorted(set(lines))
-
-
-def _walk_lines(tree: ast.AST, lines: Optional[List[int]]) -> Iterator[ast.AST]:
-    """``ast.walk(tree)`` without the statements (decorators included) that no line of ``lines``
-    falls in: the same nodes in the same order, less the subtrees that cannot hold a fact."""
-    from collections import deque
-
-    def reaches(node: ast.AST) -> bool:
-        first = getattr(node, "lineno", None)
-        if isinstance(node, ast.match_case):
-            return True
-        for d in getattr(node, "decorator_list", ()):
-            first = d.lineno if first is None else min(first, d.lineno)
-        last = getattr(node, "end_lineno", None)
-        if first is None or last is None or lines is None:
-            return True
-        i = bisect.bisect_left(lines, first)
-        return i < len(lines) and lines[i] <= last
-
-    todo = deque([tree])
-    while todo:
-        node = todo.popleft()
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, (ast.stmt, ast.excepthandler)) and not reaches(child):
-                continue
-            todo.append(child)
-        yield node
 
 
 # ---- the project -----------------------------------------------------------------------------

@@ -343,7 +343,7 @@ def _code_positions(source: bytes, tree, starts: List[int]) -> Callable[[int], b
         strings = spans.get(line)
         if strings is None:
             strings = spans[line] = _merged([(offset(n.lineno, n.col_offset), offset(n.end_lineno, n.end_col_offset))
-                                             for n in _nodes_on_line(tree, line)
+                                             for n in walk_lines(tree, [line])
                                              if isinstance(n, (ast.Constant, ast.JoinedStr))
                                              and isinstance(getattr(n, "value", ""), (str, bytes))] + docstrings)
         while h != -1 and inside(h, strings):
@@ -353,28 +353,32 @@ def _code_positions(source: bytes, tree, starts: List[int]) -> Callable[[int], b
     return is_code
 
 
-def _nodes_on_line(tree, line: int) -> Iterator[Any]:
-    """The nodes of ``tree`` that ``ast.walk`` yields, except those inside a statement that does not
-    reach ``line`` (a string literal on ``line`` is in a statement that does: its decorators count)."""
+def walk_lines(tree: Any, lines: Optional[List[int]]) -> Iterator[Any]:
+    """``ast.walk(tree)`` without the statements (decorators included) that no line of ``lines``
+    (sorted; None: every line) falls in: the same nodes in the same order, less the subtrees that
+    cannot hold what is looked for on those lines (a string literal, a fact of the project index)."""
     import ast
+    import bisect
+    from collections import deque
 
-    todo = [tree]
+    def reaches(node: Any) -> bool:
+        first = getattr(node, "lineno", None)
+        for d in getattr(node, "decorator_list", ()):
+            first = d.lineno if first is None else min(first, d.lineno)
+        last = getattr(node, "end_lineno", None)
+        if first is None or last is None or lines is None:
+            return True
+        i = bisect.bisect_left(lines, first)
+        return i < len(lines) and lines[i] <= last
+
+    todo = deque([tree])
     while todo:
-        node = todo.pop()
-        yield node
+        node = todo.popleft()
         for child in ast.iter_child_nodes(node):
-            if isinstance(child, (ast.stmt, ast.excepthandler, ast.match_case)):
-                first = getattr(child, "lineno", None)
-                if isinstance(child, ast.match_case):
-                    first = child.pattern.lineno
-                for d in getattr(child, "decorator_list", ()):
-                    first = min(first, d.lineno) if first is not None else d.lineno
-                last = getattr(child, "end_lineno", None)
-                if isinstance(child, ast.match_case):
-                    last = max(n.end_lineno or 0 for n in ast.walk(child) if hasattr(n, "end_lineno"))
-                if first is not None and last is not None and not first <= line <= last:
-                    continue
+            if isinstance(child, (ast.stmt, ast.excepthandler)) and not reaches(child):
+                continue
             todo.append(child)
+        yield node
 
 
 def _definitions(tree):

@@ -350,32 +350,11 @@ class _LeanDispatch:
         cls._visit_fns, cls._leave_fns = {}, {}
 
     def on_visit(self, node: cst.CSTNode) -> bool:
-        self._walk(node)
+        _traverse(node, self._enter, self._exit, bool(self._ATTRIBUTE_HOOKS) and self, self._skip)
         return False
 
     def on_leave(self, original_node: cst.CSTNode) -> None:
         pass  # LibCST's, right after ``on_visit``: the walk has left the node already
-
-    def _walk(self, node: cst.CSTNode) -> None:
-        if self._skip and id(node) in self._skip:
-            return
-        if self._enter(node):
-            hooks = self._ATTRIBUTE_HOOKS
-            walk = self._walk
-            for name in _field_order(node):
-                value = getattr(node, name)
-                if value is None and name in _VISITED_IF_SET:
-                    continue
-                if hooks:
-                    self.on_visit_attribute(node, name)
-                if isinstance(value, cst.CSTNode):
-                    walk(value)
-                elif type(value) is tuple or type(value) is list:
-                    for child in value:
-                        walk(child)
-                if hooks:
-                    self.on_leave_attribute(node, name)
-        self._exit(node)
 
     def _enter(self, node: cst.CSTNode) -> bool:
         kind = type(node)
@@ -782,24 +761,33 @@ def walk(visitor: cst.CSTVisitor, node: cst.CSTNode) -> None:
     where the visitor's are ``NodeVisitor``'s, which do nothing."""
     attributes = type(visitor).on_visit_attribute is not NodeVisitor.on_visit_attribute or \
         type(visitor).on_leave_attribute is not NodeVisitor.on_leave_attribute
-    on_visit, on_leave = visitor.on_visit, visitor.on_leave
+    _traverse(node, visitor.on_visit, visitor.on_leave, attributes and visitor)
 
+
+def _traverse(node: cst.CSTNode, enter: Any, leave: Any, attributes: Any = None,
+              skip: AbstractSet[int] = frozenset()) -> None:
+    """What LibCST's ``visit`` does for a read-only visitor, without rebuilding a node: ``enter(node)``
+    (True: go into its fields, in LibCST's order), ``leave(node)``, and the visitor ``attributes``'
+    ``on_visit_attribute``/``on_leave_attribute`` around each field when it is given (not None/False).
+    ``skip``: ids of nodes neither entered nor left."""
     def go(node: cst.CSTNode) -> None:
-        if on_visit(node):
+        if skip and id(node) in skip:
+            return
+        if enter(node):
             for name in _field_order(node):
                 value = getattr(node, name)
                 if value is None and name in _VISITED_IF_SET:
                     continue
                 if attributes:
-                    visitor.on_visit_attribute(node, name)
+                    attributes.on_visit_attribute(node, name)
                 if isinstance(value, cst.CSTNode):
                     go(value)
                 elif type(value) is tuple or type(value) is list:
                     for child in value:
                         go(child)
                 if attributes:
-                    visitor.on_leave_attribute(node, name)
-        on_leave(node)
+                    attributes.on_leave_attribute(node, name)
+        leave(node)
 
     go(node)
 
