@@ -164,7 +164,7 @@ def migrate_bytes(source: bytes, display: str, options: Options, candidate: bool
                   piece: Any = None) -> FileResult:
     """Migrate one file's bytes; never raises for a bad file. ``candidate``: the caller found
     ``is_candidate(source, options.project)`` True already (the parallel runner's scan); ``piece``:
-    a one-element list holding its ``slicing.plan`` of these bytes, when it made one."""
+    a one-element list holding its ``slicing.plan`` of these bytes (or that pickled), when it made one."""
     if source.startswith(VENDORED_SHIM_MARKER):  # a shim written by --vendor: porting it would break it
         return FileResult(display, FileState.UNCHANGED, original=source, new=source)
     if display.endswith(".ipynb"):
@@ -464,7 +464,8 @@ def _port_as(kind: int, project_uses_cuda: bool) -> Optional[bool]:
 def _scan(items: List[Tuple[Path, bool, bool]]) -> List[Optional[Tuple[Optional[bytes], Any, int, str, Any, Any]]]:
     """Per ``(path, port, index)``: None when it cannot be read (the parent reports it, as
     ``migrate_path`` does); else ``(source if port, (size, mtime_ns), what the pre-filter says if
-    port, digest and index entry if index)``."""
+    port, digest and index entry if index, the decision)``: ``(kind, slice)`` where the index entry's
+    parse let the scan answer exactly (the slice planned for a candidate of slicing size), else None."""
     from .project_index import index_entry
 
     out: List[Optional[Tuple[Optional[bytes], Any, int, str, Any, Any]]] = []
@@ -475,6 +476,7 @@ def _scan(items: List[Tuple[Path, bool, bool]]) -> List[Optional[Tuple[Optional[
             out.append(None)
             continue
         kind, digest, entry, parsed = _NOT_CANDIDATE, "", None, False
+        decided = None
         if index:
             digest, entry, parsed = index_entry(source, _WORKER_CACHE)
         if port:
@@ -492,21 +494,21 @@ def _scan(items: List[Tuple[Path, bool, bool]]) -> List[Optional[Tuple[Optional[
                         kind = _CANDIDATE
                     elif probe.asked and is_candidate(source, _UsesCuda()):
                         kind = _IF_PROJECT_USES_CUDA
-        decided = None  # (what the pre-filter says, the slice) where the tree was at hand to say it exactly
-        if parsed and kind in (_CANDIDATE, _IF_PROJECT_USES_CUDA, _NOT_CANDIDATE) and not str(path).endswith(".ipynb") \
-                and _WORKER_OPTIONS is not None and is_candidate(source, _UsesCuda(), refine=False):
-            planned = None
-            if kind != _NOT_CANDIDATE and _WORKER_OPTIONS.slice_min_bytes is not None \
-                    and len(source) >= _WORKER_OPTIONS.slice_min_bytes:
-                # The tree is at hand here and not in the worker that ports the file: plan its slice now.
-                from .slicing import plan
-
-                planned = plan(source, _WORKER_OPTIONS)
-                if planned is not None:
-                    planned = planned.to_send()
-            decided = (kind, planned)
+                    if parsed and _WORKER_OPTIONS is not None:
+                        decided = (kind, _planned(source, kind, _WORKER_OPTIONS))
         out.append((source if port else None, read_stat, kind, digest, entry, decided))
     return out
+
+
+def _planned(source: bytes, kind: int, options: Options) -> Any:
+    """The slice of a candidate the scan parsed (the tree is at hand here and not in the worker that
+    ports the file), fit to send; None for no candidate, or no slice."""
+    if kind == _NOT_CANDIDATE or options.slice_min_bytes is None or len(source) < options.slice_min_bytes:
+        return None
+    from .slicing import plan
+
+    planned = plan(source, options)
+    return planned.to_send() if planned is not None else None
 
 
 def _migrate_candidate(source: bytes, display: str, candidate: bool, piece: Any = None) -> Tuple[FileResult, bool, bool]:
