@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 from .options import Options
+from .project_index import DEVICE_MEMBERS
 from .rules.review import MAY_HOLD_DEVICE_STRING
 from .transform import _ENV_RE, _PATH_RE
 from .trigger import PROJECT_TRIGGER, TRIGGER, code_positions, line_starts, parse_tree
@@ -320,8 +321,6 @@ def plan(source: bytes, options: Options) -> Optional[Slice]:
 #: Class-level statements a run may hold: assignments (fields, enum members, constants), ``pass`` and
 #: bare strings. Other statements (calls, ``if``...) end a run.
 _RUN_STATEMENTS = (ast.Assign, ast.AnnAssign, ast.Pass)
-#: Names a class may define that the rules and the project index ask about (``project_index.DEVICE_MEMBERS``).
-_MEMBER_NAMES = frozenset({"cuda", "to", "is_cuda", "device", "cpu"})
 
 
 def _class_level_runs(tree: ast.Module, source: bytes, starts: List[int], hidden: Set[int], has_hit,
@@ -353,7 +352,7 @@ def _class_level_runs(tree: ast.Module, source: bytes, starts: List[int], hidden
             string = isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
             if (isinstance(node, _RUN_STATEMENTS) or string) and alone(node):
                 names = _bound_names(node)
-                if not names & _MEMBER_NAMES:
+                if not names.intersection(DEVICE_MEMBERS):
                     out[id(node)] = (node, names)
         # What stays at the class level reads no name of what goes: a statement whose names it reads
         # stays, and then what it reads counts too, to a fixed point.
