@@ -265,21 +265,67 @@ def train(model, batches, use_amp=True):
 def test_statements_nothing_can_touch_are_skipped_and_what_a_rule_reads_is_not():
     import libcst as cst
 
-    piece = plan(ALIASED, Options(slice_min_bytes=0))
+    source = ALIASED.replace(b"    for _ in batches:\n        total += 1\n    print(total)\n", b"")
+    piece = plan(source, Options(slice_min_bytes=0))
     assert piece is not None
     module = cst.parse_module(piece.reduced)
     rules, review, scopes = piece.skipped(module)
     body = module.body[3].body.body  # train's statements
     codes = {module.code_for_node(s).strip().split("\n")[0]: id(s) for s in body}
-    assert codes["total = 0"] in rules and codes["total = 0"] in scopes
-    assert codes["for _ in batches:"] in rules and codes["for _ in batches:"] in scopes  # taken whole
+    assert codes["total = 0"] in rules and codes["total = 0"] in scopes  # one short line: not set aside
     # read where the rules go (``precision_scope('cuda')``): the scope analysis must see the binding,
     # and the import of what it holds
     assert codes["precision_scope = autocast if use_amp else nullcontext"] in rules
     assert codes["precision_scope = autocast if use_amp else nullcontext"] not in scopes
     assert id(module.body[2]) not in scopes  # from torch import autocast
     assert codes['with precision_scope("cuda"):'] not in rules and codes['with precision_scope("cuda"):'] not in review
-    assert _port(ALIASED, slice_min_bytes=0) == _port(ALIASED, slice_min_bytes=None)
+    assert _port(source, slice_min_bytes=0) == _port(source, slice_min_bytes=None)
+
+
+def test_statements_no_pass_goes_into_are_set_aside_inside_the_functions_that_stay():
+    piece = plan(ALIASED, Options(slice_min_bytes=0))
+    assert piece is not None
+    reduced = piece.reduced.decode()
+    # ``total = 0``, the loop and ``print(total)``: one placeholder line, in train's body
+    assert "total" not in reduced and "for _ in batches" not in reduced
+    assert any(body.startswith(b"    total = 0\n") and body.endswith(b"    print(total)\n") for body in piece.bodies)
+    # what a rule reads stays: the binding of ``precision_scope`` and the ``with`` itself
+    assert "precision_scope = autocast if use_amp else nullcontext" in reduced
+    assert 'with precision_scope("cuda"):' in reduced and "return loss" in reduced
+    assert piece.restore(piece.reduced) == ALIASED
+    for target in ("shim", "torch"):
+        assert _port(ALIASED, slice_min_bytes=0, target=target) == _port(ALIASED, slice_min_bytes=None, target=target)
+
+
+_TRAIN_HEAD = b"import sys\nimport torch\n\n\ndef pick(flag):\n"
+_TRAIN_TAIL = b"    if flag:\n        return 'cuda'\n    return x.cuda()\n"
+
+
+@pytest.mark.parametrize("middle,kept", [
+    # a sibling device name of a ``return 'cuda'`` in the same function (device_strings._OwnStatements)
+    (b"    for i in range(3):\n        print(i)\n    n = 2\n    if n:\n        return 'cpu'\n", "return 'cpu'"),
+    # ``yield`` makes the function a generator
+    (b"    for i in range(3):\n        print(i)\n        yield i\n", "yield i"),
+    # a statement that binds a name read where a rule goes (``x.cuda()``), and what it reads in turn
+    (b"    base = [1,\n            2]\n    x = torch.tensor(base)\n", "base = [1,"),
+    # a statement on the line of another one
+    (b"    a = [1,\n         2]; b = 3\n", "b = 3"),
+])
+def test_what_ties_a_statement_inside_a_function_keeps_it(middle, kept):
+    source = _TRAIN_HEAD + middle + _TRAIN_TAIL
+    piece = plan(source, Options(slice_min_bytes=0))
+    assert piece is None or kept in piece.reduced.decode()
+    for target in ("shim", "torch"):
+        assert _port(source, slice_min_bytes=0, target=target) == _port(source, slice_min_bytes=None, target=target)
+
+
+def test_a_statement_set_aside_in_a_function_carries_the_setup_the_import_placement_looks_for():
+    source = (b"def main(x):\n    for p in ['a',\n              'b']:\n        sys.path.insert(0, p)\n"
+              b"    return x.cuda()\n")
+    piece = plan(source, Options(slice_min_bytes=0))
+    assert piece is not None and "sys.path.insert" not in piece.reduced.decode()
+    assert "sys.path" in piece.reduced.decode()  # in the placeholder's comment
+    assert _port(source, slice_min_bytes=0) == _port(source, slice_min_bytes=None)
 
 
 def test_an_import_the_port_removes_is_judged_with_every_body_that_uses_it():

@@ -60,6 +60,15 @@ _PLACEHOLDER_RE = re.compile(rb"__tdm_sliced_(\d+)__")
 _ALWAYS_KEEP = re.compile(rb"(?<![\w])(?:global|nonlocal)(?![\w])")
 #: The module-level device value's names under ``--target torch`` (``targets._DEVICE_NAMES``, ``_device2``...).
 _TORCH_TARGET_NAMES = re.compile(rb"(?<![\w])(?:device|DEVICE|_device\d*)(?![\w])")
+_NOT_ASCII = re.compile(rb"[\x80-\xff]")
+
+
+def _may_spell_target_name(text: bytes) -> bool:
+    """Whether code of ``text`` may name one of ``_TORCH_TARGET_NAMES``: it spells one, or it is not
+    ASCII (the parser folds names to NFKC: ``ｄevice`` is ``device``)."""
+    return _TORCH_TARGET_NAMES.search(text) is not None or _NOT_ASCII.search(text) is not None
+
+
 _CODING = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
 #: The review pass's precheck (``rules/review.py``): what a CUDA device string's source spells.
 _DEVICE_STRING = re.compile(MAY_HOLD_DEVICE_STRING.pattern.encode())
@@ -103,6 +112,8 @@ class Slice:
     #: What makes a line matter (``plan``'s keep patterns) and the names that connect lines.
     keep: List[re.Pattern[bytes]] = field(default_factory=list)
     words: Optional[re.Pattern[bytes]] = None
+    #: Whether ``hidden_names`` is asked (``--target torch`` names its device value): else ``hidden`` stays empty.
+    names_matter: bool = False
     #: The names whose imports the port of the reduced module removes as unused (``transform.py``).
     removed_names: Set[str] = field(default_factory=set)
     _skipped: Optional[Tuple[Any, Tuple[Set[int], Set[int], Set[int]]]] = field(default=None, repr=False)
@@ -183,7 +194,11 @@ class Slice:
         scope_skip: Set[int] = set()
         for node, a, _ in pending:
             scope_skip.add(id(node))
-            self.hidden.append(a)  # their names count for hidden_names (no scope lists them)
+            group = a.body if isinstance(a, ast.Module) else [a]
+            text = self.reduced[starts[group[0].lineno - 1]:starts[min(group[-1].end_lineno or group[-1].lineno,
+                                                                       len(starts) - 1)]]
+            if self.names_matter and _may_spell_target_name(text):
+                self.hidden.append(a)  # their names count for hidden_names (no scope lists them)
         return rules_skip, review_skip, scope_skip
 
     def uses_any(self, names: Set[str]) -> bool:
@@ -208,9 +223,11 @@ class Slice:
         return code if restored is None else restored.decode("utf-8", "surrogatepass")
 
     def hidden_names(self) -> Set[str]:
-        """The names bound or read in the bodies set aside and in the statements the scope analysis
-        skips (what a LibCST scope analysis of the whole module would also list), for ``--target
-        torch``'s choice of a free name."""
+        """The names ``--target torch`` may give its device value (``device``, ``DEVICE``, ``_device``,
+        ``_device2``...: ``_TORCH_TARGET_NAMES``) that are bound or read in the bodies set aside and in
+        the statements the scope analysis skips (what a LibCST scope analysis of the whole module would
+        also list), for that target's choice of a free name. ``hidden`` holds only the nodes whose
+        text may spell one (``_may_spell_target_name``), and none unless ``names_matter``."""
         names: Set[str] = set(self._hidden_names)
         for body in self.hidden:
             for node in _walk(body):
@@ -230,7 +247,7 @@ class Slice:
                     names.add(node.name)
                 elif isinstance(node, ast.MatchMapping) and node.rest:
                     names.add(node.rest)
-        return names
+        return {n for n in names if _TORCH_TARGET_NAMES.fullmatch(n.encode("utf-8", "surrogatepass"))}
 
 
 def plan(source: bytes, options: Options) -> Optional[Slice]:
@@ -306,15 +323,21 @@ def plan(source: bytes, options: Options) -> Optional[Slice]:
                                          u.start, u.last), [u.node]) for u in candidates if id(u.node) not in merged]
     # Docstrings of classes and of the functions that stay: strings no rule reads unless they spell a
     # device (the review pass).
+    docstrings_gone: Set[int] = set()
     for doc, indent in _docstrings(tree.body, source, starts, hidden):
         if not has_hit(doc.lineno, doc.end_lineno or doc.lineno):
+            docstrings_gone.add(id(doc))
             cuts.append(_Cut(doc.lineno, doc.end_lineno or doc.lineno, stub(indent, doc.lineno, doc.end_lineno or doc.lineno), []))
     cuts += _class_level_runs(tree, source, starts, hidden, has_hit, words, stub)
+    statement_words = _words(_statement_taint(tree, source, starts, has_hit, tainted, keep))
+    gone = {id(n) for c in cuts for n in c.nodes} | docstrings_gone
+    cuts += _function_statement_runs(tree, source, starts, gone, [*keep, *([statement_words] if statement_words else [])],
+                                     stub)
     if sum(starts[min(c.last, len(starts) - 1)] - starts[c.first - 1] for c in cuts) < minimum // 2:
         cuts = []  # not worth a second parse; the rules still skip the statements nothing can touch
-    piece = _reduce(source, starts, cuts)
+    piece = _reduce(source, starts, cuts, options.target == "torch")
     piece.keep = keep
-    piece.words = _words(_statement_taint(tree, source, starts, has_hit, tainted, keep))
+    piece.words = statement_words
     return piece
 
 
@@ -378,6 +401,98 @@ def _class_level_runs(tree: ast.Module, source: bytes, starts: List[int], hidden
                 indent = source[starts[run[0].lineno - 1]:starts[run[0].lineno - 1] + run[0].col_offset]
                 cuts.append(_Cut(run[0].lineno, last, stub(indent, run[0].lineno, last), list(run)))
             run = []
+    return cuts
+
+
+#: What ties a statement inside a function to the rest of it beyond the names the scope analysis
+#: sees: a sibling device name (``return 'cpu'`` next to ``return 'cuda'``: ``device_strings._OwnStatements``)
+#: and ``yield`` (what makes the function a generator).
+_FUNCTION_TIES = re.compile(rb"cpu|mps|(?<![\w])yield(?![\w])")
+
+
+def _function_statement_runs(tree: ast.Module, source: bytes, starts: List[int], gone: Set[int],
+                             rules: Sequence[re.Pattern[bytes]], stub) -> List[_Cut]:
+    """Runs of statements inside the functions that stay (one placeholder line each) that no pass of
+    the port goes into: what ``Slice.skipped`` would tell the rules' pass, the review pass and the
+    scope analysis to skip in the reduced module (no match of ``rules``: the keep patterns and the
+    connected names; binding no name read where the rules go, to a fixed point), and that nothing
+    else asks about (``_FUNCTION_TIES``). A compound statement goes whole or stays whole; functions
+    and classes nested in a function are gone into, as ``_pair`` goes into them. ``gone``: ids of
+    the nodes other cuts set aside (functions, class-level runs, docstrings)."""
+    rule_lines = _matching_lines(source, rules, starts)
+    used: Set[str] = set()
+    pending: List[Tuple[ast.stmt, Optional[ast.AST]]] = []  # (statement, the function whose body holds it)
+
+    def names(node: ast.AST) -> Set[str]:
+        return {n.id for n in _walk(node) if isinstance(n, ast.Name)}
+
+    def visit(body: Sequence[ast.stmt], function: Optional[ast.AST]) -> None:
+        for node in body:
+            if id(node) in gone:
+                continue
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                header = [*node.decorator_list, *getattr(node, "bases", ()), *getattr(node, "keywords", ()),
+                          *([node.args] if hasattr(node, "args") else []),
+                          *([node.returns] if getattr(node, "returns", None) else [])]
+                for part in header:
+                    used.update(names(part))
+                if node.body and node.body[0].lineno > node.lineno:
+                    visit(node.body, node if not isinstance(node, ast.ClassDef) else None)
+                else:  # ``def f(): return 1``: taken whole
+                    used.update(names(node))
+            elif _any_within(rule_lines, node.lineno, node.end_lineno or node.lineno):
+                used.update(names(node))
+            else:
+                pending.append((node, function))
+
+    visit(tree.body, None)
+    bound = [(node, function, _binds(node)) for node, function in pending]
+    grew = True
+    while grew:  # what binds a name read where the rules go stays, and then what it reads counts
+        grew, rest = False, []
+        for node, function, binds in bound:
+            if binds & used:
+                used.update(names(node))
+                grew = True
+            else:
+                rest.append((node, function, binds))
+        bound = rest
+    free = {id(node) for node, function, _ in bound if function is not None}
+
+    def text(first: int, last: int) -> bytes:
+        return source[starts[first - 1]:starts[last] if last < len(starts) - 1 else len(source)]
+
+    def alone(node: ast.stmt) -> bool:  # the statement has its lines to itself
+        last = node.end_lineno or node.lineno
+        indent = source[starts[node.lineno - 1]:starts[node.lineno - 1] + node.col_offset]
+        rest = source[starts[last - 1] + (node.end_col_offset or 0):starts[last] - 1 if last < len(starts) - 1
+                      else len(source)].strip(b" \t\r\n")
+        return bool(indent) and not indent.strip(b" \t") and (not rest or rest.startswith(b"#"))
+
+    cuts: List[_Cut] = []
+
+    def runs(function: ast.AST) -> None:
+        body = function.body  # type: ignore[attr-defined]
+        docstring = body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+            and isinstance(body[0].value.value, str)
+        run: List[ast.stmt] = []
+        for node in [*body[1 if docstring else 0:], None]:
+            if node is not None and id(node) in free and alone(node) \
+                    and _FUNCTION_TIES.search(text(node.lineno, node.end_lineno or node.lineno)) is None:
+                run.append(node)
+                continue
+            if run:
+                first, last = run[0].lineno, run[-1].end_lineno or run[-1].lineno
+                if last > first or len(run) > 1:  # one short line is no gain
+                    indent = source[starts[first - 1]:starts[first - 1] + run[0].col_offset]
+                    cuts.append(_Cut(first, last, stub(indent, first, last), list(run)))
+            run = []
+
+    seen: Set[int] = set()
+    for _, function in pending:
+        if function is not None and id(function) not in seen:
+            seen.add(id(function))
+            runs(function)
     return cuts
 
 
@@ -762,7 +877,9 @@ def _target_name(node: ast.AST) -> Optional[str]:
     return None
 
 
-def _reduce(source: bytes, starts: List[int], cuts: Iterable[_Cut]) -> Slice:
+def _reduce(source: bytes, starts: List[int], cuts: Iterable[_Cut], names_matter: bool) -> Slice:
+    """The slice that ``cuts`` make of ``source``; ``names_matter``: the target may name a value
+    (``--target torch``), so the nodes set aside are kept for ``hidden_names``."""
     out: List[bytes] = []
     bodies: List[bytes] = []
     stubs: List[bytes] = []
@@ -784,10 +901,11 @@ def _reduce(source: bytes, starts: List[int], cuts: Iterable[_Cut]) -> Slice:
         removed = c.last - c.first
         shifts.append((c.first - removed_so_far, removed))
         removed_so_far += removed
-        hidden.extend(c.nodes)
+        if names_matter and _may_spell_target_name(body):
+            hidden.extend(c.nodes)
         pos = b
     out.append(source[pos:])
-    return Slice(b"".join(out), bodies, stubs, shifts, hidden)
+    return Slice(b"".join(out), bodies, stubs, shifts, hidden, names_matter=names_matter)
 
 
 def _pair(body, statements: Sequence[ast.stmt], outs: Tuple[Set[int], ...], lines: Tuple[List[int], ...],

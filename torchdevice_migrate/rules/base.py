@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
-from typing import AbstractSet, Any, ClassVar, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
+from typing import AbstractSet, Any, Callable, ClassVar, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 import libcst as cst
 from libcst._position import CodePosition
@@ -23,7 +23,7 @@ from libcst.metadata import (
     PositionProvider,
     ScopeProvider,
 )
-from libcst.metadata.expression_context_provider import ExpressionContext, ExpressionContextVisitor
+from libcst.metadata.expression_context_provider import ExpressionContext
 from libcst.metadata.position_provider import NEWLINE_RE, PositionProvidingCodegenState
 from libcst.metadata.scope_provider import _ASSIGNMENT_LIKE_NODES, ScopeVisitor
 
@@ -265,17 +265,14 @@ def resolve_scopes(module: cst.Module, skip: AbstractSet[int] = frozenset()) -> 
     The wrapper runs each of ScopeProvider and its dependency ExpressionContextProvider as a
     "batchable" provider: a batched pass over the whole tree whose ``visit_Module`` runs the
     provider's own visitor over the whole tree, after which the batched pass goes on visiting every
-    node for nothing (neither provider has another hook). Here the two ``visit_Module`` run alone.
+    node for nothing (neither provider has another hook). Here the scope visitor runs alone, and
+    learns the one context it asks about on its way (``_ScopeVisitor._enter``).
 
-    ``skip``: ids of statements neither visitor goes into (``slicing.Slice.skipped``: nothing in
+    ``skip``: ids of statements the visitor does not go into (``slicing.Slice.skipped``: nothing in
     them is asked about, and they bind no name that is); their nodes get no scope."""
-    contexts = ExpressionContextProvider()
-    context_visitor = _ContextVisitor(contexts, ExpressionContext.LOAD)
-    context_visitor._skip = skip
-    module.visit(context_visitor)  # what contexts.visit_Module(module) does
     scopes = ScopeProvider()
-    scopes.metadata = {ExpressionContextProvider: contexts._computed}
     visitor = _ScopeVisitor(scopes)  # what scopes.visit_Module(module) does
+    scopes.metadata = {ExpressionContextProvider: visitor._stores}
     visitor._skip = skip
     module.visit(visitor)
     visitor.infer_accesses()
@@ -400,15 +397,58 @@ def _attribute_hooks(cls: type) -> frozenset:
     return frozenset(out)
 
 
-class _ContextVisitor(_LeanDispatch, ExpressionContextVisitor):
-    _ATTRIBUTE_HOOKS = _attribute_hooks(ExpressionContextVisitor)
-
-
 _ASSIGNMENT_LIKE: Dict[type, bool] = {}
+
+#: Where ``ExpressionContextVisitor`` starts a ``STORE`` visit below a node the scope visitor goes into:
+#: the targets of assignments, ``for`` and comprehension loops, ``as`` names (``with``, ``except``).
+#: (It also starts one at the names of functions, classes and parameters, which the scope visitor never
+#: visits; a comprehension's outermost target it visits without its ``CompFor``.)
+_STORE_TARGETS: Dict[type, Callable[[Any], Sequence[cst.CSTNode]]] = {
+    cst.Assign: lambda n: [t.target for t in n.targets],
+    cst.AnnAssign: lambda n: [n.target],
+    cst.AugAssign: lambda n: [n.target],
+    cst.NamedExpr: lambda n: [n.target],
+    cst.AsName: lambda n: [n.name],
+    cst.For: lambda n: [n.target],
+    cst.CompFor: lambda n: [n.target],
+    cst.ListComp: lambda n: [n.for_in.target],
+    cst.SetComp: lambda n: [n.for_in.target],
+    cst.DictComp: lambda n: [n.for_in.target],
+    cst.GeneratorExp: lambda n: [n.for_in.target],
+}
+
+
+def _mark_stores(node: cst.CSTNode, out: Dict[cst.CSTNode, object]) -> None:
+    """What ``ExpressionContextVisitor`` in ``STORE`` context marks ``STORE`` below a target: its names,
+    through tuples, lists and starred elements; not inside an attribute or a subscript (their value
+    and slice are loaded)."""
+    kind = type(node)
+    if kind is cst.Name:
+        out[node] = ExpressionContext.STORE
+    elif kind is not cst.Attribute and kind is not cst.Subscript:
+        for child in node.children:
+            _mark_stores(child, out)
 
 
 class _ScopeVisitor(_LeanDispatch, ScopeVisitor):
+    """LibCST's scope visitor, walked lean. The one thing it asks of ExpressionContextProvider is
+    whether a name it visits is stored (``visit_Name``: ``LOAD``, ``DEL`` and no context all count as
+    an access), so instead of that provider's pass over the whole tree, each target is marked when
+    the visitor enters the node that holds it, before any name below that node is visited
+    (``_stores``, its ``ExpressionContextProvider`` metadata)."""
+
     _ATTRIBUTE_HOOKS = _attribute_hooks(ScopeVisitor)
+
+    def __init__(self, provider: ScopeProvider) -> None:
+        super().__init__(provider)
+        self._stores: Dict[cst.CSTNode, object] = {}
+
+    def _enter(self, node: cst.CSTNode) -> bool:
+        targets = _STORE_TARGETS.get(type(node))
+        if targets is not None:
+            for target in targets(node):
+                _mark_stores(target, self._stores)
+        return super()._enter(node)
 
     def _exit(self, original_node: cst.CSTNode) -> None:  # ScopeVisitor.on_leave, one isinstance per type
         self.provider.set_metadata(original_node, self.scope)
