@@ -39,6 +39,44 @@ def test_internals_exist():
     assert hasattr(position, "CodePosition")
     assert hasattr(position_provider, "NEWLINE_RE") and hasattr(position_provider, "PositionProvidingCodegenState")
     assert hasattr(cst.Module, "_codegen")
+    # what RuleContext.release clears to break the scope analysis's reference cycles
+    scopes = resolve_scopes(cst.parse_module("import os\ndef f(a):\n    return a + os.sep\n"))
+    scope = next(s for s in scopes.values() if s is not None and s.assignments["a"])
+    assert all(isinstance(getattr(scope, t), dict) for t in ("_assignments", "_accesses_by_name", "_accesses_by_node"))
+    assignment = next(iter(scope.assignments["a"]))
+    access = next(iter(scope.accesses["a"]))
+    assert isinstance(assignment._BaseAssignment__accesses, set) and isinstance(access._Access__assignments, set)
+
+
+def test_a_port_leaves_its_tree_to_reference_counting():
+    """Nothing of a port (scopes, closures over the rules' context, per-call visitor classes) is left in
+    a reference cycle that holds the file's tree: dropped, the tree is freed at once, and the garbage
+    collector, which the tool's own processes run only between files (engine.between_files), finds
+    next to nothing to walk."""
+    import gc
+
+    from torchdevice_migrate.options import Options
+    from torchdevice_migrate.transform import migrate_source
+
+    source = SOURCE.encode() + b"\nif torch.cuda.is_available() and torch.cuda.device_count() >= 2:\n" \
+                               b"    for i in range(torch.cuda.device_count()):\n        p.start()\n"
+    migrate_source(source, "case.py", Options(slice_min_bytes=None))  # imports, caches
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(3):
+            new = migrate_source(source, "case.py", Options(slice_min_bytes=None)).new
+        assert new != source
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        left = [o for o in gc.garbage if isinstance(o, cst.CSTNode)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        if enabled:
+            gc.enable()
+    assert left == []
 
 
 def test_positions_equal_libcst_public_positions():

@@ -455,3 +455,33 @@ def test_the_scan_plans_the_slice_of_a_candidate_it_parsed(tmp_path, monkeypatch
         alone = _engine.migrate_bytes(big.encode(), str(path), options, candidate=True)
         assert planned.state is FileState.CHANGED
         assert (planned.new, planned.findings) == (alone.new, alone.findings)
+
+
+def test_the_collector_runs_between_files_only_in_the_tools_own_processes(tmp_path):
+    """A library caller's process keeps its garbage collector as it was; the CLI's process (and its
+    workers) turn it off and collect between files, when a file left enough to collect."""
+    import gc
+
+    from torchdevice_migrate.engine import run
+    from torchdevice_migrate.options import Options
+
+    f = tmp_path / "m.py"
+    f.write_text("import torch\nx = torch.zeros(1).cuda()\n")
+    assert gc.isenabled()
+    run([f], Options(), jobs=1)
+    assert gc.isenabled()  # not the tool's process: left alone
+    code = (
+        "import gc, sys\nfrom pathlib import Path\nfrom torchdevice_migrate import engine\n"
+        "from torchdevice_migrate.options import Options\n"
+        "during = []\n"
+        "engine.run([Path(sys.argv[1])], Options(), own_process=True, on_result=lambda r: during.append(gc.isenabled()))\n"
+        "assert during == [False] and gc.isenabled()\n"  # off during the run, back on after it
+        "engine.collect_between_files()\n"
+        "for _ in range(2 * engine._YOUNG_LIMIT):\n"
+        "    a = []; a.append(a)\n"  # a reference cycle: only the collector frees it
+        "assert gc.get_count()[0] > engine._YOUNG_LIMIT\n"
+        "engine.between_files()\n"
+        "assert gc.get_count()[0] < 1000, gc.get_count()\n"
+        "print('ok')\n")
+    out = _subprocess.run([_sys.executable, "-c", code, str(f)], capture_output=True, text=True)
+    assert out.stdout.strip() == "ok", out.stderr

@@ -194,7 +194,7 @@ class Slice:
         scope_skip: Set[int] = set()
         for node, a, _ in pending:
             scope_skip.add(id(node))
-            group = a.body if isinstance(a, ast.Module) else [a]
+            group: List[Any] = a.body if isinstance(a, ast.Module) else [a]
             text = self.reduced[starts[group[0].lineno - 1]:starts[min(group[-1].end_lineno or group[-1].lineno,
                                                                        len(starts) - 1)]]
             if self.names_matter and _may_spell_target_name(text):
@@ -431,9 +431,9 @@ def _function_statement_runs(tree: ast.Module, source: bytes, starts: List[int],
             if id(node) in gone:
                 continue
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                returns, args = getattr(node, "returns", None), getattr(node, "args", None)
                 header = [*node.decorator_list, *getattr(node, "bases", ()), *getattr(node, "keywords", ()),
-                          *([node.args] if hasattr(node, "args") else []),
-                          *([node.returns] if getattr(node, "returns", None) else [])]
+                          *([args] if args is not None else []), *([returns] if returns else [])]
                 for part in header:
                     used.update(names(part))
                 if node.body and node.body[0].lineno > node.lineno:
@@ -445,7 +445,10 @@ def _function_statement_runs(tree: ast.Module, source: bytes, starts: List[int],
             else:
                 pending.append((node, function))
 
-    visit(tree.body, None)
+    try:
+        visit(tree.body, None)
+    finally:
+        visit = None  # type: ignore[assignment]  # no reference cycle (visit -> its cell -> visit)
     bound = [(node, function, _binds(node)) for node, function in pending]
     grew = True
     while grew:  # what binds a name read where the rules go stays, and then what it reads counts

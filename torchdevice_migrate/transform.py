@@ -282,15 +282,27 @@ def file_facts(ctx: RuleContext, module: cst.Module, path: str, options: Options
     # Only dependent rewrites, in a restricted run: ask every rule, with no selection.
     full = dataclasses.replace(options, rules=None, select=None, ignore=set())
     every, _, _ = _run_rules(module, path, full, code, getattr(ctx, "piece", None), getattr(ctx, "_positions", None))
-    return FileFacts(uses_cuda=any(r.alone for r in every.rewrites))
+    try:
+        return FileFacts(uses_cuda=any(r.alone for r in every.rewrites))
+    finally:
+        every.release()
 
 
 def _migrate_module(module: cst.Module, path: str, options: Options, code: Optional[str] = None, piece=None,
                     positions=None, texts: Optional[StatementTexts] = None):
-    shim_parent, _, shim_last = options.shim_module.rpartition(".")
     if code is None:
         code = module.code
     ctx, new_module, alias = _run_rules(module, path, options, code, piece, positions)
+    try:
+        return _finish_module(ctx, new_module, alias, module, path, options, code, piece, texts)
+    finally:
+        ctx.release()  # the tree is freed when the caller drops it, not when a collector walks it
+
+
+def _finish_module(ctx: RuleContext, new_module: cst.Module, alias: str, module: cst.Module, path: str,
+                   options: Options, code: str, piece, texts: Optional[StatementTexts]):
+    """``_migrate_module`` once the rules ran: the file's facts, its findings, the imports."""
+    shim_parent, _, shim_last = options.shim_module.rpartition(".")
     if not file_facts(ctx, module, path, options, code).uses_cuda:
         ctx.rewrites = []  # only rewrites that do not make a file CUDA-using: leave it byte-identical
     findings = ctx.findings()

@@ -12,7 +12,21 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
-from typing import AbstractSet, Any, Callable, ClassVar, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
+from typing import (
+    AbstractSet,
+    Any,
+    Callable,
+    ClassVar,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+    Union,
+)
 
 import libcst as cst
 from libcst._position import CodePosition
@@ -257,6 +271,30 @@ class RuleContext:
 
     def rewritten_ranges(self) -> List[Tuple[Tuple[int, int], Tuple[int, int]]]:
         return [(r.start, r.end) for r in self.rewrites]
+
+    def release(self) -> None:
+        """Let go of the file (its tree, scopes, positions, parents) once its port is made; the context
+        is not to be used again. The scope analysis is a web of reference cycles (a scope holds its
+        assignments and accesses, each of which holds the scope, the others and a node), as are
+        closures a rule may have made over this context: without this, the whole tree would live on
+        until the cyclic garbage collector walks it (``engine.collect_between_files``)."""
+        scopes: Set[Any] = {s for s in (self._scopes or {}).values() if s is not None}
+        for scope in list(scopes):
+            parent = getattr(scope, "parent", None)
+            while parent is not None and parent not in scopes and parent is not scope:
+                scopes.add(parent)  # the builtin scope above the global one
+                scope, parent = parent, getattr(parent, "parent", None)
+        for scope in scopes:
+            for table in (scope._assignments, scope._accesses_by_name, scope._accesses_by_node):
+                for group in table.values():
+                    for item in group:
+                        links = getattr(item, "_BaseAssignment__accesses", None)
+                        if links is None:
+                            links = getattr(item, "_Access__assignments", None)
+                        if links is not None:
+                            links.clear()
+                table.clear()
+        self.__dict__.clear()
 
 
 def resolve_scopes(module: cst.Module, skip: AbstractSet[int] = frozenset()) -> Mapping[cst.CSTNode, object]:
@@ -829,7 +867,10 @@ def _traverse(node: cst.CSTNode, enter: Any, leave: Any, attributes: Any = None,
                     attributes.on_leave_attribute(node, name)
         leave(node)
 
-    go(node)
+    try:
+        go(node)
+    finally:
+        go = None  # type: ignore[assignment]  # no reference cycle (go -> its cell -> go) to hold the visitor
 
 
 # ---- TorchScript -------------------------------------------------------------------------------

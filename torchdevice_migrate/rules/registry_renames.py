@@ -39,7 +39,7 @@ Answers the shim gives only on CUDA are reported where they are read: an attribu
 
 from __future__ import annotations
 
-from typing import List, Optional, Union
+from typing import Callable, List, Optional, Union
 
 import libcst as cst
 
@@ -526,18 +526,30 @@ class RegistryRenames(GuardsStatements, Rule):
         return updated.with_changes(**{test: new_test}) if replacer.done else None
 
 
+class _CallsFinder(NodeVisitor):
+    """The calls under a node (in source order) that ``wanted(call)`` accepts. (A visitor class made
+    once, not in each call: a class made in a function is a reference cycle, which would hold the
+    file's tree until the cyclic collector runs.)"""
+
+    def __init__(self, wanted: Callable[[cst.Call], bool]) -> None:
+        self.wanted = wanted
+        self.found: List[cst.Call] = []
+
+    def visit_Call(self, node: cst.Call) -> bool:
+        if self.wanted(node):
+            self.found.append(node)
+        return True
+
+
+def _calls(node: cst.CSTNode, wanted: Callable[[cst.Call], bool]) -> List[cst.Call]:
+    finder = _CallsFinder(wanted)
+    walk(finder, node)
+    return finder.found
+
+
 def _availability_calls(ctx: RuleContext, test: cst.BaseExpression) -> List[cst.Call]:
     """``torch.cuda.is_available()`` calls in an ``if`` test, in source order."""
-    found: List[cst.Call] = []
-
-    class _Find(NodeVisitor):
-        def visit_Call(self, node: cst.Call) -> bool:
-            if not node.args and ctx.qualname(node.func) == "torch.cuda.is_available":
-                found.append(node)
-            return True
-
-    walk(_Find(), test)
-    return found
+    return _calls(test, lambda node: not node.args and ctx.qualname(node.func) == "torch.cuda.is_available")
 
 
 def _keeps_unported_cuda(ctx: RuleContext, branch: cst.CSTNode) -> bool:
@@ -642,18 +654,24 @@ def _stated_requirement(ctx: RuleContext, node: cst.If) -> Optional[cst.Call]:
 
 def _report_count_requirement(ctx: RuleContext, test: cst.BaseExpression) -> None:
     """``assert torch.cuda.device_count() >= 2``: a requirement of several GPUs, left and reported."""
-    found: List[cst.Call] = []
-
-    class _Find(NodeVisitor):
-        def visit_Comparison(self, node: cst.Comparison) -> None:
-            for operand in [node.left] + [t.comparator for t in node.comparisons]:
-                if (isinstance(operand, cst.Call) and not operand.args
-                        and ctx.qualname(operand.func) in ("torch.cuda.device_count", "torch.cuda.random.device_count")):
-                    found.append(operand)
-
-    walk(_Find(), test)
-    for call in found:
+    finder = _CountComparisons(ctx)
+    walk(finder, test)
+    for call in finder.found:
         ctx.report(call, "torch.cuda.device_count", FindingStatus.REVIEW, "TDM306")
+
+
+class _CountComparisons(NodeVisitor):
+    """``torch.cuda.device_count()`` calls compared with something (``>= 2``), in source order."""
+
+    def __init__(self, ctx: RuleContext) -> None:
+        self.ctx = ctx
+        self.found: List[cst.Call] = []
+
+    def visit_Comparison(self, node: cst.Comparison) -> None:
+        for operand in [node.left] + [t.comparator for t in node.comparisons]:
+            if (isinstance(operand, cst.Call) and not operand.args
+                    and self.ctx.qualname(operand.func) in ("torch.cuda.device_count", "torch.cuda.random.device_count")):
+                self.found.append(operand)
 
 
 class _RequirementReplacer(cst.CSTTransformer):
@@ -733,18 +751,13 @@ def _worker_site(ctx: RuleContext, node: cst.CSTNode) -> bool:
 
 
 def _starts_processes(block: cst.CSTNode) -> bool:
-    found = []
+    return bool(_calls(block, _starts_a_process))
 
-    class _Find(NodeVisitor):
-        def visit_Call(self, node: cst.Call) -> bool:
-            f = node.func
-            name = f.attr.value if isinstance(f, cst.Attribute) else f.value if isinstance(f, cst.Name) else ""
-            if name in ("start", "Process", "spawn", "start_processes", "Popen"):
-                found.append(node)
-            return True
 
-    walk(_Find(), block)
-    return bool(found)
+def _starts_a_process(node: cst.Call) -> bool:
+    f = node.func
+    name = f.attr.value if isinstance(f, cst.Attribute) else f.value if isinstance(f, cst.Name) else ""
+    return name in ("start", "Process", "spawn", "start_processes", "Popen")
 
 
 # ---- answers the shim gives only on some backends ----------------------------------------------
