@@ -274,8 +274,9 @@ def plan(source: bytes, options: Options) -> Optional[Slice]:
     is_code = code_positions(source, tree, starts)
     project = set(PROJECT_TRIGGER.patterns)
     precise = {m.start() for m in PROJECT_TRIGGER.finditer(source)}
-    hit_lines = _matching_lines(source, keep, starts,
-                                lambda p, m: is_code(m.start()) and (p not in project or m.start() in precise))
+    matches = [(p, m) for p in keep for m in p.finditer(source)]  # one pass of each keep pattern
+    hit_lines = _lines_of([m for p, m in matches if is_code(m.start()) and (p not in project or m.start() in precise)],
+                          starts)
 
     def stub(prefix: bytes, first: int, last: int) -> bytes:
         """``prefix`` and, after the placeholder, a comment that spells the marks of the text set aside."""
@@ -290,7 +291,7 @@ def plan(source: bytes, options: Options) -> Optional[Slice]:
         return _any_within(hit_lines, first, last)
 
     candidates = [u for u in units if not has_hit(u.start, u.last)]
-    string_lines = _matching_lines(source, [_DEVICE_STRING], starts)
+    string_lines = _lines_of([m for p, m in matches if p is _DEVICE_STRING], starts)
     tainted = _tainted(tree, source, starts, has_hit, units, string_lines, keep)
     words = _words(tainted)
     if words is not None:
@@ -331,8 +332,9 @@ def plan(source: bytes, options: Options) -> Optional[Slice]:
     cuts += _class_level_runs(tree, source, starts, hidden, has_hit, words, stub)
     statement_words = _words(_statement_taint(tree, source, starts, has_hit, tainted, keep))
     gone = {id(n) for c in cuts for n in c.nodes} | docstrings_gone
-    cuts += _function_statement_runs(tree, source, starts, gone, [*keep, *([statement_words] if statement_words else [])],
-                                     stub)
+    rule_lines = _lines_of([m for _, m in matches] + list(statement_words.finditer(source) if statement_words else ()),
+                           starts)
+    cuts += _function_statement_runs(tree, source, starts, gone, rule_lines, stub)
     if sum(starts[min(c.last, len(starts) - 1)] - starts[c.first - 1] for c in cuts) < minimum // 2:
         cuts = []  # not worth a second parse; the rules still skip the statements nothing can touch
     piece = _reduce(source, starts, cuts, options.target == "torch")
@@ -411,15 +413,14 @@ _FUNCTION_TIES = re.compile(rb"cpu|mps|(?<![\w])yield(?![\w])")
 
 
 def _function_statement_runs(tree: ast.Module, source: bytes, starts: List[int], gone: Set[int],
-                             rules: Sequence[re.Pattern[bytes]], stub) -> List[_Cut]:
+                             rule_lines: List[int], stub) -> List[_Cut]:
     """Runs of statements inside the functions that stay (one placeholder line each) that no pass of
     the port goes into: what ``Slice.skipped`` would tell the rules' pass, the review pass and the
-    scope analysis to skip in the reduced module (no match of ``rules``: the keep patterns and the
-    connected names; binding no name read where the rules go, to a fixed point), and that nothing
+    scope analysis to skip in the reduced module (no line of ``rule_lines``: a match of the keep
+    patterns or of the connected names; binding no name read where the rules go, to a fixed point), and that nothing
     else asks about (``_FUNCTION_TIES``). A compound statement goes whole or stays whole; functions
     and classes nested in a function are gone into, as ``_pair`` goes into them. ``gone``: ids of
     the nodes other cuts set aside (functions, class-level runs, docstrings)."""
-    rule_lines = _matching_lines(source, rules, starts)
     used: Set[str] = set()
     pending: List[Tuple[ast.stmt, Optional[ast.AST]]] = []  # (statement, the function whose body holds it)
 
@@ -624,6 +625,15 @@ def _matching_lines(source: bytes, patterns: Sequence[re.Pattern[bytes]], starts
                 continue
             lines.add(bisect.bisect_right(starts, m.start()))
             lines.add(bisect.bisect_right(starts, max(m.end() - 1, m.start())))
+    return sorted(lines)
+
+
+def _lines_of(matches: Iterable[re.Match[bytes]], starts: List[int]) -> List[int]:
+    """``_matching_lines`` of matches already found."""
+    lines = set()
+    for m in matches:
+        lines.add(bisect.bisect_right(starts, m.start()))
+        lines.add(bisect.bisect_right(starts, max(m.end() - 1, m.start())))
     return sorted(lines)
 
 
