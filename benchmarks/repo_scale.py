@@ -109,10 +109,11 @@ def cli_run(args, jobs: int, cache: Path) -> dict:
     ``cache``: the project index cache folder (``TORCHDEVICE_MIGRATE_CACHE``), never the user's."""
     cmd = [sys.executable, "-c", _TIMED_CLI, "--no-config", "-q", *(["-j", str(jobs)] if jobs else []), *args]
     code = ("import resource, subprocess, sys, time, json\n"
-            "t = time.perf_counter(); rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL,"
-            " stderr=subprocess.PIPE).returncode\n"
+            "t = time.perf_counter(); p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL,"
+            " stderr=subprocess.PIPE); rc = p.returncode\n"
             "wall = time.perf_counter() - t; r = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
-            "print(json.dumps(dict(rc=rc, wall=wall, cpu=r.ru_utime + r.ru_stime, rss_mb=r.ru_maxrss / 1024)))\n")
+            "print(json.dumps(dict(rc=rc, wall=wall, cpu=r.ru_utime + r.ru_stime, rss_mb=r.ru_maxrss / 1024,"
+            " err=p.stderr.decode(errors='replace')[-2000:])))\n")
     with tempfile.NamedTemporaryFile(suffix=".json") as marks:
         env = dict(os.environ, TORCHDEVICE_MIGRATE_CACHE=str(cache), TDM_BENCH_MARKS=marks.name,
                    PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
@@ -272,6 +273,8 @@ def main() -> None:
               f"exit {r['rc']}  ratio to ast.parse {r['wall'] / t_ast:.2f}")
         if r["marks"]:
             print(f"    steps, seconds from the interpreter's start: {_steps(r['marks'])}")
+        if "done" not in r["marks"]:  # the run did not get through its files: say why
+            print("    the run stopped early:", r.get("err", "").strip()[-600:] or "(nothing on stderr)")
     print(f"({cores} cores available)")
 
 
