@@ -249,7 +249,10 @@ def main() -> None:
     # environment with PYTHONDONTWRITEBYTECODE has no bytecode, and every CLI process (parent and
     # workers) would compile the tool's modules from source again (~0.05 s of each run's wall time).
     bytecode = "no (--no-bytecode)"
-    if not args.no_bytecode:
+    if args.no_bytecode:
+        for cache_dir in (REPO / "torchdevice_migrate").rglob("__pycache__"):
+            shutil.rmtree(cache_dir, ignore_errors=True)
+    else:
         done = subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "torchdevice_migrate")],
                               capture_output=True)
         bytecode = "yes, as pip install leaves it" if done.returncode == 0 else "no (compileall failed)"
