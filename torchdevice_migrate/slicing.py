@@ -26,6 +26,12 @@ A function is kept when its text (decorators and signature included) holds:
   alias must not collide with a name bound anywhere);
 * under ``--target torch``, the names the module-level device value may take (``device``, ...).
 
+Inside the functions that stay, runs of statements that no pass of the port would go into are set
+aside the same way, one placeholder line each (``_function_statement_runs``): no match and no
+connected name in them, binding no name read where the rules go (to a fixed point, as the scope
+analysis needs), and no sibling device name (``return 'cpu'`` beside ``return 'cuda'``) or ``yield``;
+a compound statement goes whole or stays whole.
+
 Import-path and environment setup (``sys.path``, ``os.environ``), which the placement of an added
 import looks for in the text of each module-level statement, is carried in the placeholder's comment.
 Everything else at module or class level stays, every import among it; nested functions stay with the
