@@ -186,25 +186,14 @@ class Slice:
         # What the rules ask about is bound where a rule looks (``x = autocast if amp else nullcontext``
         # before ``with x('cuda')``): a statement that binds a name read where the rules go is kept
         # for the scope analysis, and so are those binding the names it reads, to a fixed point.
-        pending = [(node, a, _binds(a)) for node, a in pairs if id(node) in rules_skip]
-        grew = True
-        while grew:
-            grew, rest = False, []
-            for node, a, binds in pending:
-                if binds & used:
-                    used.update(n.id for n in _walk(a) if isinstance(n, ast.Name))
-                    grew = True
-                else:
-                    rest.append((node, a, binds))
-            pending = rest
         scope_skip: Set[int] = set()
-        for node, a, _ in pending:
+        for node, a in _binding_nothing_read([(node, a) for node, a in pairs if id(node) in rules_skip], used):
             scope_skip.add(id(node))
-            group: List[Any] = a.body if isinstance(a, ast.Module) else [a]
-            text = self.reduced[starts[group[0].lineno - 1]:starts[min(group[-1].end_lineno or group[-1].lineno,
-                                                                       len(starts) - 1)]]
-            if self.names_matter and _may_spell_target_name(text):
-                self.hidden.append(a)  # their names count for hidden_names (no scope lists them)
+            if self.names_matter:
+                group: List[Any] = a.body if isinstance(a, ast.Module) else [a]
+                if _may_spell_target_name(_lines_text(self.reduced, starts, group[0].lineno,
+                                                      group[-1].end_lineno or group[-1].lineno)):
+                    self.hidden.append(a)  # their names count for hidden_names (no scope lists them)
         return rules_skip, review_skip, scope_skip
 
     def uses_any(self, names: Set[str]) -> bool:
@@ -363,21 +352,14 @@ def _class_level_runs(tree: ast.Module, source: bytes, starts: List[int], hidden
     the class scope); the names that decide how a class's ``cuda``/``to`` are ported never go."""
     cuts: List[_Cut] = []
 
-    def text(first: int, last: int) -> bytes:
-        return source[starts[first - 1]:starts[last] if last < len(starts) - 1 else len(source)]
-
     def alone(node: ast.stmt) -> bool:  # the statement has its lines to itself, and nothing ties it
         last = node.end_lineno or node.lineno
-        indent = source[starts[node.lineno - 1]:starts[node.lineno - 1] + node.col_offset]
-        rest = source[starts[last - 1] + (node.end_col_offset or 0):starts[last] - 1 if last < len(starts) - 1
-                      else len(source)].strip(b" \t\r\n")
-        return (not indent.strip(b" \t") and (not rest or rest.startswith(b"#")) and not has_hit(node.lineno, last)
-                and (words is None or words.search(text(node.lineno, last)) is None))
+        return (_alone_on_its_lines(node, source, starts) and not has_hit(node.lineno, last)
+                and (words is None or words.search(_lines_text(source, starts, node.lineno, last)) is None))
 
     for cls in _classes(tree.body):
         body = cls.body
-        first = 1 if (body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
-                      and isinstance(body[0].value.value, str)) else 0  # a docstring has its own placeholder
+        first = 1 if body and _is_docstring(body[0]) else 0  # a docstring has its own placeholder
         out: Dict[int, Tuple[ast.stmt, Set[str]]] = {}
         for node in body[first:]:
             string = isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
@@ -429,66 +411,33 @@ def _function_statement_runs(tree: ast.Module, source: bytes, starts: List[int],
     the nodes other cuts set aside (functions, class-level runs, docstrings)."""
     used: Set[str] = set()
     pending: List[Tuple[ast.stmt, Optional[ast.AST]]] = []  # (statement, the function whose body holds it)
-
-    def names(node: ast.AST) -> Set[str]:
-        return {n.id for n in _walk(node) if isinstance(n, ast.Name)}
-
-    def visit(body: Sequence[ast.stmt], function: Optional[ast.AST]) -> None:
+    todo: List[Tuple[Sequence[ast.stmt], Optional[ast.AST]]] = [(tree.body, None)]  # (body, its function)
+    while todo:
+        body, function = todo.pop()
         for node in body:
             if id(node) in gone:
                 continue
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                returns, args = getattr(node, "returns", None), getattr(node, "args", None)
-                header = [*node.decorator_list, *getattr(node, "bases", ()), *getattr(node, "keywords", ()),
-                          *([args] if args is not None else []), *([returns] if returns else [])]
-                for part in header:
-                    used.update(names(part))
+                for part in _header_parts(node):
+                    used.update(_read_names(part))
                 if node.body and node.body[0].lineno > node.lineno:
-                    visit(node.body, node if not isinstance(node, ast.ClassDef) else None)
+                    todo.append((node.body, node if not isinstance(node, ast.ClassDef) else None))
                 else:  # ``def f(): return 1``: taken whole
-                    used.update(names(node))
+                    used.update(_read_names(node))
             elif _any_within(rule_lines, node.lineno, node.end_lineno or node.lineno):
-                used.update(names(node))
+                used.update(_read_names(node))
             else:
                 pending.append((node, function))
-
-    try:
-        visit(tree.body, None)
-    finally:
-        visit = None  # type: ignore[assignment]  # no reference cycle (visit -> its cell -> visit)
-    bound = [(node, function, _binds(node)) for node, function in pending]
-    grew = True
-    while grew:  # what binds a name read where the rules go stays, and then what it reads counts
-        grew, rest = False, []
-        for node, function, binds in bound:
-            if binds & used:
-                used.update(names(node))
-                grew = True
-            else:
-                rest.append((node, function, binds))
-        bound = rest
-    free = {id(node) for node, function, _ in bound if function is not None}
-
-    def text(first: int, last: int) -> bytes:
-        return source[starts[first - 1]:starts[last] if last < len(starts) - 1 else len(source)]
-
-    def alone(node: ast.stmt) -> bool:  # the statement has its lines to itself
-        last = node.end_lineno or node.lineno
-        indent = source[starts[node.lineno - 1]:starts[node.lineno - 1] + node.col_offset]
-        rest = source[starts[last - 1] + (node.end_col_offset or 0):starts[last] - 1 if last < len(starts) - 1
-                      else len(source)].strip(b" \t\r\n")
-        return bool(indent) and not indent.strip(b" \t") and (not rest or rest.startswith(b"#"))
-
+    free = {id(node) for function, node in _binding_nothing_read([(f, n) for n, f in pending], used)
+            if function is not None}
     cuts: List[_Cut] = []
 
     def runs(function: ast.AST) -> None:
         body = function.body  # type: ignore[attr-defined]
-        docstring = body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-            and isinstance(body[0].value.value, str)
         run: List[ast.stmt] = []
-        for node in [*body[1 if docstring else 0:], None]:
-            if node is not None and id(node) in free and alone(node) \
-                    and _FUNCTION_TIES.search(text(node.lineno, node.end_lineno or node.lineno)) is None:
+        for node in [*body[1 if _is_docstring(body[0]) else 0:], None]:
+            if node is not None and id(node) in free and _alone_on_its_lines(node, source, starts) and _FUNCTION_TIES.search(
+                    _lines_text(source, starts, node.lineno, node.end_lineno or node.lineno)) is None:
                 run.append(node)
                 continue
             if run:
@@ -624,23 +573,66 @@ def _matching_lines(source: bytes, patterns: Sequence[re.Pattern[bytes]], starts
                     counts: Optional[Callable[[re.Pattern[bytes], re.Match[bytes]], bool]] = None) -> List[int]:
     """Every line on which a match of ``patterns`` starts or ends, sorted (only the matches that
     ``counts(pattern, match)`` accepts, when given)."""
-    lines = set()
-    for p in patterns:
-        for m in p.finditer(source):
-            if counts is not None and not counts(p, m):
-                continue
-            lines.add(bisect.bisect_right(starts, m.start()))
-            lines.add(bisect.bisect_right(starts, max(m.end() - 1, m.start())))
-    return sorted(lines)
+    return _lines_of((m for p in patterns for m in p.finditer(source) if counts is None or counts(p, m)), starts)
 
 
 def _lines_of(matches: Iterable[re.Match[bytes]], starts: List[int]) -> List[int]:
-    """``_matching_lines`` of matches already found."""
+    """Every line on which one of ``matches`` starts or ends, sorted."""
     lines = set()
     for m in matches:
         lines.add(bisect.bisect_right(starts, m.start()))
         lines.add(bisect.bisect_right(starts, max(m.end() - 1, m.start())))
     return sorted(lines)
+
+
+def _lines_text(source: bytes, starts: List[int], first: int, last: int) -> bytes:
+    """Lines ``first..last`` (1-based, inclusive) of ``source``, with their line ends."""
+    return source[starts[first - 1]:starts[last] if last < len(starts) - 1 else len(source)]
+
+
+def _alone_on_its_lines(node: ast.stmt, source: bytes, starts: List[int]) -> bool:
+    """Whether ``node`` has its lines to itself: only indentation before it, at most a comment after it."""
+    last = node.end_lineno or node.lineno
+    indent = source[starts[node.lineno - 1]:starts[node.lineno - 1] + node.col_offset]
+    rest = source[starts[last - 1] + (node.end_col_offset or 0):starts[last] - 1 if last < len(starts) - 1
+                  else len(source)].strip(b" \t\r\n")
+    return bool(indent) and not indent.strip(b" \t") and (not rest or rest.startswith(b"#"))
+
+
+def _is_docstring(node: ast.stmt) -> bool:
+    """A bare string statement (as a body's first: its docstring)."""
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+
+
+def _read_names(node: ast.AST) -> Set[str]:
+    """Every plain name under ``node`` (``ast.Name``), read or bound."""
+    return {n.id for n in _walk(node) if isinstance(n, ast.Name)}
+
+
+def _header_parts(node: Any) -> List[ast.AST]:
+    """What of a function or class is evaluated where it is defined: decorators, bases and keywords,
+    the signature (defaults and annotations), the return annotation."""
+    returns, args = getattr(node, "returns", None), getattr(node, "args", None)
+    return [*node.decorator_list, *getattr(node, "bases", ()), *getattr(node, "keywords", ()),
+            *([args] if args is not None else []), *([returns] if returns else [])]
+
+
+def _binding_nothing_read(items: Sequence[Tuple[Any, ast.AST]], used: Set[str]) -> List[Tuple[Any, ast.AST]]:
+    """Of ``(key, statement)`` items left out of the rules' pass, those binding no name in ``used``
+    (the names read where the rules go), to a fixed point: a statement that binds one stays for the
+    scope analysis, and then the names it reads count too (``used`` grows)."""
+    pending = [(key, a, _binds(a)) for key, a in items]
+    grew = True
+    while grew:
+        grew, rest = False, []
+        for key, a, binds in pending:
+            if binds & used:
+                used.update(_read_names(a))
+                grew = True
+            else:
+                rest.append((key, a, binds))
+        pending = rest
+    return [(key, a) for key, a, _ in pending]
 
 
 def _any_within(lines: List[int], first: int, last: int) -> bool:
@@ -701,8 +693,7 @@ def _docstrings(body: Sequence[ast.stmt], source: bytes, starts: List[int],
         if isinstance(node, ast.ClassDef):
             yield from _docstrings(node.body, source, starts, skip)
         first = node.body[0] if node.body else None
-        if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
-                and isinstance(first.value.value, str)) or first.end_lineno is None or first.lineno <= node.lineno:
+        if first is None or not _is_docstring(first) or first.end_lineno is None or first.lineno <= node.lineno:
             continue
         line = starts[first.lineno - 1]
         indent = source[line:line + first.col_offset]
@@ -751,7 +742,7 @@ class _Level:
         return names
 
     def used(self) -> Set[str]:
-        return {n.id for p in (self.parts or [self.node]) for n in _walk(p) if isinstance(n, ast.Name)}
+        return {name for p in (self.parts or [self.node]) for name in _read_names(p)}
 
 
 _COMPOUND_BODIES = ("body", "orelse", "finalbody")
@@ -944,7 +935,7 @@ def _pair(body, statements: Sequence[ast.stmt], outs: Tuple[Set[int], ...], line
         whole = group[0] if len(group) == 1 else ast.Module(list(group), [])
         pairs.append((node, whole))
         if id(node) not in outs[0]:
-            used.update(n.id for n in _walk(whole) if isinstance(n, ast.Name))
+            used.update(_read_names(whole))
 
     i = 0
     for node in body:
@@ -966,15 +957,13 @@ def _pair(body, statements: Sequence[ast.stmt], outs: Tuple[Set[int], ...], line
             if node.name.value != a.name:
                 return False
             # The header (decorators, signature, bases) is always gone into.
-            header = [*a.decorator_list, *getattr(a, "bases", ()), *getattr(a, "keywords", ()),
-                      *([a.args] if hasattr(a, "args") else []), *([a.returns] if getattr(a, "returns", None) else [])]
-            for part in header:
-                used.update(n.id for n in _walk(part) if isinstance(n, ast.Name))
+            for part in _header_parts(a):
+                used.update(_read_names(part))
             if isinstance(node.body, cst.IndentedBlock):
                 if not _pair(node.body.body, a.body, outs, lines, pairs, used):
                     return False
             else:
-                used.update(n.id for n in _walk(a) if isinstance(n, ast.Name))
+                used.update(_read_names(a))
         else:
             mark(node, [a])
     return i == len(statements)
